@@ -1,0 +1,1 @@
+"""shopkeeper: a self-hosted personalization engine for small and mid-size shops."""

@@ -1,0 +1,147 @@
+"""The ASGI application factory. Never a module-level app: settings come in, the app comes out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shopkeeper.api import people, tracking
+from shopkeeper.api.state import AppState
+from shopkeeper.errors import ShopkeeperError
+from shopkeeper.events.ingest import Ingestor
+from shopkeeper.settings import Settings
+from shopkeeper.store import Store
+
+log = logging.getLogger("shopkeeper.api")
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """Build the app. It opens (and migrates) the store unless one is given, and closes what it opened."""
+    settings = settings or Settings()
+    owns_store = store is None
+    store = store or Store.open(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        key_cache_seconds=settings.key_cache_seconds,
+    )
+    state = AppState(
+        settings, store, Ingestor(store, max_message_bytes=settings.max_message_bytes), owns_store
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if state.owns_store:
+            state.store.close()
+
+    app = FastAPI(
+        title="shopkeeper",
+        version=_version(),
+        summary="A self-hosted personalization engine for small and mid-size shops.",
+        lifespan=lifespan,
+    )
+    app.state.shopkeeper = state
+    app.include_router(tracking.router)
+    app.include_router(people.router)
+    _add_health(app, state)
+    _add_error_handlers(app)
+    _add_security_schemes(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory shopkeeper.api.app:app_from_env` (several workers on PostgreSQL)."""
+    return create_app(Settings())
+
+
+def _add_health(app: FastAPI, state: AppState) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database answers")
+    async def readyz() -> JSONResponse:
+        try:
+            await run_in_threadpool(state.store.ping)
+        except ShopkeeperError as exc:
+            return JSONResponse(exc.to_json(), status_code=503)
+        return JSONResponse({"status": "ready", "database": state.store.backend})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShopkeeperError)
+    async def on_shopkeeper_error(_: Request, exc: ShopkeeperError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="shopkeeper"'} if exc.status == 401 else None
+        return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        body = {"error": {"code": "invalid_input", "message": message, "field": field}}
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse(
+            {"error": {"code": code, "message": message, "field": None}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The route template and the exception type only: messages can hold personal data.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, route)
+        body = {
+            "error": {
+                "code": "internal_error",
+                "message": "an unexpected error; nothing was stored",
+                "field": None,
+            }
+        }
+        return JSONResponse(body, status_code=500)
+
+
+def _add_security_schemes(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {}).update(
+            {
+                "writeKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The write key as the username, no password.",
+                },
+                "adminKey": {"type": "http", "scheme": "bearer", "description": "An admin key."},
+            }
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    try:
+        return version("shopkeeper")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,70 @@
+"""Who is calling: write keys (HTTP Basic username, or `writeKey` in the body) and admin keys (Bearer)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from starlette.requests import Request
+
+from shopkeeper.errors import AuthenticationError, PermissionDenied
+from shopkeeper.records import ApiKey
+from shopkeeper.store.keys import SqlKeyStore
+
+WRITE_KEY_HELP = "send the write key as the HTTP Basic username, or as writeKey in the body"
+
+
+def key_from_header(request: Request) -> str | None:
+    """The key in the Authorization header: Basic (the username) or Bearer. None when there is none."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and credentials.strip():
+        return credentials.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthenticationError(
+                "the Basic credentials are not valid base64", field="Authorization"
+            ) from None
+        username = decoded.partition(":")[0]
+        if username:
+            return username
+    raise AuthenticationError(
+        "the Authorization header must be Basic <write key> or Bearer <key>", field="Authorization"
+    )
+
+
+def write_key(keys: SqlKeyStore, raw: str | None, body: Any = None) -> ApiKey:
+    """The write key this tracking call carries; admin keys are refused (write keys only ingest)."""
+    if raw is None and isinstance(body, dict):
+        candidate = body.get("writeKey")
+        raw = candidate if isinstance(candidate, str) and candidate else None
+    if raw is None:
+        raise AuthenticationError(f"no write key: {WRITE_KEY_HELP}", field="Authorization")
+    key = keys.authenticate(raw)
+    if key is None:
+        raise AuthenticationError("unknown or revoked write key", field="Authorization")
+    if key.kind != "write":
+        raise PermissionDenied("tracking endpoints take a write key, not an admin key", field="Authorization")
+    return key
+
+
+def admin_key(keys: SqlKeyStore, request: Request) -> ApiKey:
+    raw = key_from_header(request)
+    if raw is None:
+        raise AuthenticationError(
+            "send the admin key as: Authorization: Bearer <admin key>", field="Authorization"
+        )
+    key = keys.authenticate(raw)
+    if key is None:
+        raise AuthenticationError("unknown or revoked key", field="Authorization")
+    if key.kind != "admin":
+        raise PermissionDenied(
+            "this endpoint needs an admin key; write keys may only ingest", field="Authorization"
+        )
+    return key

@@ -1,0 +1,17 @@
+"""What the app holds for its lifetime: settings, the store and the ingestor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopkeeper.events.ingest import Ingestor
+from shopkeeper.settings import Settings
+from shopkeeper.store import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    ingestor: Ingestor
+    owns_store: bool

@@ -1,0 +1,52 @@
+"""What every command shares: the `--db` and `--json` options, settings, and printing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+
+from shopkeeper.settings import Settings
+from shopkeeper.store import Store
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help="Database URL, e.g. sqlite:///shop.db or postgresql+psycopg://host/db "
+        "[default: env SHOPKEEPER_DATABASE_URL, else sqlite:///shopkeeper.db]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def settings_for(db: str | None) -> Settings:
+    return Settings().with_database(db)
+
+
+def open_store(db: str | None) -> Store:
+    settings = settings_for(db)
+    return Store.open(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        key_cache_seconds=settings.key_cache_seconds,
+    )
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for printing."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def print_json(value: Any) -> None:
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())

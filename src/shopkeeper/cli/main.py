@@ -1,0 +1,30 @@
+"""The `shopkeeper` command: one sub-command per job, each with `--db URL` and `--help`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shopkeeper.cli import keys, people, serve
+from shopkeeper.errors import ShopkeeperError
+
+app = typer.Typer(
+    name="shopkeeper",
+    help="shopkeeper: a self-hosted personalization engine for small and mid-size shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(keys.app, name="keys")
+app.add_typer(people.app, name="people")
+
+
+def main() -> None:
+    """Run the CLI. A user's mistake is one line on stderr and exit code 1, never a traceback."""
+    try:
+        app()
+    except ShopkeeperError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)

@@ -1,0 +1,52 @@
+"""`shopkeeper serve`: run the HTTP API."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from shopkeeper.api.app import create_app
+from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
+from shopkeeper.errors import InvalidInput
+
+
+def serve(
+    db: DbOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface to listen on [default: 127.0.0.1]", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port [default: 8000]", show_default=False)
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (PostgreSQL only).")] = 1,
+) -> None:
+    """Serve the tracking and shop APIs (OpenAPI at /openapi.json, docs at /docs)."""
+    settings = settings_for(db)
+    host = host or settings.host
+    port = port or settings.port
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise InvalidInput(
+            "SQLite has one writer: use --workers 1, or PostgreSQL for several workers", field="--workers"
+        )
+    console.print(f"shopkeeper on http://{host}:{port}  (database {safe_url(settings.database_url)})")
+    if workers > 1:
+        os.environ["SHOPKEEPER_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "shopkeeper.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return
+    app = create_app(settings)
+    if not app.state.shopkeeper.store.keys.list():
+        console.print("No keys yet. Create one with: shopkeeper keys create --kind write")
+    # No access log: paths carry people's ids, and logs must not hold personal data.
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)

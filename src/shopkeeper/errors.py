@@ -1,0 +1,60 @@
+"""The exception tree: every error shopkeeper raises on purpose, with its HTTP status and a stable code.
+
+ShopkeeperError
+├── InvalidInput            400  bad JSON, a wrong type, a missing field
+│   └── PayloadTooLarge     413  over the spec's 32 KB per message / 500 KB per batch
+├── AuthenticationError     401  no key, or a key we don't know
+├── PermissionDenied        403  a key of the wrong kind, or a browser origin the key doesn't allow
+├── NotFound                404  an unknown person or route
+└── StoreError              503  the database can't be reached or isn't migrated
+"""
+
+from __future__ import annotations
+
+
+class ShopkeeperError(Exception):
+    """Base of every error shopkeeper raises on purpose."""
+
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict[str, object]:
+        """The body of an HTTP error: `{"error": {"code", "message", "field"}}`."""
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+class InvalidInput(ShopkeeperError):
+    status = 400
+    code = "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationError(ShopkeeperError):
+    status = 401
+    code = "unauthenticated"
+
+
+class PermissionDenied(ShopkeeperError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ShopkeeperError):
+    status = 404
+    code = "not_found"
+
+
+class StoreError(ShopkeeperError):
+    status = 503
+    code = "store_unavailable"

@@ -1,0 +1,188 @@
+"""Ingestion: validate Segment messages, correct clock skew, stitch identities, append to the log.
+
+One call is one transaction: either every message of a batch is stored (or recognised as a resend), or
+none is and the caller gets a 4xx naming the field. The call returns only after the commit, so an
+acknowledged message survives a crash of the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shopkeeper.errors import InvalidInput, PayloadTooLarge
+from shopkeeper.events.spec import Message, MessageType, parse_message
+from shopkeeper.records import IdentityKind, IngestResult
+from shopkeeper.store import Store
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.identity import IdentityResolver
+
+_STAMPS = ("timestamp", "sentAt")
+
+
+class Ingestor:
+    """Takes raw messages in, stores them once each. Thread-safe; one per process is enough."""
+
+    def __init__(self, store: Store, *, max_message_bytes: int = 32 * 1024) -> None:
+        self._store = store
+        self._max_message_bytes = max_message_bytes
+        # SQLite has one writer; queueing here is cheaper than SQLite's busy-wait back-off.
+        self._lock = threading.Lock() if store.backend == "sqlite" else None
+
+    def ingest(
+        self,
+        raw_messages: Sequence[Any],
+        *,
+        type_: MessageType | None = None,
+        where: str = "batch",
+        context: dict[str, Any] | None = None,
+        integrations: dict[str, Any] | None = None,
+        sent_at: datetime | None = None,
+        key_id: int | None = None,
+        received_at: datetime | None = None,
+    ) -> IngestResult:
+        """Validate and store messages. `where` names them in errors (`batch[3].userId`)."""
+        received_at = received_at or datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        for index, raw in enumerate(raw_messages):
+            at = f"{where}[{index}]." if len(raw_messages) > 1 or where == "batch" else ""
+            message = parse_message(raw, where=at, type_=type_)
+            rows.append(self._to_row(message, at, context, integrations, sent_at, received_at, key_id))
+        return self._store_rows(rows, received_at)
+
+    def _to_row(
+        self,
+        message: Message,
+        at: str,
+        context: dict[str, Any] | None,
+        integrations: dict[str, Any] | None,
+        sent_at: datetime | None,
+        received_at: datetime,
+        key_id: int | None,
+    ) -> dict[str, Any]:
+        payload = message.model_dump(exclude_unset=True, exclude_none=False)
+        payload["type"] = message.type
+        for name in ("userId", "anonymousId", "groupId", "previousId"):
+            if name in payload:
+                payload[name] = getattr(message, name)
+        if context:
+            payload["context"] = {**context, **(message.context or {})}
+        if integrations:
+            payload["integrations"] = {**integrations, **(message.integrations or {})}
+        message_id = message.messageId or str(uuid.uuid4())
+        timestamp = correct_skew(message.timestamp, message.sentAt or sent_at, received_at)
+        payload["messageId"] = message_id
+        payload["originalTimestamp"] = message.timestamp
+        payload["timestamp"] = timestamp
+        payload["sentAt"] = message.sentAt or sent_at
+        payload["receivedAt"] = received_at
+        encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
+        if len(encoded) > self._max_message_bytes:
+            raise PayloadTooLarge(
+                f"a message may be at most {self._max_message_bytes // 1024} KB; this one is "
+                f"{len(encoded) // 1024} KB",
+                field=at.rstrip(".") or "body",
+            )
+        email = _email_of(message)
+        return {
+            "message_id": message_id,
+            "type": message.type,
+            "event": message.event if message.type == "track" else message.name,
+            "user_id": message.userId,
+            "anonymous_id": message.anonymousId,
+            "previous_id": message.previousId,
+            "email": email,
+            "timestamp": timestamp,
+            "received_at": received_at,
+            "key_id": key_id,
+            "payload": encoded.decode(),
+        }
+
+    def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
+        if not rows:
+            return IngestResult(received=0, stored=0, duplicates=0)
+        if self._lock is None:
+            return self._write(rows, now)
+        with self._lock:
+            return self._write(rows, now)
+
+    def _write(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
+        with write_transaction(self._store.engine) as conn:
+            seen = self._store.events.existing_message_ids(conn, (r["message_id"] for r in rows))
+            fresh: list[dict[str, Any]] = []
+            for row in rows:
+                if row["message_id"] not in seen:
+                    seen.add(row["message_id"])
+                    fresh.append(row)
+            resolver = IdentityResolver(conn, now)
+            resolver.preload(_ids_of(fresh))
+            for row in fresh:
+                if row["type"] == "alias":
+                    row["person_id"] = resolver.alias(row["previous_id"], row["user_id"], row["message_id"])
+                else:
+                    row["person_id"] = resolver.resolve(
+                        row["user_id"], row["anonymous_id"], row["message_id"]
+                    )
+                if row["email"]:
+                    resolver.link_email(row["email"], row["person_id"], row["message_id"])
+            for row in fresh:
+                row["person_id"] = resolver.final_person(row["person_id"])
+                del row["previous_id"], row["email"]
+            self._store.events.append(conn, fresh)
+        return IngestResult(received=len(rows), stored=len(fresh), duplicates=len(rows) - len(fresh))
+
+
+def correct_skew(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+    """Segment's rule: when the device said when it sent, trust our clock for the offset.
+
+    `timestamp = receivedAt - (sentAt - originalTimestamp)`; with no sentAt the device's timestamp
+    stands; with no timestamp at all, the time we received it.
+    """
+    if timestamp is None:
+        return received_at
+    if sent_at is None:
+        return timestamp
+    return received_at - (sent_at - timestamp)
+
+
+def _ids_of(rows: list[dict[str, Any]]) -> set[tuple[IdentityKind, str]]:
+    keys: set[tuple[IdentityKind, str]] = set()
+    for row in rows:
+        if row["user_id"]:
+            keys.add(("user_id", row["user_id"]))
+        if row["anonymous_id"]:
+            keys.add(("anonymous_id", row["anonymous_id"]))
+        if row["previous_id"]:
+            keys.add(("user_id", row["previous_id"]))
+            keys.add(("anonymous_id", row["previous_id"]))
+        if row["email"]:
+            keys.add(("email", row["email"]))
+    return keys
+
+
+def _email_of(message: Message) -> str | None:
+    """The email an identify names in its traits, lower-cased, when it looks like one."""
+    if message.type != "identify" or not message.traits:
+        return None
+    email = message.traits.get("email")
+    if not isinstance(email, str):
+        return None
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 255 or "\x00" in email:
+        return None
+    return email
+
+
+def check_batch_shape(body: Any) -> list[Any]:
+    """The `batch` array of a /v1/batch body."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        raise InvalidInput("batch must be an array of messages", field="batch")
+    return batch

@@ -1,0 +1,100 @@
+"""Value types that cross module boundaries: what a call returns, never how it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+IdentityKind = Literal["user_id", "anonymous_id", "email"]
+KeyKind = Literal["write", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one call's messages. `stored + duplicates == received`."""
+
+    received: int
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: IdentityKind
+    value: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """One stitching decision. `outcome` is `merged`, or `refused` when both sides were known users."""
+
+    id: int
+    from_person_id: int
+    into_person_id: int
+    outcome: Literal["merged", "refused"]
+    reason: str
+    message_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSummary:
+    """What is known about one person: ids, merges, event counts and when they were last seen."""
+
+    person_id: int
+    identities: list[Identity]
+    merges: list[Merge]
+    event_count: int
+    event_counts: dict[str, int]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "person_id": self.person_id,
+            "ids": [
+                {"kind": i.kind, "value": i.value, "linked_at": i.linked_at.isoformat()}
+                for i in self.identities
+            ],
+            "merges": [merge_to_json(m) for m in self.merges],
+            "event_count": self.event_count,
+            "event_counts": self.event_counts,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored: never the secret itself, only its hash and a short prefix to recognise it."""
+
+    id: int
+    kind: KeyKind
+    prefix: str
+    name: str
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+
+def merge_to_json(m: Merge) -> dict[str, object]:
+    return {
+        "id": m.id,
+        "from_person_id": m.from_person_id,
+        "into_person_id": m.into_person_id,
+        "outcome": m.outcome,
+        "reason": m.reason,
+        "message_id": m.message_id,
+        "at": m.at.isoformat(),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,33 @@
+"""Settings, read once at the edge: env `SHOPKEEPER_*`, then `.env`, then these defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///shopkeeper.db"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Pass it down; never read the environment anywhere else."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPKEEPER_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="FULL: an acknowledged event survives power loss. NORMAL: it survives a crash of the "
+        "process (kill -9) but the last transactions may be lost on power loss.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_message_bytes: int = Field(32 * 1024, description="Largest single message (Segment: 32 KB).")
+    max_batch_bytes: int = Field(500 * 1024, description="Largest /v1/batch body (Segment: 500 KB).")
+    key_cache_seconds: float = Field(5.0, description="How long a revoked key may still be accepted.")
+    log_level: str = "info"
+
+    def with_database(self, url: str | None) -> Settings:
+        """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""
+        return self if url is None else self.model_copy(update={"database_url": url})

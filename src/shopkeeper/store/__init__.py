@@ -1,0 +1,90 @@
+"""Storage chosen by URL: SQLite (WAL) by default, PostgreSQL when the shop grows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from shopkeeper.errors import NotFound, StoreError
+from shopkeeper.records import PersonSummary
+from shopkeeper.store.engine import make_engine, migrate
+from shopkeeper.store.event_log import SqlEventLog
+from shopkeeper.store.identity import SqlIdentityGraph
+from shopkeeper.store.keys import SqlKeyStore
+from shopkeeper.store.schema import people
+
+__all__ = ["SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
+
+
+class Store:
+    """The database, seen through focused interfaces: `events`, `identities`, `keys`."""
+
+    def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.events = SqlEventLog(engine)
+        self.identities = SqlIdentityGraph(engine)
+        self.keys = SqlKeyStore(engine, cache_seconds=key_cache_seconds)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        key_cache_seconds: float = 5.0,
+        upgrade: bool = True,
+    ) -> Store:
+        """Open the database at `url` and bring its schema up to date."""
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        if upgrade:
+            try:
+                migrate(engine)
+            except OperationalError as exc:
+                engine.dispose()
+                raise StoreError(f"cannot open the database: {_first_line(exc)}") from exc
+        return cls(engine, key_cache_seconds=key_cache_seconds)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers a query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                conn.execute(people.select().limit(1))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unavailable: {_first_line(exc)}") from exc
+
+    def person_summary(self, external_id: str) -> PersonSummary:
+        """What is known about the person behind any of their external ids."""
+        with self.engine.connect() as conn:
+            person_id = self.identities.find_person(external_id, conn)
+            if person_id is None:
+                raise NotFound(f"no person is known by the id {external_id!r}", field="id")
+            created_at = conn.scalar(
+                people.select().with_only_columns(people.c.created_at).where(people.c.person_id == person_id)
+            )
+            assert isinstance(created_at, datetime)
+            counts = self.events.counts_for_person(person_id, conn)
+            first_seen, last_seen = self.events.span_for_person(person_id, conn)
+            return PersonSummary(
+                person_id=person_id,
+                identities=self.identities.identities_of(person_id, conn),
+                merges=self.identities.merges(person_id, conn),
+                event_count=sum(counts.values()),
+                event_counts=counts,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                created_at=created_at,
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,95 @@
+"""Open the store's database by URL: SQLite (WAL) by default, PostgreSQL when the shop grows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from shopkeeper.errors import StoreError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it names the lock that serializes writers and migrations on PostgreSQL.
+PG_WRITE_LOCK = 0x5E0B_0001
+PG_MIGRATE_LOCK = 0x5E0B_0002
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:
+    """An engine for `url`. SQLite gets WAL, a busy timeout and explicit `BEGIN` handling."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r}", code="bad_database_url") from exc
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise StoreError(f"unsupported database URL {url!r}: {exc}", code="bad_database_url") from exc
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, sqlite_synchronous)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    if synchronous not in ("FULL", "NORMAL"):
+        raise StoreError(f"sqlite synchronous must be FULL or NORMAL, not {synchronous!r}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (SQLAlchemy's
+        # documented recipe), so that writers can take the write lock up front with BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("begin_immediate", False) else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the store's write lock from its first statement to its commit.
+
+    On SQLite this is `BEGIN IMMEDIATE` (no lock upgrade, so no SQLITE_BUSY deadlock between processes);
+    on PostgreSQL a transaction-scoped advisory lock, so that concurrent workers resolve identities one
+    at a time and never create two people for one id.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.info["begin_immediate"] = True
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+            yield conn
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration. Safe to call from many processes at once."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.info["begin_immediate"] = True
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATE_LOCK})")
+            command.upgrade(alembic_config(conn), "head")

@@ -1,0 +1,270 @@
+"""The identity graph: which external ids belong to which person, and every stitching decision.
+
+Rules (see the README, "Identity"):
+- a message carrying both `userId` and `anonymousId` stitches the anonymous id to the user;
+- an anonymous-only person is merged into a known one when their ids meet;
+- two people who each have a known `userId` are never merged implicitly (the shared-device problem);
+  the refusal is recorded instead. Only an explicit `alias` merges two known users.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from shopkeeper.records import Identity, IdentityKind, Merge
+from shopkeeper.store.schema import events, identities, merges, people
+
+_SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
+LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
+
+
+class IdentityResolver:
+    """Resolves the messages of one write transaction to person ids, linking and merging as it goes.
+
+    It caches what it has read or written, so a batch of messages costs one lookup query.
+    """
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self._now = now
+        self._person_of: dict[tuple[str, str], int] = {}
+        self._known: dict[int, bool] = {}  # person_id -> has a user_id
+        self._refused: set[tuple[int, int]] = set()
+        self.merged: dict[int, int] = {}  # from -> into, within this transaction
+
+    def preload(self, keys: set[tuple[IdentityKind, str]]) -> None:
+        """Read the people behind these ids in one query."""
+        values = {value for _, value in keys}
+        if not values:
+            return
+        rows = self._conn.execute(
+            select(identities.c.kind, identities.c.value, identities.c.person_id).where(
+                identities.c.value.in_(values)
+            )
+        )
+        for kind, value, person_id in rows:
+            self._person_of[(kind, value)] = person_id
+        self._load_known(set(self._person_of.values()))
+
+    def _load_known(self, person_ids: set[int]) -> None:
+        missing = person_ids - self._known.keys()
+        if not missing:
+            return
+        known = set(
+            self._conn.scalars(
+                select(identities.c.person_id)
+                .where(identities.c.kind == "user_id", identities.c.person_id.in_(missing))
+                .distinct()
+            )
+        )
+        for person_id in missing:
+            self._known[person_id] = person_id in known
+
+    def _lookup(self, kind: IdentityKind, value: str) -> int | None:
+        key = (kind, value)
+        if key not in self._person_of:
+            person_id = self._conn.scalar(
+                select(identities.c.person_id).where(identities.c.kind == kind, identities.c.value == value)
+            )
+            if person_id is None:
+                return None
+            self._person_of[key] = person_id
+            self._load_known({person_id})
+        return self._person_of[key]
+
+    def _new_person(self) -> int:
+        person_id = self._conn.execute(insert(people).values(created_at=self._now)).inserted_primary_key
+        assert person_id is not None
+        self._known[person_id[0]] = False
+        return int(person_id[0])
+
+    def _link(self, kind: IdentityKind, value: str, person_id: int, message_id: str) -> None:
+        self._conn.execute(
+            insert(identities).values(
+                kind=kind, value=value, person_id=person_id, created_at=self._now, message_id=message_id
+            )
+        )
+        self._person_of[(kind, value)] = person_id
+        if kind == "user_id":
+            self._known[person_id] = True
+
+    def _merge(self, source: int, target: int, reason: str, message_id: str) -> None:
+        conn = self._conn
+        conn.execute(update(identities).where(identities.c.person_id == source).values(person_id=target))
+        conn.execute(update(events).where(events.c.person_id == source).values(person_id=target))
+        conn.execute(update(people).where(people.c.merged_into == source).values(merged_into=target))
+        conn.execute(update(people).where(people.c.person_id == source).values(merged_into=target))
+        self._record(source, target, "merged", reason, message_id)
+        for key, person_id in self._person_of.items():
+            if person_id == source:
+                self._person_of[key] = target
+        self._known[target] = self._known.get(target, False) or self._known.get(source, False)
+        for earlier, into in self.merged.items():
+            if into == source:
+                self.merged[earlier] = target
+        self.merged[source] = target
+
+    def _refuse(self, source: int, target: int, reason: str, message_id: str) -> None:
+        if (source, target) in self._refused:
+            return
+        self._refused.add((source, target))
+        already = self._conn.scalar(
+            select(merges.c.id).where(
+                merges.c.from_person_id == source,
+                merges.c.into_person_id == target,
+                merges.c.outcome == "refused",
+            )
+        )
+        if already is None:
+            self._record(source, target, "refused", reason, message_id)
+
+    def _record(self, source: int, target: int, outcome: str, reason: str, message_id: str) -> None:
+        self._conn.execute(
+            insert(merges).values(
+                from_person_id=source,
+                into_person_id=target,
+                outcome=outcome,
+                reason=reason,
+                message_id=message_id,
+                at=self._now,
+            )
+        )
+
+    def resolve(self, user_id: str | None, anonymous_id: str | None, message_id: str) -> int:
+        """The person a message with these ids belongs to, stitching the ids when it may."""
+        if user_id is None:
+            assert anonymous_id is not None
+            person = self._lookup("anonymous_id", anonymous_id)
+            if person is None:
+                person = self._new_person()
+                self._link("anonymous_id", anonymous_id, person, message_id)
+            return person
+        user_person = self._lookup("user_id", user_id)
+        anon_person = self._lookup("anonymous_id", anonymous_id) if anonymous_id is not None else None
+        if user_person is None:
+            if anon_person is not None and not self._known[anon_person]:
+                self._link("user_id", user_id, anon_person, message_id)
+                return anon_person
+            user_person = self._new_person()
+            self._link("user_id", user_id, user_person, message_id)
+            if anonymous_id is not None and anon_person is None:
+                self._link("anonymous_id", anonymous_id, user_person, message_id)
+            elif anon_person is not None:
+                self._refuse(anon_person, user_person, _SHARED_DEVICE, message_id)
+            return user_person
+        if anonymous_id is None:
+            return user_person
+        if anon_person is None:
+            self._link("anonymous_id", anonymous_id, user_person, message_id)
+        elif anon_person != user_person:
+            if self._known[anon_person]:
+                self._refuse(anon_person, user_person, _SHARED_DEVICE, message_id)
+            else:
+                self._merge(anon_person, user_person, "anonymousId met userId", message_id)
+        return user_person
+
+    def alias(self, previous_id: str, user_id: str, message_id: str) -> int:
+        """An explicit `alias`: `previous_id` (a user or anonymous id) is the same person as `user_id`.
+
+        This is the one way two known users can be merged, because the shop said so.
+        """
+        previous = self._lookup("user_id", previous_id) or self._lookup("anonymous_id", previous_id)
+        current = self._lookup("user_id", user_id)
+        if previous is None and current is None:
+            current = self._new_person()
+            self._link("user_id", user_id, current, message_id)
+            self._link("anonymous_id", previous_id, current, message_id)
+        elif previous is None:
+            assert current is not None
+            self._link("anonymous_id", previous_id, current, message_id)
+        elif current is None:
+            current = previous
+            self._link("user_id", user_id, current, message_id)
+        elif previous != current:
+            self._merge(previous, current, "alias", message_id)
+        return current
+
+    def link_email(self, email: str, person_id: int, message_id: str) -> None:
+        """Remember an email as a lookup id. Emails never merge people: they are shared and recycled."""
+        if self._lookup("email", email) is None:
+            self._link("email", email, person_id, message_id)
+
+    def final_person(self, person_id: int) -> int:
+        return self.merged.get(person_id, person_id)
+
+
+class SqlIdentityGraph:
+    """Read side of the identity graph."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def find_person(self, external_id: str, conn: Connection | None = None) -> int | None:
+        """The person known by this id: a userId first, then an email, then an anonymousId."""
+        with _reader(self._engine, conn) as c:
+            rows = dict(
+                c.execute(
+                    select(identities.c.kind, identities.c.person_id).where(identities.c.value == external_id)
+                ).all()
+            )
+        for kind in LOOKUP_ORDER:
+            if kind in rows:
+                return int(rows[kind])
+        return None
+
+    def identities_of(self, person_id: int, conn: Connection | None = None) -> list[Identity]:
+        with _reader(self._engine, conn) as c:
+            rows = c.execute(
+                select(identities.c.kind, identities.c.value, identities.c.created_at)
+                .where(identities.c.person_id == person_id)
+                .order_by(identities.c.created_at, identities.c.id)
+            ).all()
+        return [Identity(kind=r.kind, value=r.value, linked_at=r.created_at) for r in rows]
+
+    def merges(self, person_id: int | None = None, conn: Connection | None = None) -> list[Merge]:
+        """Every recorded merge and refusal, oldest first; or those touching one person."""
+        query = select(merges).order_by(merges.c.id)
+        if person_id is not None:
+            query = query.where(
+                (merges.c.from_person_id == person_id) | (merges.c.into_person_id == person_id)
+            )
+        with _reader(self._engine, conn) as c:
+            rows = c.execute(query).all()
+        return [
+            Merge(
+                id=r.id,
+                from_person_id=r.from_person_id,
+                into_person_id=r.into_person_id,
+                outcome=_outcome(r.outcome),
+                reason=r.reason,
+                message_id=r.message_id,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+
+def _outcome(value: str) -> Literal["merged", "refused"]:
+    return "refused" if value == "refused" else "merged"
+
+
+class _reader:
+    """Use the caller's connection when given, else a short-lived one."""
+
+    def __init__(self, engine: Engine, conn: Connection | None) -> None:
+        self._engine = engine
+        self._given = conn
+        self._own: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        if self._given is not None:
+            return self._given
+        self._own = self._engine.connect()
+        return self._own
+
+    def __exit__(self, *exc: object) -> None:
+        if self._own is not None:
+            self._own.close()

@@ -1,0 +1,123 @@
+"""API keys: write keys only ingest, admin keys manage. Only a key's sha256 is stored, never the key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import Engine, insert, select, update
+
+from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.records import ApiKey, KeyKind
+from shopkeeper.store.schema import api_keys
+
+KEY_PREFIXES: dict[KeyKind, str] = {"write": "sk_write_", "admin": "sk_admin_"}
+
+
+def hash_key(raw: str) -> str:
+    """Keys are 192 random bits, so a plain sha256 is enough: there is nothing to brute-force."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalize_origin(origin: str) -> str:
+    origin = origin.strip().rstrip("/")
+    if origin != "*" and not origin.startswith(("http://", "https://")):
+        raise InvalidInput(f"an origin looks like https://shop.example, not {origin!r}", field="origin")
+    return origin
+
+
+class SqlKeyStore:
+    """Creates, lists and revokes keys, and authenticates them through a short-lived in-memory cache."""
+
+    def __init__(self, engine: Engine, *, cache_seconds: float = 5.0) -> None:
+        self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, ApiKey] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def create(
+        self, kind: KeyKind, *, name: str = "", origins: list[str] | None = None
+    ) -> tuple[str, ApiKey]:
+        """A new key: returns the secret (shown once) and its stored record."""
+        if kind not in KEY_PREFIXES:
+            raise InvalidInput("a key's kind is write or admin", field="kind")
+        allowed = tuple(normalize_origin(o) for o in origins or [])
+        if allowed and kind != "write":
+            raise InvalidInput(
+                "only write keys are used from browsers; admin keys take no origins", field="origin"
+            )
+        raw = KEY_PREFIXES[kind] + secrets.token_urlsafe(24)
+        now = datetime.now(UTC)
+        with self._engine.begin() as conn:
+            key_id = conn.execute(
+                insert(api_keys).values(
+                    kind=kind,
+                    key_hash=hash_key(raw),
+                    prefix=raw[: len(KEY_PREFIXES[kind]) + 4],
+                    name=name,
+                    allowed_origins=orjson.dumps(list(allowed)).decode(),
+                    created_at=now,
+                )
+            ).inserted_primary_key
+        assert key_id is not None
+        self._loaded_at = float("-inf")
+        return raw, ApiKey(int(key_id[0]), kind, raw[: len(KEY_PREFIXES[kind]) + 4], name, allowed, now)
+
+    def list(self) -> list[ApiKey]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
+        return [_to_key(r) for r in rows]
+
+    def revoke(self, key_id: int) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            ).rowcount
+        if not done:
+            raise NotFound(f"no active key with id {key_id}", field="id")
+        self._loaded_at = float("-inf")
+
+    def authenticate(self, raw: str) -> ApiKey | None:
+        """The active key `raw` names, or None. Revocations take effect within `cache_seconds`."""
+        digest = hash_key(raw)
+        now = time.monotonic()
+        age = now - self._loaded_at
+        # Reload when stale, and on a miss at most once a second (so unknown keys can't hammer the db).
+        if age > self._cache_seconds or (digest not in self._cache and age > 1.0):
+            self._reload(now)
+        return self._cache.get(digest)
+
+    def allowed_origins(self) -> set[str]:
+        """Every origin any active write key allows: what a CORS preflight may be told."""
+        if time.monotonic() - self._loaded_at > self._cache_seconds:
+            self._reload(time.monotonic())
+        return {o for key in self._cache.values() if key.kind == "write" for o in key.allowed_origins}
+
+    def _reload(self, now: float) -> None:
+        with self._lock:
+            if now - self._loaded_at <= 0:
+                return
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
+            self._cache = {r.key_hash: _to_key(r) for r in rows}
+            self._loaded_at = time.monotonic()
+
+
+def _to_key(row: object) -> ApiKey:
+    r = row._mapping  # type: ignore[attr-defined]
+    return ApiKey(
+        id=int(r["id"]),
+        kind=r["kind"],
+        prefix=r["prefix"],
+        name=r["name"],
+        allowed_origins=tuple(orjson.loads(r["allowed_origins"])),
+        created_at=r["created_at"],
+        revoked_at=r["revoked_at"],
+    )

@@ -1,0 +1,123 @@
+"""Every table, in one place. Migrations in `migrations/versions` must match this module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only gives a rowid alias to INTEGER PRIMARY KEY, so big keys are INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite stores it naive, PostgreSQL as timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        utc: datetime = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        stored: datetime = value
+        return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
+
+
+people = Table(
+    "people",
+    metadata,
+    Column("person_id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Set when this person was merged into another; lookups follow it.
+    Column("merged_into", BigId, ForeignKey("people.person_id"), nullable=True),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # user_id | anonymous_id | email
+    Column("value", String(255), nullable=False),
+    Column("person_id", BigId, ForeignKey("people.person_id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("message_id", String(255), nullable=True),  # the message that first linked it
+    UniqueConstraint("kind", "value"),
+    Index(None, "person_id"),
+)
+
+merges = Table(
+    "merges",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("from_person_id", BigId, nullable=False),
+    Column("into_person_id", BigId, nullable=False),
+    Column("outcome", String(16), nullable=False),  # merged | refused
+    Column("reason", String(255), nullable=False),
+    Column("message_id", String(255), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "from_person_id"),
+    Index(None, "into_person_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("event", String(255), nullable=True),  # track: the event; page/screen: the name
+    Column("user_id", String(255), nullable=True),
+    Column("anonymous_id", String(255), nullable=True),
+    Column("person_id", BigId, nullable=False),
+    Column("timestamp", UtcDateTime, nullable=False),  # corrected for clock skew
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("key_id", Integer, nullable=True),  # the write key that sent it
+    Column("payload", Text, nullable=False),  # the whole message as JSON, as received plus our fields
+    UniqueConstraint("message_id"),
+    Index(None, "person_id", "timestamp"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # write | admin
+    Column("key_hash", String(64), nullable=False),  # sha256 hex of the key
+    Column("prefix", String(24), nullable=False),  # shown in listings to tell keys apart
+    Column("name", String(255), nullable=False),
+    Column("allowed_origins", Text, nullable=False),  # JSON list of browser origins; ["*"] for any
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("key_hash"),
+)

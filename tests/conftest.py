@@ -1,0 +1,129 @@
+"""Fixtures shared by the whole suite: a store on every backend, and a live server on localhost.
+
+The `database_url` fixture runs each test that uses it on SQLite and on PostgreSQL. PostgreSQL tests
+skip with a reason when no server answers, except in CI (`CI=true`), where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shopkeeper.api.app import create_app
+from shopkeeper.settings import Settings
+from shopkeeper.store import Store
+
+POSTGRES_URL = os.environ.get(
+    "SHOPKEEPER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of the test PostgreSQL, or a skip (a failure in CI) when it does not answer."""
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        reason = (
+            f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__}); set "
+            "SHOPKEEPER_TEST_POSTGRES_URL to run these tests"
+        )
+        if IN_CI:
+            pytest.fail(f"CI=true, so PostgreSQL tests must run: {reason}")
+        pytest.skip(reason)
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+def _postgres_schema_url(server: str) -> Iterator[str]:
+    """A URL whose connections live in a fresh schema of their own, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL, once for SQLite and once for PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.db'}"
+    else:
+        yield from _postgres_schema_url(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'shop.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    yield from _postgres_schema_url(postgres_server)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    write_key: str
+    admin_key: str
+    store: Store
+
+
+@pytest.fixture
+def live_server(store: Store) -> Iterator[LiveServer]:
+    """A real uvicorn server on a free localhost port, in a thread, over `store`."""
+    write_key, _ = store.keys.create("write", name="tests", origins=["https://shop.example"])
+    admin_key, _ = store.keys.create("admin", name="tests")
+    port = free_port()
+    settings = Settings(database_url=str(store.engine.url))
+    app = create_app(settings, store=store)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, store)
+    server.should_exit = True
+    thread.join(timeout=10)
