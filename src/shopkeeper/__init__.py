@@ -1,1 +1,31 @@
 """shopkeeper: a self-hosted personalization engine for small and mid-size shops."""
+
+from shopkeeper.errors import (
+    AuthenticationError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ShopkeeperError,
+    StoreError,
+)
+from shopkeeper.records import ApiKey, Identity, IngestResult, Merge, PersonSummary
+from shopkeeper.settings import Settings
+from shopkeeper.shop import Shop
+
+__all__ = [
+    "ApiKey",
+    "AuthenticationError",
+    "Identity",
+    "IngestResult",
+    "InvalidInput",
+    "Merge",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "PersonSummary",
+    "Settings",
+    "Shop",
+    "ShopkeeperError",
+    "StoreError",
+]

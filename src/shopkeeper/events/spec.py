@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, ValidationError
 
 from shopkeeper.errors import InvalidInput
 
@@ -44,12 +44,12 @@ def _aware(value: Any) -> Any:
     return value
 
 
-ExternalId = Annotated[
-    StrictStr | StrictInt | None,
-    BeforeValidator(_external_id),
-    Field(max_length=MAX_ID_LENGTH),
+_Bounded = Annotated[StrictStr, Field(max_length=MAX_ID_LENGTH)]
+ExternalId = Annotated[_Bounded | None, BeforeValidator(_external_id)]
+Name = Annotated[_Bounded | None, BeforeValidator(_name)]
+MessageId = Annotated[
+    Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None, BeforeValidator(_name)
 ]
-Name = Annotated[StrictStr | None, BeforeValidator(_name), Field(max_length=MAX_ID_LENGTH)]
 Object = dict[str, Any] | None
 
 
@@ -61,7 +61,7 @@ class Message(BaseModel):
     type: MessageType
     userId: ExternalId = None
     anonymousId: ExternalId = None
-    messageId: Annotated[StrictStr | None, BeforeValidator(_name), Field(min_length=1, max_length=255)] = None
+    messageId: MessageId = None
     timestamp: datetime | None = None
     sentAt: datetime | None = None
     context: Object = None
@@ -161,7 +161,11 @@ def _to_invalid_input(exc: ValidationError, where: str) -> InvalidInput:
     field = f"{where}{name}" if name else where.rstrip(".") or "body"
     if first["type"] == "literal_error" and name == "type":
         detail = f"must be one of {', '.join(MESSAGE_TYPES)}"
-    elif first["type"] in ("string_too_long", "string_too_short", "value_error"):
+    elif first["type"] == "string_too_long":
+        detail = f"must be at most {first.get('ctx', {}).get('max_length', MAX_ID_LENGTH)} characters long"
+    elif first["type"] == "string_too_short":
+        detail = "must not be empty"
+    elif first["type"] == "value_error":
         detail = first["msg"].removeprefix("Value error, ")
     elif name in _EXPECTED:
         detail = f"must be {_EXPECTED[name]}"

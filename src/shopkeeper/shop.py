@@ -1,0 +1,124 @@
+"""`Shop`: the one facade for people who embed shopkeeper in their own Python process."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shopkeeper.events.ingest import Ingestor
+from shopkeeper.records import IngestResult, Merge, PersonSummary
+from shopkeeper.settings import Settings
+from shopkeeper.store import Store
+
+
+class Shop:
+    """A shop: its event log, its people and (in later versions) its decisions.
+
+    >>> shop = Shop.open("sqlite:///shop.db")
+    >>> shop.track(user_id="17850", event="Order Completed", properties={"revenue": 15.3})
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, settings: Settings | None = None) -> Shop:
+        """Open (creating and migrating if needed) the shop at `url`, or at the configured database."""
+        settings = (settings or Settings()).with_database(url)
+        store = Store.open(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            key_cache_seconds=settings.key_cache_seconds,
+        )
+        return cls(store, settings)
+
+    def __enter__(self) -> Shop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def ingest(self, messages: list[dict[str, Any]]) -> IngestResult:
+        """Store raw Segment-spec messages (each with its `type`), as /v1/batch does."""
+        return self._ingestor.ingest(messages)
+
+    def track(
+        self,
+        event: str,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> IngestResult:
+        return self._one("track", user_id, anonymous_id, event=event, properties=properties or {}, **fields)
+
+    def identify(
+        self,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        traits: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> IngestResult:
+        return self._one("identify", user_id, anonymous_id, traits=traits or {}, **fields)
+
+    def page(
+        self,
+        name: str | None = None,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> IngestResult:
+        return self._one("page", user_id, anonymous_id, name=name, properties=properties or {}, **fields)
+
+    def screen(
+        self,
+        name: str | None = None,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> IngestResult:
+        return self._one("screen", user_id, anonymous_id, name=name, properties=properties or {}, **fields)
+
+    def group(
+        self,
+        group_id: str,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        traits: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> IngestResult:
+        return self._one("group", user_id, anonymous_id, groupId=group_id, traits=traits or {}, **fields)
+
+    def alias(self, previous_id: str, user_id: str, **fields: Any) -> IngestResult:
+        """Say that `previous_id` and `user_id` are one person: the one way to merge two known users."""
+        return self._one("alias", user_id, None, previousId=previous_id, **fields)
+
+    def person(self, external_id: str) -> PersonSummary:
+        """What is known about the person behind any of their ids. Raises NotFound."""
+        return self.store.person_summary(external_id)
+
+    def merges(self) -> list[Merge]:
+        return self.store.identities.merges()
+
+    def _one(self, type_: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestResult:
+        message: dict[str, Any] = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
+        for key in ("timestamp", "sentAt"):
+            if isinstance(message.get(key), datetime):
+                message[key] = message[key].isoformat()
+        return self._ingestor.ingest([message], where="")

@@ -1,0 +1,53 @@
+"""Storage chosen by URL: migrations match the schema, SQLite runs in WAL, bad URLs fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from shopkeeper.errors import StoreError
+from shopkeeper.store import Store
+from shopkeeper.store.schema import metadata
+
+
+def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_opening_twice_is_harmless(database_url: str) -> None:
+    Store.open(database_url).close()
+    again = Store.open(database_url)
+    again.ping()
+    again.close()
+
+
+def test_sqlite_runs_in_wal_with_full_sync_by_default(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    store.close()
+
+
+def test_sqlite_normal_sync_is_a_setting(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url, sqlite_synchronous="NORMAL")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://x/y"])
+def test_a_bad_url_is_a_clear_store_error(url: str) -> None:
+    with pytest.raises(StoreError, match="URL"):
+        Store.open(url)
+
+
+def test_an_unreachable_database_is_a_clear_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open the database"):
+        Store.open(f"sqlite:///{tmp_path / 'missing-dir' / 'shop.db'}")
