@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import types
+
 import shopkeeper
 
 
 def test_all_matches_the_public_names() -> None:
-    public = {name for name in dir(shopkeeper) if not name.startswith("_")}
-    submodules = {"errors", "records", "settings", "shop", "store", "events", "api", "cli"}
-    assert set(shopkeeper.__all__) == public - submodules
+    public = {
+        name
+        for name, value in vars(shopkeeper).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(shopkeeper.__all__) == public
     assert sorted(shopkeeper.__all__) == shopkeeper.__all__

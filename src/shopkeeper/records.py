@@ -98,3 +98,60 @@ def merge_to_json(m: Merge) -> dict[str, object]:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    variant_id: str
+    attributes: dict[str, object]
+    price: float | None
+    stock: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    currency: str | None
+    attributes: dict[str, object]
+    created_at: datetime
+    updated_at: datetime
+    variants: list[Variant]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "category": self.category,
+            "price": self.price,
+            "currency": self.currency,
+            "attributes": self.attributes,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "variants": [
+                {"variant_id": v.variant_id, "attributes": v.attributes, "price": v.price, "stock": v.stock}
+                for v in self.variants
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogChange:
+    """One change of price or stock. `variant_id` is "" for the item itself."""
+
+    item_id: str
+    variant_id: str
+    field: Literal["price", "stock"]
+    old_value: float | None
+    new_value: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    created: int
+    updated: int
+    unchanged: int
+    changes: int  # price and stock history rows written

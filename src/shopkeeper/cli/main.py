@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import keys, people, serve
+from shopkeeper.cli import imports, keys, people, serve
 from shopkeeper.errors import ShopkeeperError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(people.app, name="people")
+app.add_typer(imports.app, name="import")
 
 
 def main() -> None:

@@ -9,23 +9,25 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shopkeeper.errors import NotFound, StoreError
 from shopkeeper.records import PersonSummary
+from shopkeeper.store.catalog import SqlCatalog
 from shopkeeper.store.engine import make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
 from shopkeeper.store.identity import SqlIdentityGraph
 from shopkeeper.store.keys import SqlKeyStore
 from shopkeeper.store.schema import people
 
-__all__ = ["SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
+__all__ = ["SqlCatalog", "SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
 
 
 class Store:
-    """The database, seen through focused interfaces: `events`, `identities`, `keys`."""
+    """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
         self.events = SqlEventLog(engine)
         self.identities = SqlIdentityGraph(engine)
         self.keys = SqlKeyStore(engine, cache_seconds=key_cache_seconds)
+        self.catalog = SqlCatalog(engine)
 
     @classmethod
     def open(

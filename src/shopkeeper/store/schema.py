@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -120,4 +121,70 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
     UniqueConstraint("key_hash"),
+)
+
+# ---- catalog and stock -------------------------------------------------------------------------
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", String(255), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("category", Text, nullable=False),  # a path, "Bags > Lunch bags"; "" when unknown
+    Column("price", Float, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("attributes", Text, nullable=False),  # JSON object: colour, size, brand, material, ...
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+item_variants = Table(
+    "item_variants",
+    metadata,
+    Column("item_id", String(255), ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True),
+    Column("variant_id", String(255), primary_key=True),
+    Column("attributes", Text, nullable=False),  # JSON object: {"size": "M", "colour": "grey"}
+    Column("price", Float, nullable=True),  # None: the item's price
+    Column("stock", Integer, nullable=True),  # None: not tracked
+)
+
+# Every change of price or stock, so that moments can trigger on "back in stock" and "price dropped".
+item_history = Table(
+    "item_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("item_id", String(255), nullable=False),
+    Column("variant_id", String(255), nullable=False),  # "" for the item itself
+    Column("field", String(16), nullable=False),  # price | stock
+    Column("old_value", Float, nullable=True),
+    Column("new_value", Float, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "item_id", "at"),
+    Index(None, "field", "at"),
+)
+
+# ---- profiles ----------------------------------------------------------------------------------
+
+# One row per person, trait and source. Resolution (stated > observed > inferred, with decay) happens
+# on read, in shopkeeper.profiles.traits.resolve, so the rows keep every source's view.
+traits = Table(
+    "traits",
+    metadata,
+    Column("person_id", BigId, primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("source", String(16), primary_key=True),  # stated | observed | inferred
+    Column("value", Text, nullable=False),  # JSON
+    Column("updated_at", UtcDateTime, nullable=False),  # when the evidence happened
+    Column("confirmed_at", UtcDateTime, nullable=True),  # stated: when the person last said so
+    Column("confidence", Float, nullable=True),  # inferred: the model's confidence
+    Column(
+        "evidence", Text, nullable=False
+    ),  # JSON: {"events": [...message ids], "count": n} or {"model": ..}
+)
+
+# People whose event-derived traits are out of date; ingestion adds, the profile builder removes.
+profile_dirty = Table(
+    "profile_dirty",
+    metadata,
+    Column("person_id", BigId, primary_key=True),
 )

@@ -1,0 +1,200 @@
+"""The catalog in the database: upserts that keep a history of every price and stock change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from shopkeeper.catalog.items import ItemIn
+from shopkeeper.errors import NotFound
+from shopkeeper.records import CatalogChange, Item, UpsertResult, Variant
+from shopkeeper.store.schema import item_history, item_variants, items
+
+_CHUNK = 500
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class SqlCatalog:
+    """Items, variants and their price/stock history. An upsert replaces an item's variants whole."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def upsert(self, new_items: Sequence[ItemIn], *, now: datetime | None = None) -> UpsertResult:
+        """Create or replace items in one transaction. Unchanged items are left alone, with no history."""
+        with self._engine.begin() as conn:
+            return self.upsert_in(conn, new_items, now=now)
+
+    def upsert_in(
+        self, conn: Connection, new_items: Sequence[ItemIn], *, now: datetime | None = None
+    ) -> UpsertResult:
+        now = now or datetime.now(UTC)
+        created = updated = unchanged = 0
+        history: list[dict[str, Any]] = []
+        for start in range(0, len(new_items), _CHUNK):
+            chunk = new_items[start : start + _CHUNK]
+            ids = [i.item_id for i in chunk]
+            current = {r.item_id: r for r in conn.execute(select(items).where(items.c.item_id.in_(ids)))}
+            variants: dict[str, dict[str, Any]] = {}
+            for r in conn.execute(select(item_variants).where(item_variants.c.item_id.in_(ids))):
+                variants.setdefault(r.item_id, {})[r.variant_id] = r
+            inserts: list[dict[str, Any]] = []
+            variant_rows: list[dict[str, Any]] = []
+            for item in chunk:
+                row = {
+                    "item_id": item.item_id,
+                    "title": item.title,
+                    "category": item.category,
+                    "price": item.price,
+                    "currency": item.currency,
+                    "attributes": _dumps(item.attributes),
+                }
+                new_variants = {
+                    v.variant_id: {
+                        "item_id": item.item_id,
+                        "variant_id": v.variant_id,
+                        "attributes": _dumps(v.attributes),
+                        "price": v.price,
+                        "stock": v.stock,
+                    }
+                    for v in item.variants
+                }
+                old = current.get(item.item_id)
+                old_variants = variants.get(item.item_id, {})
+                history += _changes(item.item_id, old, old_variants, row, new_variants, now)
+                if old is None:
+                    created += 1
+                    inserts.append({**row, "created_at": item.created_at or now, "updated_at": now})
+                    variant_rows += new_variants.values()
+                    continue
+                same_item = all(getattr(old, k) == v for k, v in row.items())
+                same_variants = {k: _variant_tuple(v) for k, v in old_variants.items()} == {
+                    k: _variant_tuple(v) for k, v in new_variants.items()
+                }
+                if (
+                    same_item
+                    and same_variants
+                    and (item.created_at is None or item.created_at == old.created_at)
+                ):
+                    unchanged += 1
+                    continue
+                updated += 1
+                values = {**row, "updated_at": now}
+                if item.created_at is not None:
+                    values["created_at"] = item.created_at
+                conn.execute(update(items).where(items.c.item_id == item.item_id).values(**values))
+                if not same_variants:
+                    conn.execute(delete(item_variants).where(item_variants.c.item_id == item.item_id))
+                    variant_rows += new_variants.values()
+            if inserts:
+                conn.execute(insert(items), inserts)
+            if variant_rows:
+                conn.execute(insert(item_variants), variant_rows)
+        if history:
+            conn.execute(insert(item_history), history)
+        return UpsertResult(created=created, updated=updated, unchanged=unchanged, changes=len(history))
+
+    def get(self, item_id: str) -> Item:
+        found = self.get_many([item_id])
+        if item_id not in found:
+            raise NotFound(f"no item with id {item_id!r}", field="item_id")
+        return found[item_id]
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        result: dict[str, Item] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(item_ids), _CHUNK):
+                ids = list(item_ids[start : start + _CHUNK])
+                variants: dict[str, list[Variant]] = {}
+                query = select(item_variants).where(item_variants.c.item_id.in_(ids))
+                for r in conn.execute(query.order_by(item_variants.c.variant_id)):
+                    variants.setdefault(r.item_id, []).append(
+                        Variant(r.variant_id, orjson.loads(r.attributes), r.price, r.stock)
+                    )
+                for r in conn.execute(select(items).where(items.c.item_id.in_(ids))):
+                    result[r.item_id] = Item(
+                        item_id=r.item_id,
+                        title=r.title,
+                        category=r.category,
+                        price=r.price,
+                        currency=r.currency,
+                        attributes=orjson.loads(r.attributes),
+                        created_at=r.created_at,
+                        updated_at=r.updated_at,
+                        variants=variants.get(r.item_id, []),
+                    )
+        return result
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return len(conn.execute(select(items.c.item_id)).all())
+
+    def categories(self) -> dict[str, str]:
+        """Every item's category path, by item id: what profiles and recommenders group by."""
+        with self._engine.connect() as conn:
+            return {r.item_id: r.category for r in conn.execute(select(items.c.item_id, items.c.category))}
+
+    def history(self, item_id: str | None = None, *, since: datetime | None = None) -> list[CatalogChange]:
+        """Price and stock changes, oldest first; of one item, or since a time."""
+        query = select(item_history).order_by(item_history.c.at, item_history.c.id)
+        if item_id is not None:
+            query = query.where(item_history.c.item_id == item_id)
+        if since is not None:
+            query = query.where(item_history.c.at >= since)
+        with self._engine.connect() as conn:
+            return [
+                CatalogChange(r.item_id, r.variant_id, _field(r.field), r.old_value, r.new_value, r.at)
+                for r in conn.execute(query)
+            ]
+
+
+def _field(value: str) -> Literal["price", "stock"]:
+    return "stock" if value == "stock" else "price"
+
+
+def _variant_tuple(v: Any) -> tuple[Any, ...]:
+    if isinstance(v, dict):
+        return (v["attributes"], v["price"], v["stock"])
+    return (v.attributes, v.price, v.stock)
+
+
+def _changes(
+    item_id: str,
+    old: Any,
+    old_variants: dict[str, Any],
+    row: dict[str, Any],
+    new_variants: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """History rows for what moved: the item's price, and each variant's price and stock."""
+    found: list[dict[str, Any]] = []
+
+    def note(variant_id: str, field: str, before: float | None, after: float | None) -> None:
+        if before != after:
+            found.append(
+                {
+                    "item_id": item_id,
+                    "variant_id": variant_id,
+                    "field": field,
+                    "old_value": before,
+                    "new_value": after,
+                    "at": now,
+                }
+            )
+
+    note("", "price", None if old is None else old.price, row["price"])
+    for variant_id, new in new_variants.items():
+        before = old_variants.get(variant_id)
+        note(variant_id, "price", None if before is None else before.price, new["price"])
+        note(variant_id, "stock", None if before is None else before.stock, new["stock"])
+    for variant_id, before in old_variants.items():
+        if variant_id not in new_variants and before.stock:
+            note(variant_id, "stock", before.stock, None)
+    return found
