@@ -197,13 +197,8 @@ def test_sdk_calls_land_and_stitch(
         assert event["context"]["library"]["name"] == "analytics-python"
         assert event["receivedAt"] is not None
 
-    # The email is a lookup id too, whichever way the SDK sent it.
-    if ("email", email) not in _ids(person):
-        assert library == "rudderstack", _ids(person)
-        pytest.xfail(
-            "BUG src/shopkeeper/events/ingest.py _email_of: identify reads only top-level `traits`; "
-            "RudderStack's SDK sends identify traits in `context.traits`, so its emails are never linked"
-        )
+    # The email is a lookup id too, whichever way the SDK sent it (RudderStack: in context.traits).
+    assert ("email", email) in _ids(person)
     assert admin.person(email)["person_id"] == person["person_id"]
 
 

@@ -165,11 +165,23 @@ def _ids_of(rows: list[dict[str, Any]]) -> set[tuple[IdentityKind, str]]:
     return keys
 
 
+def identify_traits(traits: dict[str, Any] | None, context: dict[str, Any] | None) -> dict[str, Any]:
+    """An identify's traits: top-level ones over those in `context.traits` (where RudderStack puts them)."""
+    nested = (context or {}).get("traits")
+    merged = dict(nested) if isinstance(nested, dict) else {}
+    merged.update(traits or {})
+    return merged
+
+
 def _email_of(message: Message) -> str | None:
-    """The email an identify names in its traits, lower-cased, when it looks like one."""
-    if message.type != "identify" or not message.traits:
+    """The email an identify names in its traits, lower-cased, when it looks like one.
+
+    RudderStack's SDKs put identify traits in `context.traits`, Segment's at the top level.
+    """
+    if message.type != "identify":
         return None
-    email = message.traits.get("email")
+    traits = identify_traits(message.traits, message.context)
+    email = traits.get("email")
     if not isinstance(email, str):
         return None
     email = email.strip().lower()

@@ -107,6 +107,7 @@ events = Table(
     Column("payload", Text, nullable=False),  # the whole message as JSON, as received plus our fields
     UniqueConstraint("message_id"),
     Index(None, "person_id", "timestamp"),
+    Index(None, "timestamp"),
 )
 
 api_keys = Table(
