@@ -17,6 +17,7 @@ from shopkeeper.api import people, tracking
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.profiles.service import ProfileService
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -33,7 +34,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         key_cache_seconds=settings.key_cache_seconds,
     )
     state = AppState(
-        settings, store, Ingestor(store, max_message_bytes=settings.max_message_bytes), owns_store
+        settings,
+        store,
+        Ingestor(store, max_message_bytes=settings.max_message_bytes),
+        owns_store,
+        ProfileService(store),
     )
 
     @asynccontextmanager

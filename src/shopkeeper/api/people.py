@@ -28,8 +28,9 @@ Admin = Annotated[ApiKey, Depends(require_admin)]
 
 @router.get("/v1/people/{person_ref}", summary="What is known about a person, by any of their ids")
 async def get_person(person_ref: str, request: Request, _: Admin) -> dict[str, object]:
-    summary = await run_in_threadpool(_state(request).store.person_summary, person_ref)
-    return summary.to_json()
+    """Ids, merges, event counts, and every trait's winning value with its source, evidence and age."""
+    profile = await run_in_threadpool(_state(request).profiles.get, person_ref)
+    return profile.to_json()
 
 
 @router.get("/v1/people/{person_ref}/events", summary="A person's newest events, as stored")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.profiles.service import ProfileService
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -15,3 +16,4 @@ class AppState:
     store: Store
     ingestor: Ingestor
     owns_store: bool
+    profiles: ProfileService

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
+from shopkeeper.profiles.service import Profile, ProfileService
+from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.records import Merge, merge_to_json
 
 app = typer.Typer(help="Look up people and the merges of their identities.", no_args_is_help=True)
@@ -24,15 +29,16 @@ def show(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a person's ids, merges, event counts and when they were last seen."""
+    """Print a person's ids, merges, event counts, and traits grouped by source with their evidence."""
     store = open_store(db)
     try:
-        summary = store.person_summary(person_ref)
+        profile = ProfileService(store).get(person_ref)
     finally:
         store.close()
     if as_json:
-        print_json(summary.to_json())
+        print_json(profile.to_json())
         return
+    summary = profile.summary
     console.print(
         f"[bold]Person {summary.person_id}[/bold] (internal id), known since "
         f"{summary.created_at:%Y-%m-%d %H:%M} UTC"
@@ -50,6 +56,64 @@ def show(
         )
     if summary.merges:
         console.print(_merge_table(summary.merges))
+    _print_traits(profile)
+
+
+def _print_traits(profile: Profile) -> None:
+    titles = {
+        "stated": "You told us (stated)",
+        "observed": "We saw (observed)",
+        "inferred": "We guessed (inferred)",
+    }
+    for source, found in profile.by_source().items():
+        if not found:
+            continue
+        table = Table(
+            "trait", "value", "age", "weight", "evidence", title=titles[source], title_justify="left"
+        )
+        for trait in found:
+            table.add_row(
+                trait.key,
+                _show(trait.value),
+                _age(trait.age.days),
+                f"{trait.weight:.2f}",
+                _evidence(trait.record.evidence, trait),
+            )
+        console.print(table)
+    if not profile.traits:
+        console.print("No traits yet.")
+    console.print(
+        f"Ages are measured to {profile.as_of:%Y-%m-%d %H:%M} UTC, the shop's clock (its newest event)."
+    )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _age(days: int) -> str:
+    if days < 1:
+        return "today"
+    if days < 60:
+        return f"{days} d"
+    return f"{days / 30.4:.0f} mo" if days < 730 else f"{days / 365.25:.1f} y"
+
+
+def _evidence(evidence: Mapping[str, object], trait: ResolvedTrait) -> str:
+    parts = []
+    if "model" in evidence:
+        parts.append(f"model {evidence['model']}")
+    count = evidence.get("count")
+    if isinstance(count, int):
+        parts.append(f"{count} event{'s' if count != 1 else ''}")
+    overridden = [c for c in trait.considered if c.status == "outranked"]
+    if overridden:
+        parts.append("beats " + ", ".join(f"{c.record.source} {_show(c.record.value)}" for c in overridden))
+    return "; ".join(parts)
 
 
 @app.command("merges")
@@ -76,3 +140,22 @@ def _merge_table(found: list[Merge]) -> Table:
             f"{m.at:%Y-%m-%d %H:%M}", m.outcome, str(m.from_person_id), str(m.into_person_id), m.reason
         )
     return table
+
+
+@app.command("rebuild")
+def rebuild(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Rebuild every profile's traits from the event log (the source of truth)."""
+    store = open_store(db)
+    try:
+        builder = ProfileService(store).builder
+        started = time.perf_counter()
+        with Progress(transient=True, disable=as_json or not console.is_terminal, console=console) as bar:
+            task = bar.add_task("Rebuilding profiles", total=None)
+            count = builder.rebuild_all(on_progress=lambda n: bar.advance(task, n))
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    if as_json:
+        print_json({"people": count, "seconds": round(seconds, 3)})
+        return
+    console.print(f"Rebuilt {count:,} profiles from the event log in {seconds:.1f} s.")

@@ -21,6 +21,7 @@ from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.traits import mark_dirty
 
 _STAMPS = ("timestamp", "sentAt")
 
@@ -134,6 +135,7 @@ class Ingestor:
                 row["person_id"] = resolver.final_person(row["person_id"])
                 del row["previous_id"], row["email"]
             self._store.events.append(conn, fresh)
+            mark_dirty(conn, {row["person_id"] for row in fresh})
         return IngestResult(received=len(rows), stored=len(fresh), duplicates=len(rows) - len(fresh))
 
 

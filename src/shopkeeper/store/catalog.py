@@ -198,3 +198,17 @@ def _changes(
         if variant_id not in new_variants and before.stock:
             note(variant_id, "stock", before.stock, None)
     return found
+
+
+def profile_entries(conn: Connection, item_ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Category and attributes of these items: what the profile builder needs, read in its transaction."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    wanted = list(item_ids)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        query = select(items.c.item_id, items.c.category, items.c.attributes).where(
+            items.c.item_id.in_(chunk)
+        )
+        for r in conn.execute(query):
+            found[r.item_id] = (r.category, orjson.loads(r.attributes))
+    return found

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from shopkeeper.records import Identity, IdentityKind, Merge
 from shopkeeper.store.schema import events, identities, merges, people
+from shopkeeper.store.traits import forget_person, mark_dirty
 
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
@@ -98,6 +99,8 @@ class IdentityResolver:
         conn.execute(update(people).where(people.c.merged_into == source).values(merged_into=target))
         conn.execute(update(people).where(people.c.person_id == source).values(merged_into=target))
         self._record(source, target, "merged", reason, message_id)
+        forget_person(conn, source)
+        mark_dirty(conn, [target])
         for key, person_id in self._person_of.items():
             if person_id == source:
                 self._person_of[key] = target

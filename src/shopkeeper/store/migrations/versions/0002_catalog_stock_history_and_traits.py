@@ -81,6 +81,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("item_id", "variant_id", name=op.f("pk_item_variants")),
     )
     # ### end Alembic commands ###
+    # Profiles of people who were stored before traits existed must be built on first read.
+    op.execute("INSERT INTO profile_dirty (person_id) SELECT person_id FROM people WHERE merged_into IS NULL")
 
 
 def downgrade() -> None:

@@ -1,0 +1,80 @@
+"""Rebuild profiles from the event log, the source of truth: all of them, or the people marked dirty."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from shopkeeper.profiles.derive import CatalogEntry, derive_traits, product_ids
+from shopkeeper.profiles.traits import TraitRecord
+from shopkeeper.store import Store
+from shopkeeper.store.catalog import profile_entries
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.schema import events, people
+from shopkeeper.store.traits import SqlTraits
+
+CHUNK_PEOPLE = 500
+
+
+class ProfileBuilder:
+    """Derives event-based traits. Each chunk of people is read and rewritten in one write transaction,
+    so an event that arrives meanwhile waits and marks its person dirty again afterwards."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def rebuild_all(self, *, on_progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild every person's event-derived traits. Returns how many people were rebuilt."""
+        with self._store.engine.connect() as conn:
+            everyone = [
+                int(p)
+                for p in conn.scalars(
+                    select(people.c.person_id)
+                    .where(people.c.merged_into.is_(None))
+                    .order_by(people.c.person_id)
+                )
+            ]
+        for start in range(0, len(everyone), CHUNK_PEOPLE):
+            chunk = everyone[start : start + CHUNK_PEOPLE]
+            self.rebuild(chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
+        return len(everyone)
+
+    def refresh_dirty(self) -> int:
+        """Rebuild the people whose events changed since their traits were derived."""
+        done = 0
+        while True:
+            with self._store.engine.connect() as conn:
+                dirty = SqlTraits(self._store.engine).dirty(conn, limit=CHUNK_PEOPLE)
+            if not dirty:
+                return done
+            self.rebuild(dirty)
+            done += len(dirty)
+
+    def rebuild(self, person_ids: Sequence[int]) -> None:
+        """Derive these people's traits from all their events, in one write transaction."""
+        with write_transaction(self._store.engine) as conn:
+            grouped: dict[int, list[dict[str, Any]]] = {p: [] for p in person_ids}
+            query = (
+                select(events.c.person_id, events.c.payload)
+                .where(events.c.person_id.in_(list(person_ids)))
+                .order_by(events.c.person_id, events.c.timestamp, events.c.id)
+            )
+            for person_id, payload in conn.execute(query):
+                grouped[person_id].append(orjson.loads(payload))
+            mentioned: set[str] = set()
+            for person_events in grouped.values():
+                mentioned |= product_ids(person_events)
+            catalog = {
+                item_id: CatalogEntry(category, attributes)
+                for item_id, (category, attributes) in profile_entries(conn, sorted(mentioned)).items()
+            }
+            rebuilt: dict[int, Sequence[TraitRecord]] = {
+                person_id: derive_traits(person_events, catalog)
+                for person_id, person_events in grouped.items()
+            }
+            SqlTraits.replace_event_traits(conn, rebuilt)

@@ -1,0 +1,357 @@
+"""Derive a person's observed and stated traits from their events: a pure fold, oldest event first.
+
+What becomes what (the README lists every key):
+- any event: `first_seen`, `last_seen`; `language` from `context.locale`; `country` from
+  `context.location.country`;
+- `identify`: each trait, as `observed` (from the shop's systems), or as `stated` when the event carries
+  `context.shopkeeper.stated = true` (a person's own answer); a `track` so marked states its properties;
+- "Order Completed": `order_count` (distinct orders, less cancelled ones), `revenue` (net of refunds),
+  `average_order_value`, `currency`; "Order Refunded": `return_count`;
+- purchases, carts and views: `favourite_categories`, `favourite_colours`, `favourite_sizes`, weighted
+  1 / 0.5 / 0.2 and fading with a 180-day half-life measured back from the person's newest event;
+- "Product Viewed" / "Product Added" (less "Product Removed"): `last_viewed_items`, `last_carted_items`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shopkeeper.profiles.traits import Source, TraitRecord
+
+FAVOURITE_HALF_LIFE = timedelta(days=180)
+INTERACTION_WEIGHTS = {"purchase": 1.0, "cart": 0.5, "view": 0.2, "return": -1.0}
+TOP_FAVOURITES = 3
+RECENT_ITEMS = 5
+MAX_TRAIT_KEY = 64
+EVIDENCE_IDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """What profiles need to know of an item."""
+
+    category: str
+    attributes: Mapping[str, Any]
+
+
+@dataclass
+class _Slot:
+    """The newest value of one trait from one source, with the events behind it."""
+
+    value: Any
+    at: datetime
+    events: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def see(self, value: Any, at: datetime, message_id: str) -> None:
+        self.value, self.at = value, at
+        self.count += 1
+        self.events = [*self.events[-(EVIDENCE_IDS - 1) :], message_id]
+
+
+@dataclass
+class _Fold:
+    slots: dict[tuple[str, Source], _Slot] = field(default_factory=dict)
+    orders: dict[str, tuple[datetime, str, float]] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
+    refunds: list[tuple[datetime, str, float]] = field(default_factory=list)
+    currencies: Counter[str] = field(default_factory=Counter)
+    interactions: list[tuple[datetime, str, str, float]] = field(default_factory=list)  # at, kind, value, w
+    interaction_events: dict[str, list[str]] = field(default_factory=dict)
+    viewed: list[tuple[str, datetime, str]] = field(default_factory=list)
+    carted: list[tuple[str, datetime, str]] = field(default_factory=list)
+    first: tuple[datetime, str] | None = None
+    last: tuple[datetime, str] | None = None
+
+    def note(self, key: str, source: Source, value: Any, at: datetime, message_id: str) -> None:
+        slot = self.slots.get((key, source))
+        if slot is None:
+            self.slots[(key, source)] = _Slot(value, at, [message_id], 1)
+        else:
+            slot.see(value, at, message_id)
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value
+
+
+def product_ids(events: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Every item id the events mention, so the caller can fetch just those catalog entries."""
+    found: set[str] = set()
+    for event in events:
+        properties = event.get("properties") or {}
+        if not isinstance(properties, dict):
+            continue
+        for product in _products(properties):
+            found.add(product[0])
+    return found
+
+
+def derive_traits(
+    events: Iterable[Mapping[str, Any]], catalog: Mapping[str, CatalogEntry]
+) -> list[TraitRecord]:
+    """The observed and stated traits these events (one person's, oldest first) support."""
+    fold = _Fold()
+    for event in events:
+        _fold_one(fold, event, catalog)
+    return _records(fold)
+
+
+def _fold_one(fold: _Fold, event: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> None:
+    at = parse_time(event["timestamp"])
+    message_id = str(event["messageId"])
+    if fold.first is None or at < fold.first[0]:
+        fold.first = (at, message_id)
+    if fold.last is None or at >= fold.last[0]:
+        fold.last = (at, message_id)
+    context = event.get("context") if isinstance(event.get("context"), dict) else {}
+    assert isinstance(context, dict)
+    stated = _is_stated(context)
+    locale = context.get("locale")
+    if isinstance(locale, str) and len(locale) >= 2 and locale[:2].isalpha():
+        fold.note("language", "observed", locale[:2].lower(), at, message_id)
+    location = context.get("location")
+    if isinstance(location, dict) and isinstance(location.get("country"), str) and location["country"]:
+        fold.note("country", "observed", location["country"], at, message_id)
+
+    kind = event.get("type")
+    if kind == "identify":
+        traits = dict(context.get("traits") or {}) if isinstance(context.get("traits"), dict) else {}
+        traits.update(event.get("traits") or {})
+        for key, value in traits.items():
+            if isinstance(key, str) and 0 < len(key) <= MAX_TRAIT_KEY and value is not None:
+                fold.note(key, "stated" if stated else "observed", value, at, message_id)
+        return
+    if kind != "track":
+        return
+    properties = event.get("properties") or {}
+    if not isinstance(properties, dict):
+        return
+    if stated:
+        for key, value in properties.items():
+            if isinstance(key, str) and 0 < len(key) <= MAX_TRAIT_KEY and value is not None:
+                fold.note(key, "stated", value, at, message_id)
+        return
+    name = str(event.get("event", "")).lower()
+    if name == "order completed":
+        _order(fold, properties, at, message_id, catalog)
+    elif name == "order refunded":
+        value = _money(properties.get("total", properties.get("revenue")))
+        if value is None:
+            value = sum(p[1] * p[2] for p in _products(properties))
+        fold.refunds.append((at, message_id, abs(value)))
+        _interact(fold, properties, "return", at, message_id, catalog)
+    elif name == "order cancelled":
+        if properties.get("order_id") is not None:
+            fold.cancelled.add(str(properties["order_id"]))
+    elif name == "product viewed":
+        _interact(fold, properties, "view", at, message_id, catalog)
+        fold.viewed += [(p[0], at, message_id) for p in _products(properties)]
+    elif name == "product added":
+        _interact(fold, properties, "cart", at, message_id, catalog)
+        fold.carted += [(p[0], at, message_id) for p in _products(properties)]
+    elif name == "product removed":
+        removed = {p[0] for p in _products(properties)}
+        fold.carted = [c for c in fold.carted if c[0] not in removed]
+
+
+def _order(
+    fold: _Fold,
+    properties: Mapping[str, Any],
+    at: datetime,
+    message_id: str,
+    catalog: Mapping[str, CatalogEntry],
+) -> None:
+    order_id = str(properties.get("order_id") or message_id)
+    revenue = _money(properties.get("revenue", properties.get("total")))
+    if revenue is None:
+        revenue = sum(p[1] * p[2] for p in _products(properties))
+    fold.orders[order_id] = (at, message_id, revenue)
+    currency = properties.get("currency")
+    if isinstance(currency, str) and currency:
+        fold.currencies[currency.upper()] += 1
+    _interact(fold, properties, "purchase", at, message_id, catalog)
+
+
+def _interact(
+    fold: _Fold,
+    properties: Mapping[str, Any],
+    kind: str,
+    at: datetime,
+    message_id: str,
+    catalog: Mapping[str, CatalogEntry],
+) -> None:
+    weight = INTERACTION_WEIGHTS[kind]
+    for item_id, _price, _quantity, product in _products(properties):
+        entry = catalog.get(item_id)
+        category = product.get("category") or (entry.category if entry else "")
+        attributes = entry.attributes if entry else {}
+        colour = (
+            product.get("colour")
+            or product.get("color")
+            or attributes.get("colour")
+            or attributes.get("color")
+        )
+        size = product.get("size") or attributes.get("size")
+        for trait, value in (
+            ("favourite_categories", category),
+            ("favourite_colours", colour),
+            ("favourite_sizes", size),
+        ):
+            if isinstance(value, str) and value:
+                fold.interactions.append((at, trait, value, weight))
+                ids = fold.interaction_events.setdefault(trait, [])
+                if not ids or ids[-1] != message_id:
+                    ids.append(message_id)
+
+
+def _products(properties: Mapping[str, Any]) -> list[tuple[str, float, float, Mapping[str, Any]]]:
+    """(item id, price, quantity, the product object) for an event's `products`, or the event itself."""
+    raw = properties.get("products")
+    candidates = raw if isinstance(raw, list) else [properties]
+    found: list[tuple[str, float, float, Mapping[str, Any]]] = []
+    for product in candidates:
+        if not isinstance(product, dict):
+            continue
+        item_id = product.get("product_id", product.get("sku", product.get("id")))
+        if item_id is None or isinstance(item_id, bool | dict | list):
+            continue
+        price = _money(product.get("price")) or 0.0
+        quantity = _money(product.get("quantity"))
+        found.append((str(item_id), price, 1.0 if quantity is None else quantity, product))
+    return found
+
+
+def _money(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _is_stated(context: Mapping[str, Any]) -> bool:
+    marker = context.get("shopkeeper")
+    return isinstance(marker, dict) and marker.get("stated") is True
+
+
+def _evidence(events: list[str], count: int, **more: Any) -> dict[str, Any]:
+    return {"events": events[-EVIDENCE_IDS:], "count": count, **more}
+
+
+def _records(fold: _Fold) -> list[TraitRecord]:
+    records = [
+        TraitRecord(
+            key,
+            slot.value,
+            source,
+            slot.at,
+            _evidence(slot.events, slot.count),
+            confirmed_at=slot.at if source == "stated" else None,
+        )
+        for (key, source), slot in fold.slots.items()
+    ]
+    if fold.first is None or fold.last is None:
+        return records
+    first_at, first_id = fold.first
+    last_at, last_id = fold.last
+    records.append(
+        TraitRecord("first_seen", first_at.isoformat(), "observed", first_at, _evidence([first_id], 1))
+    )
+    records.append(
+        TraitRecord("last_seen", last_at.isoformat(), "observed", last_at, _evidence([last_id], 1))
+    )
+
+    orders = {k: v for k, v in fold.orders.items() if k not in fold.cancelled}
+    if orders or fold.refunds:
+        order_events = [v[1] for v in sorted(orders.values())]
+        refund_events = [r[1] for r in sorted(fold.refunds)]
+        newest = max([v[0] for v in orders.values()] + [r[0] for r in fold.refunds])
+        gross = sum(v[2] for v in orders.values())
+        refunded = sum(r[2] for r in fold.refunds)
+        money = {"gross": round(gross, 2), "refunded": round(refunded, 2)}
+        records.append(
+            TraitRecord("order_count", len(orders), "observed", newest, _evidence(order_events, len(orders)))
+        )
+        records.append(
+            TraitRecord(
+                "revenue",
+                round(gross - refunded, 2),
+                "observed",
+                newest,
+                _evidence(order_events + refund_events, len(orders) + len(fold.refunds), **money),
+            )
+        )
+        if orders:
+            records.append(
+                TraitRecord(
+                    "average_order_value",
+                    round(gross / len(orders), 2),
+                    "observed",
+                    newest,
+                    _evidence(order_events, len(orders)),
+                )
+            )
+        records.append(
+            TraitRecord(
+                "return_count",
+                len(fold.refunds),
+                "observed",
+                newest,
+                _evidence(refund_events, len(fold.refunds)),
+            )
+        )
+        if fold.currencies:
+            currency, times = fold.currencies.most_common(1)[0]
+            records.append(
+                TraitRecord("currency", currency, "observed", newest, _evidence(order_events, times))
+            )
+
+    records += _favourites(fold, last_at)
+    for key, seen in (("last_viewed_items", fold.viewed), ("last_carted_items", fold.carted)):
+        if seen:
+            recent: list[str] = []
+            for item_id, _at, _mid in reversed(seen):
+                if item_id not in recent:
+                    recent.append(item_id)
+                if len(recent) == RECENT_ITEMS:
+                    break
+            records.append(
+                TraitRecord(key, recent, "observed", seen[-1][1], _evidence([s[2] for s in seen], len(seen)))
+            )
+    return records
+
+
+def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
+    scores: dict[str, Counter[str]] = {}
+    latest: dict[str, datetime] = {}
+    for at, trait, value, weight in fold.interactions:
+        decay = 0.5 ** ((newest - at) / FAVOURITE_HALF_LIFE)
+        scores.setdefault(trait, Counter())[value] += weight * decay
+        latest[trait] = max(latest.get(trait, at), at)
+    records = []
+    for trait, counter in scores.items():
+        ranked = [(v, s) for v, s in counter.most_common() if s > 0]
+        if not ranked:
+            continue
+        top = ranked[0][1]
+        chosen = [(v, s) for v, s in ranked[:TOP_FAVOURITES] if s >= 0.2 * top]
+        events = fold.interaction_events.get(trait, [])
+        records.append(
+            TraitRecord(
+                trait,
+                [v for v, _ in chosen],
+                "observed",
+                latest[trait],
+                _evidence(events, len(events), scores={v: round(s, 3) for v, s in chosen}),
+            )
+        )
+    return records

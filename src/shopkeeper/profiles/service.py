@@ -1,0 +1,121 @@
+"""A person's profile: who they are, and each trait's winning value with its provenance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from shopkeeper.profiles.builder import ProfileBuilder
+from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, resolve
+from shopkeeper.records import PersonSummary
+from shopkeeper.store import Store
+from shopkeeper.store.schema import events
+from shopkeeper.store.traits import SqlTraits
+
+CLOCK_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    summary: PersonSummary
+    traits: dict[str, ResolvedTrait]
+    as_of: datetime
+
+    def by_source(self) -> dict[str, list[ResolvedTrait]]:
+        grouped: dict[str, list[ResolvedTrait]] = {source: [] for source in SOURCES}
+        for trait in sorted(self.traits.values(), key=lambda t: t.key):
+            grouped[trait.source].append(trait)
+        return grouped
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.summary.to_json(),
+            "as_of": self.as_of.isoformat(),
+            "traits": [trait_to_json(t) for group in self.by_source().values() for t in group],
+        }
+
+
+def trait_to_json(trait: ResolvedTrait) -> dict[str, object]:
+    record = trait.record
+    return {
+        "key": record.key,
+        "value": record.value,
+        "source": record.source,
+        "updated_at": record.updated_at.isoformat(),
+        "evidence": dict(record.evidence),
+        "confidence": record.confidence,
+        "confirmed_at": record.confirmed_at.isoformat() if record.confirmed_at else None,
+        "weight": round(trait.weight, 4),
+        "age_days": round(trait.age.total_seconds() / 86400, 1),
+        "expires_at": trait.expires_at.isoformat() if trait.expires_at else None,
+        "needs_confirmation": trait.needs_confirmation,
+        "why": trait.reason(),
+        "overridden": [
+            {
+                "source": c.record.source,
+                "value": c.record.value,
+                "status": c.status,
+                "updated_at": c.record.updated_at.isoformat(),
+            }
+            for c in trait.considered
+        ],
+    }
+
+
+class ProfileService:
+    """Reads resolved profiles. A person whose events changed is rebuilt on read, so reads see writes.
+
+    Decay is measured against the shop's clock: the newest event in the store, or now if that is
+    earlier. An imported history, or a quiet month, does not age every profile at once.
+    """
+
+    def __init__(self, store: Store, *, now: Callable[[], datetime] | None = None) -> None:
+        self._store = store
+        self._traits = SqlTraits(store.engine)
+        self._builder = ProfileBuilder(store)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._clock: tuple[float, datetime] | None = None
+
+    @property
+    def builder(self) -> ProfileBuilder:
+        return self._builder
+
+    def shop_clock(self) -> datetime:
+        cached = self._clock
+        if cached is not None and time.monotonic() - cached[0] < CLOCK_CACHE_SECONDS:
+            return min(cached[1], self._now())
+        with self._store.engine.connect() as conn:
+            newest = conn.scalar(select(func.max(events.c.timestamp)))
+        now = self._now()
+        newest_at = _as_datetime(newest) if newest is not None else now
+        self._clock = (time.monotonic(), newest_at)
+        return min(newest_at, now)
+
+    def traits_of(self, person_id: int) -> dict[str, ResolvedTrait]:
+        """Each trait's winning value for this person, as of the shop's clock."""
+        with self._store.engine.connect() as conn:
+            dirty = self._traits.is_dirty(person_id, conn)
+            if not dirty:
+                records = self._traits.load(person_id, conn)
+        if dirty:
+            self._builder.rebuild([person_id])
+            self._clock = None
+            records = self._traits.load(person_id)
+        return resolve(records, self.shop_clock())
+
+    def get(self, external_id: str) -> Profile:
+        """The profile of the person behind any of their ids. Raises NotFound."""
+        summary = self._store.person_summary(external_id)
+        resolved = self.traits_of(summary.person_id)
+        return Profile(summary=summary, traits=resolved, as_of=self.shop_clock())
+
+
+def _as_datetime(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
