@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopkeeper.api import people, tracking
+from shopkeeper.api import items, people, tracking
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.ingest import Ingestor
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.shopkeeper = state
     app.include_router(tracking.router)
     app.include_router(people.router)
+    app.include_router(items.router)
     _add_health(app, state)
     _add_error_handlers(app)
     _add_security_schemes(app)

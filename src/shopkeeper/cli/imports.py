@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from shopkeeper.cli import import_items
+
 app = typer.Typer(
     help="Load a shop's past orders and its catalog. Imports are idempotent.", no_args_is_help=True
 )
+app.command("items")(import_items.import_items)

@@ -1,0 +1,142 @@
+"""The shop's catalog over HTTP (admin key): upsert items with their variants and stock, read them back."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from shopkeeper.api.body import read_json
+from shopkeeper.api.people import Admin
+from shopkeeper.api.state import AppState
+from shopkeeper.catalog.items import MAX_ITEMS_PER_BATCH, ItemIn, parse_items
+from shopkeeper.errors import InvalidInput
+from shopkeeper.records import CatalogChange, Item, UpsertResult
+
+MAX_ITEM_BYTES = 256 * 1024
+MAX_ITEMS_BATCH_BYTES = 5 * 1024 * 1024
+
+router = APIRouter(tags=["catalog"])
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.shopkeeper
+    return state
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its `$defs` inlined: pydantic's `#/$defs/...` refs don't resolve inside OpenAPI."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _item_schema(*, id_in_url: bool) -> dict[str, Any]:
+    schema = _inline_refs(ItemIn.model_json_schema())
+    if id_in_url:
+        schema["required"] = [name for name in schema.get("required", []) if name != "item_id"]
+        schema["properties"]["item_id"]["description"] = "Optional; must equal the id in the URL."
+    return schema
+
+
+def _openapi(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "security": [{"adminKey": []}],
+    }
+
+
+_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {"type": "array", "maxItems": MAX_ITEMS_PER_BATCH, "items": _item_schema(id_in_url=False)}
+    },
+}
+_ADMIN: dict[str, Any] = {"security": [{"adminKey": []}]}
+
+
+def _result_json(result: UpsertResult) -> dict[str, int]:
+    return {
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "changes": result.changes,
+    }
+
+
+def _change_json(change: CatalogChange) -> dict[str, object]:
+    return {
+        "variant_id": change.variant_id,
+        "field": change.field,
+        "old_value": change.old_value,
+        "new_value": change.new_value,
+        "at": change.at.isoformat(),
+    }
+
+
+@router.put(
+    "/v1/items/{item_id}",
+    summary="Create or replace one item, with its variants and their stock",
+    openapi_extra=_openapi(_item_schema(id_in_url=True)),
+)
+async def put_item(item_id: str, request: Request, _: Admin) -> dict[str, int]:
+    body = await read_json(request, MAX_ITEM_BYTES)
+    items = parse_items(body, item_id=item_id)
+    result = await run_in_threadpool(_state(request).store.catalog.upsert, items)
+    return _result_json(result)
+
+
+@router.post(
+    "/v1/items/batch",
+    summary=f"Create or replace up to {MAX_ITEMS_PER_BATCH} items, all or nothing",
+    openapi_extra=_openapi(_BATCH_SCHEMA),
+)
+async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
+    body = await read_json(request, MAX_ITEMS_BATCH_BYTES)
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be a JSON object: {"items": [...]}', field="body")
+    extra = sorted(set(body) - {"items"})
+    if extra:
+        raise InvalidInput(f'unknown field {extra[0]!r}; the body is {{"items": [...]}}', field=extra[0])
+    if "items" not in body:
+        raise InvalidInput('the body needs "items": an array of items', field="items")
+    items = parse_items(body["items"], where="items")
+    result = await run_in_threadpool(_state(request).store.catalog.upsert, items)
+    return _result_json(result)
+
+
+@router.get("/v1/items/{item_id}", summary="An item with its variants and their stock", openapi_extra=_ADMIN)
+async def get_item(item_id: str, request: Request, _: Admin) -> dict[str, object]:
+    item: Item = await run_in_threadpool(_state(request).store.catalog.get, item_id)
+    return item.to_json()
+
+
+@router.get(
+    "/v1/items/{item_id}/history",
+    summary="An item's price and stock changes, oldest first",
+    openapi_extra=_ADMIN,
+)
+async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str, object]:
+    catalog = _state(request).store.catalog
+
+    def load() -> list[CatalogChange]:
+        catalog.get(item_id)  # 404 for an unknown item, rather than an empty history
+        return catalog.history(item_id)
+
+    changes = await run_in_threadpool(load)
+    return {"item_id": item_id, "changes": [_change_json(c) for c in changes]}
