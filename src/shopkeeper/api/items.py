@@ -90,7 +90,7 @@ def _change_json(change: CatalogChange) -> dict[str, object]:
 
 
 @router.put(
-    "/v1/items/{item_id}",
+    "/v1/items/{item_id:path}",
     summary="Create or replace one item, with its variants and their stock",
     openapi_extra=_openapi(_item_schema(id_in_url=True)),
 )
@@ -120,14 +120,8 @@ async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
     return _result_json(result)
 
 
-@router.get("/v1/items/{item_id}", summary="An item with its variants and their stock", openapi_extra=_ADMIN)
-async def get_item(item_id: str, request: Request, _: Admin) -> dict[str, object]:
-    item: Item = await run_in_threadpool(_state(request).store.catalog.get, item_id)
-    return item.to_json()
-
-
 @router.get(
-    "/v1/items/{item_id}/history",
+    "/v1/items/{item_id:path}/history",
     summary="An item's price and stock changes, oldest first",
     openapi_extra=_ADMIN,
 )
@@ -140,3 +134,11 @@ async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str
 
     changes = await run_in_threadpool(load)
     return {"item_id": item_id, "changes": [_change_json(c) for c in changes]}
+
+
+@router.get(
+    "/v1/items/{item_id:path}", summary="An item with its variants and their stock", openapi_extra=_ADMIN
+)
+async def get_item(item_id: str, request: Request, _: Admin) -> dict[str, object]:
+    item: Item = await run_in_threadpool(_state(request).store.catalog.get, item_id)
+    return item.to_json()

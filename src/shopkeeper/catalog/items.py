@@ -20,6 +20,7 @@ from shopkeeper.errors import InvalidInput
 
 MAX_ITEMS_PER_BATCH = 1000
 CATEGORY_SEPARATOR = " > "
+MAX_STOCK = 2**31 - 1  # what every backend's INTEGER column holds
 
 Id = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Scalar = StrictStr | int | float | bool
@@ -30,11 +31,20 @@ def _category(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, list):
-        if not all(isinstance(part, str) and part.strip() for part in value):
+        if not all(isinstance(part, str) and part.strip() and "\x00" not in part for part in value):
             raise ValueError("a category path is a list of non-empty strings")
         return CATEGORY_SEPARATOR.join(part.strip() for part in value)
     if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
         return CATEGORY_SEPARATOR.join(p.strip() for p in value.split(">") if p.strip())
+    return value
+
+
+def _number(value: Any) -> Any:
+    """JSON's true/false are not numbers, whatever Python thinks."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
     return value
 
 
@@ -51,8 +61,8 @@ class VariantIn(BaseModel):
 
     variant_id: Annotated[Id, BeforeValidator(_no_nul)]
     attributes: dict[Annotated[str, Field(max_length=64)], Scalar] = {}
-    price: Annotated[float, Field(ge=0)] | None = None
-    stock: Annotated[int, Field(ge=0)] | None = None
+    price: Annotated[float, Field(ge=0), BeforeValidator(_number)] | None = None
+    stock: Annotated[int, Field(ge=0, le=MAX_STOCK), BeforeValidator(_number)] | None = None
 
     @field_validator("price")
     @classmethod
@@ -70,7 +80,7 @@ class ItemIn(BaseModel):
     item_id: Annotated[Id, BeforeValidator(_no_nul)]
     title: Annotated[StrictStr, Field(min_length=1, max_length=1000), BeforeValidator(_no_nul)]
     category: Annotated[StrictStr, Field(max_length=1000), BeforeValidator(_category)] = ""
-    price: Annotated[float, Field(ge=0)] | None = None
+    price: Annotated[float, Field(ge=0), BeforeValidator(_number)] | None = None
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] | None = None
     attributes: dict[Annotated[str, Field(max_length=64)], Scalar | list[Scalar]] = {}
     created_at: datetime | None = None
