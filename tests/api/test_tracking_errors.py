@@ -557,6 +557,23 @@ def test_nul_characters_inside_properties_are_kept(server: Server) -> None:
 
 
 @pytest.mark.xfail(
+    reason="BUG: integers beyond 64 bits in properties are parsed by orjson as floats and stored rounded "
+    "(123456789012345678901234567890 -> 1.2345678901234568e+29) without an error; body.py read_json",
+    strict=True,
+)
+def test_a_big_integer_property_is_kept_exactly_or_refused(server: Server) -> None:
+    user_id = f"big-{uuid.uuid4().hex[:8]}"
+    content = b'{"userId": "%s", "event": "e", "properties": {"n": 123456789012345678901234567890}}' % (
+        user_id.encode()
+    )
+    response = post(server, "track", content=content)
+    if response.status_code != 200:  # a precise 400 would honour the contract too
+        assert_error(response, 400, "invalid_input", "properties.n")
+        return
+    assert _read_events(server, user_id)[0]["properties"]["n"] == 123456789012345678901234567890
+
+
+@pytest.mark.xfail(
     reason="BUG: ids are .strip()ped of any Unicode whitespace (NBSP, U+3000, U+001F...), so the id stored "
     "differs from the id sent and the caller is not told; spec.py _external_id",
     strict=True,
