@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         version=_version(),
         summary="A self-hosted personalization engine for small and mid-size shops.",
         lifespan=lifespan,
+        redirect_slashes=False,  # ids may end in "/": never redirect one person's URL to another's
     )
     app.state.shopkeeper = state
     app.include_router(tracking.router)
@@ -106,6 +108,16 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(DataError)
+    async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (a safety net: input validation should have caught it).
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.warning("database refused a value on %s %s", request.method, route)
+        body = {
+            "error": {"code": "invalid_input", "message": "a value the database cannot store", "field": None}
+        }
+        return JSONResponse(body, status_code=400)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

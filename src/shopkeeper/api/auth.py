@@ -27,7 +27,7 @@ def key_from_header(request: Request) -> str | None:
     if scheme == "basic":
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in the header
             raise AuthenticationError(
                 "the Basic credentials are not valid base64", field="Authorization"
             ) from None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
 
@@ -15,15 +18,21 @@ async def read_json(request: Request, limit: int) -> Any:
     """The parsed JSON body, refusing anything over `limit` bytes (after decompression) with a 413."""
     declared = request.headers.get("content-length")
     if declared is not None:
+        declared = declared.strip()
         if not declared.isdigit():
             raise InvalidInput("Content-Length must be a number", field="Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(_too_large(limit), field="body")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise PayloadTooLarge(_too_large(limit), field="body")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise PayloadTooLarge(_too_large(limit), field="body")
+    except ClientDisconnect:
+        raise InvalidInput(
+            "the client went away before sending the whole body", field="body", code="client_disconnected"
+        ) from None
     data = bytes(raw)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding == "gzip":
@@ -35,22 +44,65 @@ async def read_json(request: Request, limit: int) -> Any:
     if not data.strip():
         raise InvalidInput("the body is empty; send a JSON object", field="body")
     try:
-        return orjson.loads(data)
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", field="body", code="invalid_json") from None
+    if _LONG_DIGITS.search(data):
+        _check_integers(data)
+    return parsed
+
+
+# orjson reads integers beyond 64 bits as floats, silently rounding them. Bodies with a run of 19+ digits
+# are rare, so only those are read again, exactly, to refuse such integers instead of changing them.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_INT64 = 2**63
+
+
+def _check_integers(data: bytes) -> None:
+    """Refuse integers beyond 64 bits, naming where they are (`properties.n`, `batch[2].properties.n`)."""
+    path = _find_big_integer(json.loads(data), "")
+    if path is not None:
+        raise InvalidInput(f"{path} is an integer beyond 64 bits; send it as a string", field=path)
+
+
+def _find_big_integer(value: Any, path: str) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return path or "body" if not -_INT64 <= value < _INT64 else None
+    children: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, dict):
+        children = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        children = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    for child_path, child in children:
+        found = _find_big_integer(child, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise InvalidInput(f"the body is not valid gzip: {exc}", field="body", code="invalid_gzip") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(_too_large(limit) + " once decompressed", field="body")
-    if not inflater.eof:
-        raise InvalidInput("the gzip body is truncated", field="body", code="invalid_gzip")
-    return out
+    """Inflate every gzip member (RFC 1952 allows several), stopping past `limit` (a gzip bomb guard)."""
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise InvalidInput(
+                f"the body is not valid gzip: {exc}", field="body", code="invalid_gzip"
+            ) from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(_too_large(limit) + " once decompressed", field="body")
+        if not inflater.eof:
+            raise InvalidInput("the gzip body is truncated", field="body", code="invalid_gzip")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+        if not rest.startswith(b"\x1f\x8b"):
+            raise InvalidInput(
+                "there are bytes after the end of the gzip data", field="body", code="invalid_gzip"
+            )
 
 
 def _too_large(limit: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, ValidationError
 
 from shopkeeper.errors import InvalidInput
 
@@ -19,13 +19,14 @@ MAX_ID_LENGTH = 255
 
 
 def _external_id(value: Any) -> Any:
-    """Ids are strings. Integers are accepted and become strings; empty strings count as absent."""
+    """Ids are strings, kept exactly as sent. Integers become strings; an empty string counts as absent."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
-        value = value.strip()
         if not value:
             return None
+        if not value.strip():
+            raise ValueError("must not be blank")
         if "\x00" in value:
             raise ValueError("must not contain a NUL character")
     return value
@@ -37,11 +38,19 @@ def _name(value: Any) -> Any:
     return value
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _aware(value: Any) -> Any:
-    """Timestamps without a zone are taken as UTC, as Segment does."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    """Timestamps without a zone are taken as UTC, as Segment does, and must fall in 1970..2199."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be a time between 1970 and 2199")
+    return value.astimezone(UTC)
 
 
 _Bounded = Annotated[StrictStr, Field(max_length=MAX_ID_LENGTH)]
@@ -51,6 +60,7 @@ MessageId = Annotated[
     Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None, BeforeValidator(_name)
 ]
 Object = dict[str, Any] | None
+Timestamp = Annotated[datetime | None, AfterValidator(_aware)]
 
 
 class Message(BaseModel):
@@ -62,8 +72,8 @@ class Message(BaseModel):
     userId: ExternalId = None
     anonymousId: ExternalId = None
     messageId: MessageId = None
-    timestamp: datetime | None = None
-    sentAt: datetime | None = None
+    timestamp: Timestamp = None
+    sentAt: Timestamp = None
     context: Object = None
     integrations: Object = None
     event: Name = None
@@ -83,7 +93,7 @@ class Message(BaseModel):
             return
         if self.userId is None and self.anonymousId is None:
             raise InvalidInput("a message needs userId or anonymousId", field=f"{where}userId")
-        if self.type == "track" and not self.event:
+        if self.type == "track" and not (self.event and self.event.strip()):
             raise InvalidInput("track needs a non-empty event name", field=f"{where}event")
         if self.type == "group" and self.groupId is None:
             raise InvalidInput("group needs groupId", field=f"{where}groupId")
@@ -108,8 +118,6 @@ def parse_message(raw: Any, *, where: str = "", type_: MessageType | None = None
         message = Message.model_validate(raw)
     except ValidationError as exc:
         raise _to_invalid_input(exc, where) from None
-    message.timestamp = _aware(message.timestamp)
-    message.sentAt = _aware(message.sentAt)
     message.check_required(where)
     return message
 
@@ -119,9 +127,12 @@ def parse_time(value: Any, *, field: str) -> datetime | None:
     if value is None:
         return None
     try:
-        at: datetime = _aware(_TimeHolder.model_validate({"at": value}).at)
+        at: datetime = _TimeHolder.model_validate({"at": value}).at
     except ValidationError as exc:
-        raise InvalidInput(f"{field} must be an ISO-8601 time", field=field) from exc
+        detail = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        if exc.errors(include_url=False)[0]["type"] != "value_error":
+            detail = "must be an ISO-8601 time"
+        raise InvalidInput(f"{field} {detail}", field=field) from exc
     return at
 
 
@@ -134,7 +145,7 @@ def parse_object(value: Any, *, field: str) -> dict[str, Any] | None:
 
 
 class _TimeHolder(BaseModel):
-    at: datetime
+    at: Annotated[datetime, AfterValidator(_aware)]
 
 
 _EXPECTED = {

@@ -109,6 +109,9 @@ class SqlCatalog:
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, Item]:
         result: dict[str, Item] = {}
+        item_ids = [
+            i for i in item_ids if "\x00" not in i
+        ]  # never stored; PostgreSQL can't even compare them
         with self._engine.connect() as conn:
             for start in range(0, len(item_ids), _CHUNK):
                 ids = list(item_ids[start : start + _CHUNK])
@@ -145,7 +148,7 @@ class SqlCatalog:
         """Price and stock changes, oldest first; of one item, or since a time."""
         query = select(item_history).order_by(item_history.c.at, item_history.c.id)
         if item_id is not None:
-            query = query.where(item_history.c.item_id == item_id)
+            query = query.where(item_history.c.item_id == item_id.replace("\x00", ""))
         if since is not None:
             query = query.where(item_history.c.at >= since)
         with self._engine.connect() as conn:
