@@ -351,7 +351,9 @@ MISSING = [
     pytest.param("track", {"userId": "u-1", "event": None}, "event", id="track-null-event"),
     pytest.param("track", {"event": "e"}, "userId", id="track-no-ids"),
     pytest.param("track", {"userId": "", "anonymousId": "", "event": "e"}, "userId", id="track-empty-ids"),
-    pytest.param("track", {"userId": "", "anonymousId": "  ", "event": "e"}, "anonymousId", id="track-blank-id"),
+    pytest.param(
+        "track", {"userId": "", "anonymousId": "  ", "event": "e"}, "anonymousId", id="track-blank-id"
+    ),
     pytest.param("track", {"userId": "u-1", "event": "   "}, "event", id="track-blank-event"),
     pytest.param("track", {"userId": None, "anonymousId": None, "event": "e"}, "userId", id="track-null-ids"),
     pytest.param("identify", {"traits": {"plan": "pro"}}, "userId", id="identify-no-ids"),

@@ -94,7 +94,7 @@ ok-2,Fine,3,GBP,v1,7
     assert catalog.lines_read == 11
     found = lines(catalog)
     assert sorted(found) == [3, 4, 5, 6, 7, 8, 9, 12]
-    assert found[3] == "price: Input should be greater than or equal to 0"
+    assert found[3] == "price: must be at least 0"
     assert found[4].startswith("price: Input should be a valid number")
     assert found[5].startswith("currency: String should match pattern")
     assert found[6] == "item_id is empty"
@@ -118,7 +118,7 @@ MUG,Mug,3,MUG-1,,1
     assert [i.item_id for i in catalog.items] == ["MUG"]
     assert catalog.skipped == [
         SkippedLine(2, "item 'TEE' is skipped because line 3 is bad"),
-        SkippedLine(3, "stock: Input should be greater than or equal to 0"),
+        SkippedLine(3, "stock: must be at least 0"),
         SkippedLine(4, "item 'TEE' is skipped because line 3 is bad"),
     ]
 
@@ -139,7 +139,7 @@ BAG,Bag,,,BAG-1,-4
     assert found[5] == "attribute brand is 'Other' here but 'Acme' on line 4"
     assert found[7] == "variant_id 'S-1' appears again (first on line 6)"
     # A variant's own price is the variant_price column.
-    assert found[8] == "variant_price: Input should be greater than or equal to 0"
+    assert found[8] == "variant_price: must be at least 0"
     assert found[2] == "item 'TEE' is skipped because line 3 is bad"
     assert found[6] == "item 'SOCK' is skipped because line 7 is bad"
     assert found[4] == "item 'HAT' is skipped because line 5 is bad"
@@ -216,7 +216,7 @@ def test_json_array_with_line_numbers_for_bad_entries() -> None:
     assert by_id(catalog)["a"].category == "Bags > Lunch bags"
     assert by_id(catalog)["d"].variants[0].stock == 4
     assert catalog.skipped == [
-        SkippedLine(4, "price: Input should be greater than or equal to 0"),
+        SkippedLine(4, "price: must be at least 0"),
         SkippedLine(5, "price: NaN is not a number JSON allows"),
         SkippedLine(6, "item_id 'a' appears again (first on line 2)"),
         SkippedLine(7, "an item must be a JSON object"),

@@ -64,8 +64,8 @@ def test_csv_import_reports_bad_lines_and_a_second_run_changes_nothing(
         "unchanged": 0,
     }
     assert first["skipped"] == [
-        {"line": 5, "reason": "price: Input should be greater than or equal to 0"},
-        {"line": 6, "reason": "stock: Input should be greater than or equal to 0"},
+        {"line": 5, "reason": "price: must be at least 0"},
+        {"line": 6, "reason": "stock: must be at least 0"},
         {"line": 7, "reason": "item 'HAT' is skipped because line 6 is bad"},
     ]
     store = Store.open(database_url)
@@ -117,7 +117,7 @@ def test_the_summary_in_words(sqlite_url: str, tmp_path: Path) -> None:
     out = done.stdout
     for expected in ("lines read", "created", "updated", "unchanged", "lines skipped", "Skipped lines"):
         assert expected in out
-    assert "│ 6    │ stock: Input should be greater than or equal to 0" in out
+    assert "│ 6    │ stock: must be at least 0" in out
     assert "Traceback" not in done.stderr
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from shopkeeper.catalog.items import ItemIn, VariantIn
+from shopkeeper.catalog.items import ItemIn, VariantIn, describe
 from shopkeeper.errors import InvalidInput
 
 Format = Literal["json", "jsonl", "csv"]
@@ -29,7 +29,6 @@ VARIANT_COLUMNS = ("variant_id", "stock", "variant_price")
 VARIANT_ATTRIBUTE_COLUMNS = ("size", "colour", "color")
 REQUIRED_COLUMNS = ("item_id", "title")
 # What PostgreSQL can store, which ItemIn doesn't check yet: its 32-bit stock column, and no NUL in text.
-MAX_STOCK = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +227,6 @@ def _from_entries(entries: Iterator[tuple[int, Any]], format: Format) -> Catalog
         except ValidationError as exc:
             skipped.append(SkippedLine(line, _problem(exc)))
             continue
-        unstorable = _unstorable(item)
-        if unstorable:
-            skipped.append(SkippedLine(line, unstorable))
-            continue
         if item.item_id in first_line:
             skipped.append(
                 SkippedLine(
@@ -242,15 +237,6 @@ def _from_entries(entries: Iterator[tuple[int, Any]], format: Format) -> Catalog
         first_line[item.item_id] = line
         items.append(item)
     return CatalogFile(format, items, read, skipped)
-
-
-def _unstorable(item: ItemIn) -> str | None:
-    if "\x00" in item.category:
-        return "category: must not contain a NUL character"
-    for i, variant in enumerate(item.variants):
-        if variant.stock is not None and variant.stock > MAX_STOCK:
-            return f"variants[{i}].stock: must be at most {MAX_STOCK}"
-    return None
 
 
 def _find_constant(value: Any, path: str) -> str | None:
@@ -274,7 +260,7 @@ def _problem(exc: ValidationError, *, csv_variant: bool = False, csv_item: bool 
     """The first validation error as `field: what is wrong`, naming CSV columns for CSV rows."""
     first = exc.errors(include_url=False)[0]
     loc = first["loc"]
-    detail = first["msg"].removeprefix("Value error, ")
+    detail = describe(first)
     if (csv_variant or csv_item) and loc:
         return f"{_column(loc, variant=csv_variant)}: {detail}"
     path = ""
@@ -441,8 +427,6 @@ def _add_row(
             variant = VariantIn.model_validate(raw_variant)
         except ValidationError as exc:
             return _problem(exc, csv_variant=True)
-        if variant.stock is not None and variant.stock > MAX_STOCK:
-            return f"stock: must be at most {MAX_STOCK}"
         if variant_id in group.variants:
             return f"variant_id {variant_id!r} appears again (first on line {group.variants[variant_id][1]})"
     else:

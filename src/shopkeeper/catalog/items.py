@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from shopkeeper.errors import InvalidInput
 
@@ -130,6 +131,20 @@ def parse_items(raw: Any, *, where: str = "items", item_id: str | None = None) -
     return items
 
 
+def describe(error: ErrorDetails) -> str:
+    """One validation error in plain words: "must be at most 2147483647"."""
+    ctx = error.get("ctx", {})
+    if error["type"] == "less_than_equal":
+        return f"must be at most {_plain(ctx.get('le'))}"
+    if error["type"] == "greater_than_equal":
+        return f"must be at least {_plain(ctx.get('ge'))}"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _plain(number: Any) -> Any:
+    return int(number) if isinstance(number, float) and number.is_integer() else number
+
+
 def _parse_one(raw: Any, where: str) -> ItemIn:
     if not isinstance(raw, dict):
         raise InvalidInput("an item must be a JSON object", field=where.rstrip(".") or "body")
@@ -141,5 +156,5 @@ def _parse_one(raw: Any, where: str) -> ItemIn:
         for part in first["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         field = f"{where}{path}" if path else where.rstrip(".") or "body"
-        detail = first["msg"].removeprefix("Value error, ")
+        detail = describe(first)
         raise InvalidInput(f"{field}: {detail}", field=field) from None

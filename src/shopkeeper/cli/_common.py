@@ -18,7 +18,7 @@ DbOption = Annotated[
         "--db",
         metavar="URL",
         help="Database URL, e.g. sqlite:///shop.db or postgresql+psycopg://host/db "
-        "[default: env SHOPKEEPER_DATABASE_URL, else sqlite:///shopkeeper.db]",
+        "(default: env SHOPKEEPER_DATABASE_URL, else sqlite:///shopkeeper.db)",
         show_default=False,
     ),
 ]

@@ -17,10 +17,10 @@ def serve(
     db: DbOption = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Interface to listen on [default: 127.0.0.1]", show_default=False),
+        typer.Option("--host", help="Interface to listen on (default: 127.0.0.1)", show_default=False),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port [default: 8000]", show_default=False)
+        int | None, typer.Option("--port", help="Port (default: 8000)", show_default=False)
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (PostgreSQL only).")] = 1,
 ) -> None:
