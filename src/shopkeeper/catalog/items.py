@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,6 +19,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from shopkeeper.errors import InvalidInput
+from shopkeeper.events.spec import refuse_nul
 
 MAX_ITEMS_PER_BATCH = 1000
 CATEGORY_SEPARATOR = " > "
@@ -49,10 +51,13 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _no_nul(value: Any) -> Any:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain a NUL character")
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
     return value
+
+
+Price = Annotated[float, Field(ge=0), AfterValidator(_finite), BeforeValidator(_number)]
 
 
 class VariantIn(BaseModel):
@@ -60,17 +65,10 @@ class VariantIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    variant_id: Annotated[Id, BeforeValidator(_no_nul)]
+    variant_id: Annotated[Id, BeforeValidator(refuse_nul)]
     attributes: dict[Annotated[str, Field(max_length=64)], Scalar] = {}
-    price: Annotated[float, Field(ge=0), BeforeValidator(_number)] | None = None
+    price: Price | None = None
     stock: Annotated[int, Field(ge=0, le=MAX_STOCK), BeforeValidator(_number)] | None = None
-
-    @field_validator("price")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class ItemIn(BaseModel):
@@ -78,21 +76,14 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_id: Annotated[Id, BeforeValidator(_no_nul)]
-    title: Annotated[StrictStr, Field(min_length=1, max_length=1000), BeforeValidator(_no_nul)]
+    item_id: Annotated[Id, BeforeValidator(refuse_nul)]
+    title: Annotated[StrictStr, Field(min_length=1, max_length=1000), BeforeValidator(refuse_nul)]
     category: Annotated[StrictStr, Field(max_length=1000), BeforeValidator(_category)] = ""
-    price: Annotated[float, Field(ge=0), BeforeValidator(_number)] | None = None
+    price: Price | None = None
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] | None = None
     attributes: dict[Annotated[str, Field(max_length=64)], Scalar | list[Scalar]] = {}
     created_at: datetime | None = None
     variants: list[VariantIn] = Field(default_factory=list, max_length=1000)
-
-    @field_validator("price")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_validator("created_at")
     @classmethod

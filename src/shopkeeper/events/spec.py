@@ -27,12 +27,11 @@ def _external_id(value: Any) -> Any:
             return None
         if not value.strip():
             raise ValueError("must not be blank")
-        if "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-    return value
+    return refuse_nul(value)
 
 
-def _name(value: Any) -> Any:
+def refuse_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL, and no real name or id contains one."""
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain a NUL character")
     return value
@@ -55,9 +54,9 @@ def _aware(value: Any) -> Any:
 
 _Bounded = Annotated[StrictStr, Field(max_length=MAX_ID_LENGTH)]
 ExternalId = Annotated[_Bounded | None, BeforeValidator(_external_id)]
-Name = Annotated[_Bounded | None, BeforeValidator(_name)]
+Name = Annotated[_Bounded | None, BeforeValidator(refuse_nul)]
 MessageId = Annotated[
-    Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None, BeforeValidator(_name)
+    Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None, BeforeValidator(refuse_nul)
 ]
 Object = dict[str, Any] | None
 Timestamp = Annotated[datetime | None, AfterValidator(_aware)]

@@ -67,12 +67,18 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     on PostgreSQL a transaction-scoped advisory lock, so that concurrent workers resolve identities one
     at a time and never create two people for one id.
     """
+    with _locked_transaction(engine, PG_WRITE_LOCK) as conn:
+        yield conn
+
+
+@contextmanager
+def _locked_transaction(engine: Engine, pg_lock: int) -> Iterator[Connection]:
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.info["begin_immediate"] = True
         with conn.begin():
             if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({pg_lock})")
             yield conn
 
 
@@ -86,10 +92,5 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration. Safe to call from many processes at once."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.info["begin_immediate"] = True
-        with conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATE_LOCK})")
-            command.upgrade(alembic_config(conn), "head")
+    with _locked_transaction(engine, PG_MIGRATE_LOCK) as conn:
+        command.upgrade(alembic_config(conn), "head")
