@@ -1,5 +1,6 @@
 """shopkeeper: a self-hosted personalization engine for small and mid-size shops."""
 
+from shopkeeper.decide import DecidedItem, Decision, Reason
 from shopkeeper.errors import (
     AuthenticationError,
     InvalidInput,
@@ -16,6 +17,8 @@ from shopkeeper.shop import Shop
 __all__ = [
     "ApiKey",
     "AuthenticationError",
+    "DecidedItem",
+    "Decision",
     "Identity",
     "IngestResult",
     "InvalidInput",
@@ -24,6 +27,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "PersonSummary",
+    "Reason",
     "Settings",
     "Shop",
     "ShopkeeperError",

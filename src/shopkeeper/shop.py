@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shopkeeper.decide import Decider, Decision
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.profiles.service import Profile, ProfileService
+from shopkeeper.recommend import load_model, train_default
 from shopkeeper.records import IngestResult, Merge, PersonSummary
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store.models import ModelVersion
+from shopkeeper.training import train as train_bundle
 
 
 class Shop:
@@ -22,6 +27,8 @@ class Shop:
         self.store = store
         self.settings = settings
         self._ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes)
+        self.profiles = ProfileService(store)
+        self._decider: Decider | None = None
 
     @classmethod
     def open(cls, url: str | None = None, *, settings: Settings | None = None) -> Shop:
@@ -40,7 +47,14 @@ class Shop:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def close_decisions(self) -> None:
+        """Wait until every decision made so far is stored (they are written in the background)."""
+        if self._decider is not None:
+            self._decider.log.flush()
+
     def close(self) -> None:
+        if self._decider is not None:
+            self._decider.log.flush()
         self.store.close()
 
     def ingest(self, messages: list[dict[str, Any]]) -> IngestResult:
@@ -111,6 +125,35 @@ class Shop:
 
     def merges(self) -> list[Merge]:
         return self.store.identities.merges()
+
+    def profile(self, external_id: str) -> Profile:
+        """The person's resolved traits, each with its source, evidence and age. Raises NotFound."""
+        return self.profiles.get(external_id)
+
+    def train(self) -> ModelVersion:
+        """Fit the default model on the whole event log and publish it as a new version."""
+        published = train_bundle(self.store, train_default)
+        if self._decider is not None:
+            self._decider.refresh()
+        return published
+
+    def decide(
+        self,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        placement: str = "web",
+        n: int | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
+        """What to show this person in this placement, with reasons; logged as an exposure."""
+        if self._decider is None:
+            self._decider = Decider(
+                self.store, self.profiles, load_model, placements=self.settings.placements()
+            )
+        return self._decider.decide(
+            user_id=user_id, anonymous_id=anonymous_id, placement=placement, n=n, context=context
+        )
 
     def _one(self, type_: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestResult:
         message: dict[str, Any] = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}

@@ -14,11 +14,13 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopkeeper.api import items, people, tracking
+from shopkeeper.api import decide, items, people, tracking
 from shopkeeper.api.state import AppState
+from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.profiles.service import ProfileService
+from shopkeeper.recommend import load_model
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -34,17 +36,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         sqlite_synchronous=settings.sqlite_synchronous,
         key_cache_seconds=settings.key_cache_seconds,
     )
+    profiles = ProfileService(store)
     state = AppState(
         settings,
         store,
         Ingestor(store, max_message_bytes=settings.max_message_bytes),
         owns_store,
-        ProfileService(store),
+        profiles,
+        Decider(store, profiles, load_model, placements=settings.placements()),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        state.decider.log.flush()
         if state.owns_store:
             state.store.close()
 
@@ -59,6 +64,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(tracking.router)
     app.include_router(people.router)
     app.include_router(items.router)
+    app.include_router(decide.router)
     _add_health(app, state)
     _add_error_handlers(app)
     _add_security_schemes(app)

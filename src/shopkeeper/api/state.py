@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shopkeeper.decide import Decider
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.settings import Settings
@@ -17,3 +18,4 @@ class AppState:
     ingestor: Ingestor
     owns_store: bool
     profiles: ProfileService
+    decider: Decider

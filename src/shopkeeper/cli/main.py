@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import imports, keys, people, serve
+from shopkeeper.cli import demo, imports, keys, people, serve, train
 from shopkeeper.errors import ShopkeeperError
 
 app = typer.Typer(
@@ -16,10 +16,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(people.app, name="people")
 app.add_typer(imports.app, name="import")
+app.command("train")(train.train)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import uvicorn
 from shopkeeper.api.app import create_app
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
 from shopkeeper.errors import InvalidInput
+from shopkeeper.settings import Settings
 
 
 def serve(
@@ -45,6 +46,11 @@ def serve(
             access_log=False,
         )
         return
+    run_server(settings, host, port)
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    """Serve one worker until interrupted."""
     app = create_app(settings)
     if not app.state.shopkeeper.store.keys.list():
         console.print("No keys yet. Create one with: shopkeeper keys create --kind write")

@@ -21,6 +21,7 @@ from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.interactions import record_interactions
 from shopkeeper.store.traits import mark_dirty
 
 _STAMPS = ("timestamp", "sentAt")
@@ -135,6 +136,7 @@ class Ingestor:
                 row["person_id"] = resolver.final_person(row["person_id"])
                 del row["previous_id"], row["email"]
             self._store.events.append(conn, fresh)
+            record_interactions(conn, fresh)
             mark_dirty(conn, {row["person_id"] for row in fresh})
         return IngestResult(received=len(rows), stored=len(fresh), duplicates=len(rows) - len(fresh))
 

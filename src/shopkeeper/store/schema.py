@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -188,4 +189,50 @@ profile_dirty = Table(
     "profile_dirty",
     metadata,
     Column("person_id", BigId, primary_key=True),
+)
+
+# ---- what people did to items, and what they were shown ----------------------------------------
+
+# Derived from ecommerce events at append time (purchases, carts, views, returns), so that training and
+# decide read compact rows instead of parsing payloads. Rebuildable from the event log.
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", BigId, nullable=False),
+    Column("item_id", String(255), nullable=False),
+    Column("kind", Integer, nullable=False),  # 0 purchase, 1 cart, 2 view, 3 return
+    Column("at", UtcDateTime, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("message_id", String(255), nullable=False),  # the event: a reason's provenance
+    Index(None, "person_id", "at"),
+    Index(None, "at"),
+)
+
+# Every decision is an exposure: what was shown to whom, where, and why.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(36), primary_key=True),
+    Column("person_id", BigId, nullable=True),  # None: an unknown visitor
+    Column("external_id", String(255), nullable=True),
+    Column("placement", String(64), nullable=False),
+    Column("model_version", Integer, nullable=True),
+    Column("personalized", Integer, nullable=False),  # 1, or 0 for the non-personal baseline
+    Column("items", Text, nullable=False),  # JSON: [{"item_id", "score", "reasons"}]
+    Column("reasons", Text, nullable=False),  # JSON
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "person_id", "at"),
+    Index(None, "at"),
+)
+
+# Trained models, published whole in one insert: serving never sees half of one.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: counts, timings, parameters
+    Column("artifact", LargeBinary, nullable=False),  # a zip of .npz and .json files; never a pickle
 )

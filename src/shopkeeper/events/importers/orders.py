@@ -33,6 +33,7 @@ from shopkeeper.records import IdentityKind, Item
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.interactions import record_interactions
 from shopkeeper.store.schema import people
 from shopkeeper.store.traits import mark_dirty
 
@@ -284,6 +285,7 @@ def _save_orders(
             if row["person_id"] > newest_before:
                 created.add(row["person_id"])
         store.events.append(conn, rows)
+        record_interactions(conn, rows)
         mark_dirty(conn, {row["person_id"] for row in rows})
     report.people_created += len(created)
     for _, order in fresh:

@@ -1,0 +1,41 @@
+"""`POST /v1/decide`: what to show a person in a placement, and why (admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
+
+from shopkeeper.api.people import Admin, _state
+from shopkeeper.events.spec import ExternalId
+
+router = APIRouter(tags=["decide"])
+
+
+class DecideRequest(BaseModel):
+    """Who, where, how many. The same call serves web, email and staff."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    userId: ExternalId = None
+    anonymousId: ExternalId = None
+    placement: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "web"
+    n: Annotated[StrictInt, Field(ge=1, le=50)] | None = None
+    context: dict[str, Any] | None = None
+
+
+@router.post("/v1/decide", summary="Decide what to show a person in a placement, with reasons")
+async def decide(body: DecideRequest, request: Request, _: Admin) -> dict[str, Any]:
+    decider = _state(request).decider
+    decision = await run_in_threadpool(
+        lambda: decider.decide(
+            user_id=body.userId,
+            anonymous_id=body.anonymousId,
+            placement=body.placement,
+            n=body.n,
+            context=body.context,
+        )
+    )
+    return decision.to_json()

@@ -1,0 +1,113 @@
+"""`shopkeeper demo`: a real shop in one command. Import the bundled sample, train, show, serve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+from sqlalchemy import func, select
+
+from shopkeeper.cli._common import console, safe_url
+from shopkeeper.cli.serve import run_server
+from shopkeeper.events.importers import import_orders
+from shopkeeper.events.importers.source import open_sample
+from shopkeeper.settings import Settings
+from shopkeeper.shop import Shop
+from shopkeeper.store.schema import identities, interactions
+
+DEMO_DATABASE = "sqlite:///shopkeeper-demo.db"
+SHOWN_CUSTOMERS = 3
+
+
+def demo(
+    db: Annotated[
+        str, typer.Option("--db", metavar="URL", help="Where the demo shop lives.")
+    ] = DEMO_DATABASE,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")] = True,
+) -> None:
+    """Create a local shop from the bundled real sample, train, show a few customers' picks, and serve."""
+    settings = Settings().with_database(db)
+    console.print(
+        Panel.fit(
+            "A real UK gift shop's orders (UCI Online Retail, Dec 2010 to Sep 2011, CC BY 4.0): customers "
+            "17000-17999.\nNothing here is simulated.",
+            title="shopkeeper demo",
+        )
+    )
+    with Shop.open(settings=settings) as shop:
+        with console.status("Importing the sample"), open_sample() as source:
+            report = import_orders(shop.store, source)
+        console.print(
+            f"Imported {report.orders:,} orders and {report.returns:,} returns "
+            f"({report.orders_already_imported:,} were already there) into {safe_url(db)}."
+        )
+        with console.status("Training"):
+            published = shop.train()
+        console.print(
+            f"Trained model version {published.version} ({published.summary['model']}) on "
+            f"{published.summary['purchases']:,} purchases in "
+            f"{published.summary['fit_seconds']:.1f} s."
+        )
+        for user_id in _customers(shop):
+            _show(shop, user_id)
+        _show_newcomer(shop)
+        keys = shop.store.keys.list()
+        new_keys: list[tuple[str, str]] = []
+        if not keys:
+            new_keys = [(kind, shop.store.keys.create(kind, name="demo")[0]) for kind in ("write", "admin")]
+    if new_keys:
+        console.print("Keys for this demo shop (shown once):")
+        for kind, raw in new_keys:
+            console.print(f"  {kind:5}  {raw}")
+    if not serve:
+        return
+    console.print(f"\nServing on http://{host}:{port}  (API docs: http://{host}:{port}/docs). Ctrl+C stops.")
+    run_server(settings, host, port)
+
+
+def _customers(shop: Shop) -> list[str]:
+    """17850 (the first customer in the file), then the most frequent buyers."""
+    query = (
+        select(identities.c.value, func.count(func.distinct(interactions.c.message_id)).label("orders"))
+        .join(interactions, interactions.c.person_id == identities.c.person_id)
+        .where(identities.c.kind == "user_id", interactions.c.kind == 0)
+        .group_by(identities.c.value)
+        .order_by(func.count(func.distinct(interactions.c.message_id)).desc(), identities.c.value)
+        .limit(SHOWN_CUSTOMERS)
+    )
+    with shop.store.engine.connect() as conn:
+        busiest = [row.value for row in conn.execute(query)]
+    chosen = ["17850", *[c for c in busiest if c != "17850"]]
+    return chosen[:SHOWN_CUSTOMERS]
+
+
+def _show(shop: Shop, user_id: str) -> None:
+    profile = shop.profile(user_id)
+    traits = profile.traits
+    orders = traits["order_count"].value if "order_count" in traits else 0
+    revenue = traits["revenue"].value if "revenue" in traits else 0
+    liked = ", ".join(traits["favourite_categories"].value) if "favourite_categories" in traits else "-"
+    decision = shop.decide(user_id=user_id, placement="email", n=5)
+    table = Table(
+        "#",
+        "item",
+        "why",
+        show_header=True,
+        title_justify="left",
+        title=f"Customer {user_id}: {orders} orders, £{revenue:,.2f} spent; favourite: {liked}",
+    )
+    for rank, item in enumerate(decision.items, 1):
+        table.add_row(str(rank), item.title or item.item_id, "; ".join(r.text for r in item.reasons))
+    console.print(table)
+
+
+def _show_newcomer(shop: Shop) -> None:
+    decision = shop.decide(anonymous_id="a-first-time-visitor", placement="web", n=5)
+    table = Table("#", "item", "why", title="A first-time visitor (no history yet)", title_justify="left")
+    for rank, item in enumerate(decision.items, 1):
+        table.add_row(str(rank), item.title or item.item_id, "; ".join(r.text for r in item.reasons))
+    console.print(table)

@@ -1,0 +1,567 @@
+"""decide: the one pipeline every channel calls, so web, email and staff see the same person.
+
+It resolves the person, reads their resolved traits and their history, scores items with the current
+model version, applies the rules (in stock in the stated size, never stated dislikes or rejected items,
+repeats or not, a diversity cap per category), explains every item, and logs the decision as an exposure.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import bindparam, func, insert, select
+
+from shopkeeper.errors import InvalidInput
+from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
+from shopkeeper.profiles.service import ProfileService
+from shopkeeper.profiles.traits import ResolvedTrait
+from shopkeeper.recommend.base import History, Recommender, top_n
+from shopkeeper.store import Store
+from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
+from shopkeeper.store.models import SqlModelRegistry
+from shopkeeper.store.schema import decisions, interactions, item_variants, items
+from shopkeeper.training import ModelBundle
+
+CANDIDATES_PER_SLOT = 8
+HISTORY_CACHE = 10_000
+CATALOG_CHECK_SECONDS = 5.0
+
+_NEWEST_INTERACTION = select(func.max(interactions.c.id)).where(
+    interactions.c.person_id == bindparam("person")
+)
+_HISTORY = (
+    select(interactions.c.item_id, interactions.c.kind, interactions.c.at, interactions.c.message_id)
+    .where(interactions.c.person_id == bindparam("person"))
+    .order_by(interactions.c.at, interactions.c.id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A sentence for people, and its provenance for machines (trait keys, event ids, model name)."""
+
+    text: str
+    provenance: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "provenance": self.provenance}
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedItem:
+    item_id: str
+    score: float
+    reasons: list[Reason]
+    title: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "score": round(self.score, 6),
+            "title": self.title,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    placement: str
+    person_id: int | None
+    items: list[DecidedItem]
+    reasons: list[Reason]
+    model_version: int | None
+    personalized: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "placement": self.placement,
+            "items": [i.to_json() for i in self.items],
+            "reasons": [r.to_json() for r in self.reasons],
+            "model_version": self.model_version,
+            "personalized": self.personalized,
+        }
+
+
+class _Catalog:
+    """What the rules need of an item: its title, category, and (when it has variants) their stock."""
+
+    __slots__ = ("category", "title", "variants")
+
+    def __init__(self, title: str, category: str) -> None:
+        self.title = title
+        self.category = category
+        self.variants: list[tuple[dict[str, Any], int | None]] = []
+
+
+class DecisionLog:
+    """Writes decisions in the background, in small batches, so that deciding never waits on a disk
+    sync. `flush()` waits until everything logged so far is stored."""
+
+    def __init__(self, store: Store, *, every: float = 0.2) -> None:
+        self._store = store
+        self._queue: queue.Queue[dict[str, Any] | threading.Event] = queue.Queue()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, name="shopkeeper-decision-log", daemon=True)
+        self._thread.start()
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._queue.put(row)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch: list[dict[str, Any]] = []
+            waiters: list[threading.Event] = []
+            first = self._queue.get()
+            deadline = time.monotonic() + self._every
+            item: dict[str, Any] | threading.Event | None = first
+            while item is not None:
+                if isinstance(item, threading.Event):
+                    waiters.append(item)
+                    break
+                batch.append(item)
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    item = None
+            if batch:
+                try:
+                    with self._store.engine.begin() as conn:
+                        conn.execute(insert(decisions), batch)
+                except Exception:  # the store is closing or gone; never kill the thread
+                    pass
+            for waiter in waiters:
+                waiter.set()
+
+
+class Decider:
+    """Makes decisions. One per process; thread-safe. It picks up newly published models by itself."""
+
+    def __init__(
+        self,
+        store: Store,
+        profiles: ProfileService,
+        load_model: Callable[[Path], Recommender],
+        *,
+        placements: dict[str, Placement] | None = None,
+        poll_seconds: float = 5.0,
+        log: DecisionLog | None = None,
+    ) -> None:
+        self._store = store
+        self._profiles = profiles
+        self._load_model = load_model
+        self._placements = placements or DEFAULT_PLACEMENTS
+        self._registry = SqlModelRegistry(store.engine)
+        self._poll_seconds = poll_seconds
+        self._checked = float("-inf")
+        self._bundle: ModelBundle | None = None
+        self._lock = threading.Lock()
+        self.log = log or DecisionLog(store)
+        self._histories: dict[int, tuple[int | None, list[Any]]] = {}
+        self._titles: dict[str, tuple[str, str]] = {}
+        self._with_variants: set[str] = set()
+        self._catalog_checked = float("-inf")
+        self._catalog_stamp: object = None
+
+    # ---- models ----------------------------------------------------------------------------------
+
+    def bundle(self) -> ModelBundle | None:
+        """The newest published model, checked every `poll_seconds`; swapped in whole."""
+        if time.monotonic() - self._checked < self._poll_seconds:
+            return self._bundle
+        with self._lock:
+            if time.monotonic() - self._checked < self._poll_seconds:
+                return self._bundle
+            latest = self._registry.latest_version()
+            if latest is not None and (self._bundle is None or self._bundle.version != latest):
+                with tempfile.TemporaryDirectory() as tmp:
+                    record = self._registry.unpack(latest, Path(tmp))
+                    self._bundle = ModelBundle.load(Path(tmp), latest, record.summary, self._load_model)
+            self._checked = time.monotonic()
+        return self._bundle
+
+    def refresh(self) -> None:
+        """Look for a new model version now."""
+        self._checked = float("-inf")
+
+    # ---- deciding --------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        placement: str = "web",
+        n: int | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
+        where = placement_for(placement, self._placements)
+        n = where.n if n is None else n
+        if not 1 <= n <= where.max_n:
+            raise InvalidInput(f"n must be between 1 and {where.max_n} for {placement}", field="n")
+        if user_id is None and anonymous_id is None:
+            raise InvalidInput("decide needs userId or anonymousId", field="userId")
+        external = user_id if user_id is not None else anonymous_id
+        person_id = self._find(user_id, anonymous_id)
+        traits = self._profiles.traits_of(person_id) if person_id is not None else {}
+        bundle = self.bundle()
+        rows = self._history_rows(person_id) if person_id is not None else []
+        reasons: list[Reason] = []
+        if bundle is None:
+            decision = self._without_model(where, n, person_id, traits)
+        else:
+            decision = self._with_model(bundle, where, n, person_id, traits, rows, reasons)
+        self.log.log(
+            {
+                "decision_id": decision.decision_id,
+                "person_id": person_id,
+                "external_id": external,
+                "placement": where.name,
+                "model_version": decision.model_version,
+                "personalized": int(decision.personalized),
+                "items": orjson.dumps([i.to_json() for i in decision.items]).decode(),
+                "reasons": orjson.dumps([r.to_json() for r in decision.reasons]).decode(),
+                "at": datetime.now(UTC),
+            }
+        )
+        return decision
+
+    def _find(self, user_id: str | None, anonymous_id: str | None) -> int | None:
+        for ref in (user_id, anonymous_id):
+            if ref is not None:
+                found = self._store.identities.find_person(ref)
+                if found is not None:
+                    return found
+        return None
+
+    def _history_rows(self, person_id: int) -> list[Any]:
+        """The person's interactions, from a small cache that is checked against the store every call
+        (one indexed query), so a purchase a moment ago is always seen."""
+        with self._store.engine.connect() as conn:
+            newest = conn.scalar(_NEWEST_INTERACTION, {"person": person_id})
+            cached = self._histories.get(person_id)
+            if cached is not None and cached[0] == newest:
+                return cached[1]
+            rows = list(conn.execute(_HISTORY, {"person": person_id}))
+        if len(self._histories) >= HISTORY_CACHE:
+            self._histories.pop(next(iter(self._histories)))
+        self._histories[person_id] = (newest, rows)
+        return rows
+
+    def _with_model(
+        self,
+        bundle: ModelBundle,
+        where: Placement,
+        n: int,
+        person_id: int | None,
+        traits: dict[str, ResolvedTrait],
+        rows: list[Any],
+        reasons: list[Reason],
+    ) -> Decision:
+        history, last_event = _history(bundle, rows)
+        now = max(bundle.trained_until.timestamp(), float(history.times.max()) if len(history) else 0.0)
+        personalized = bool(len(history.purchases()) or (history.kinds == VIEW).any())
+        stated_categories = _stated(traits, "favourite_categories")
+        if personalized:
+            scores = bundle.model.score(history, now)
+            reasons.append(
+                Reason(
+                    f"Ranked for you by the {bundle.model.name} model (version {bundle.version}, "
+                    f"trained on data to {bundle.trained_until:%d %b %Y})",
+                    {"model": bundle.model.name, "model_version": bundle.version},
+                )
+            )
+        else:
+            scores = bundle.popularity.astype(np.float64, copy=True)
+            reasons.append(
+                Reason(
+                    "Not personalized yet: no purchases or views to go on, so these are popular right now"
+                    + (" in the categories you told us you like" if stated_categories else ""),
+                    {
+                        "model": "popularity",
+                        "model_version": bundle.version,
+                        **(
+                            {"trait": "favourite_categories", "source": "stated"} if stated_categories else {}
+                        ),
+                    },
+                )
+            )
+        owned = {int(i) for i in history.purchases().item_idx}
+        exclude = np.asarray(sorted(owned), np.int64) if not where.repeats else None
+        picks, picked_scores = top_n(scores, n * CANDIDATES_PER_SLOT, exclude=exclude)
+        if stated_categories and not personalized:
+            picks, picked_scores = top_n(scores, 50 * n, exclude=exclude)  # room to find the stated ones
+        candidates = [bundle.item_ids[i] for i in picks]
+        catalog = self._catalog(candidates)
+        items = self._apply_rules(
+            bundle,
+            where,
+            n,
+            traits,
+            candidates,
+            picked_scores,
+            catalog,
+            history,
+            last_event,
+            owned,
+            reasons,
+            personalized=personalized,
+            stated_categories=stated_categories,
+        )
+        if not where.repeats and owned:
+            reasons.append(
+                Reason(
+                    f"Left out {len(owned)} items you already bought ({where.name} shows new things)",
+                    {"rule": "exclude_owned", "count": len(owned)},
+                )
+            )
+        return Decision(
+            str(uuid.uuid4()), where.name, person_id, items, reasons, bundle.version, personalized
+        )
+
+    def _apply_rules(
+        self,
+        bundle: ModelBundle,
+        where: Placement,
+        n: int,
+        traits: dict[str, ResolvedTrait],
+        candidates: list[str],
+        scores: np.ndarray,
+        catalog: dict[str, _Catalog],
+        history: History,
+        last_event: dict[int, tuple[int, datetime, str]],
+        owned: set[int],
+        reasons: list[Reason],
+        *,
+        personalized: bool,
+        stated_categories: list[str],
+    ) -> list[DecidedItem]:
+        size_trait = traits.get("size")
+        size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
+        disliked = set(_stated(traits, "disliked_categories"))
+        rejected = set(_stated(traits, "rejected_items"))
+        removed = {"dislike": 0, "rejected": 0, "stock": 0, "size": 0, "diversity": 0}
+        per_category: dict[str, int] = {}
+        ranked = list(zip(candidates, scores.tolist(), strict=True))
+        if stated_categories and not personalized:
+            # Cold start within the stated categories: those come first, popularity orders each group.
+            ranked.sort(key=lambda pair: (_in(catalog.get(pair[0]), stated_categories) is None, -pair[1]))
+        chosen: list[DecidedItem] = []
+        for item_id, score in ranked:
+            info = catalog.get(item_id)
+            category = info.category if info else ""
+            if item_id in rejected:
+                removed["rejected"] += 1
+                continue
+            if category and any(category == d or category.startswith(d + " > ") for d in disliked):
+                removed["dislike"] += 1
+                continue
+            item_reasons: list[Reason] = []
+            if info is not None and info.variants and where.in_stock_only:
+                verdict = _stock(info, size)
+                if verdict == "out":
+                    removed["stock"] += 1
+                    continue
+                if verdict == "not_in_size":
+                    removed["size"] += 1
+                    continue
+                if verdict == "in_size":
+                    item_reasons.append(
+                        Reason(
+                            f"In stock in your size {size}",
+                            {"trait": "size", "source": "stated", "rule": "in_stock_in_size"},
+                        )
+                    )
+            top_level = category.split(" > ")[0] if category else ""
+            if top_level and per_category.get(top_level, 0) >= where.max_per_category:
+                removed["diversity"] += 1
+                continue
+            per_category[top_level] = per_category.get(top_level, 0) + 1
+            item_reasons[:0] = self._why(bundle, item_id, history, last_event, owned, personalized, catalog)
+            liked = _in(info, stated_categories)
+            if liked:
+                item_reasons.append(
+                    Reason(
+                        f"You told us you like {liked}", {"trait": "favourite_categories", "source": "stated"}
+                    )
+                )
+            chosen.append(DecidedItem(item_id, float(score), item_reasons, info.title if info else ""))
+            if len(chosen) == n:
+                break
+        notes = {
+            "rejected": ("Left out {} items you told us are not for you", {"trait": "rejected_items"}),
+            "dislike": (
+                "Left out {} items in categories you told us you don't like",
+                {"trait": "disliked_categories"},
+            ),
+            "stock": ("Left out {} items that are out of stock", {"rule": "in_stock"}),
+            "size": (
+                f"Left out {{}} items not in stock in your size {size}",
+                {"trait": "size", "rule": "in_size"},
+            ),
+            "diversity": (
+                f"Left out {{}} items to show at most {where.max_per_category} per category",
+                {"rule": "diversity_cap"},
+            ),
+        }
+        for key, count in removed.items():
+            if count:
+                text, provenance = notes[key]
+                source = {"source": "stated"} if "trait" in provenance else {}
+                reasons.append(Reason(text.format(count), {**provenance, **source, "count": count}))
+        return chosen
+
+    def _why(
+        self,
+        bundle: ModelBundle,
+        item_id: str,
+        history: History,
+        last_event: dict[int, tuple[int, datetime, str]],
+        owned: set[int],
+        personalized: bool,
+        catalog: dict[str, _Catalog],
+    ) -> list[Reason]:
+        index = bundle.index.get(item_id)
+        if index is not None and index in owned:
+            kind, at, mid = last_event[index]
+            title = catalog[item_id].title if item_id in catalog else item_id
+            return [
+                Reason(
+                    f"Because you bought {title} on {_day(at)}",
+                    {"signal": "repeat", "event": mid, "item_id": item_id},
+                )
+            ]
+        if index is not None and personalized:
+            near = bundle.neighbours.nearest_in(index, np.asarray(sorted(last_event), np.int64))
+            if near is not None:
+                other = bundle.item_ids[near[0]]
+                kind, at, mid = last_event[near[0]]
+                verb = "bought" if kind == PURCHASE else "looked at"
+                title = self._title(other, catalog)
+                return [
+                    Reason(
+                        f"Because you {verb} {title} on {_day(at)}",
+                        {
+                            "signal": "similar_items",
+                            "event": mid,
+                            "item_id": other,
+                            "similarity": round(near[1], 3),
+                        },
+                    )
+                ]
+        return [
+            Reason(
+                "Popular with customers right now", {"model": "popularity", "model_version": bundle.version}
+            )
+        ]
+
+    def _title(self, item_id: str, catalog: dict[str, _Catalog]) -> str:
+        if item_id not in catalog:
+            catalog.update(self._catalog([item_id]))
+        return catalog[item_id].title if item_id in catalog else item_id
+
+    def _catalog(self, item_ids: list[str]) -> dict[str, _Catalog]:
+        if not item_ids:
+            return {}
+        found: dict[str, _Catalog] = {}
+        with self._store.engine.connect() as conn:
+            for r in conn.execute(
+                select(items.c.item_id, items.c.title, items.c.category).where(items.c.item_id.in_(item_ids))
+            ):
+                found[r.item_id] = _Catalog(
+                    r.title.strip().capitalize() if r.title.isupper() else r.title, r.category
+                )
+            query = select(item_variants.c.item_id, item_variants.c.attributes, item_variants.c.stock).where(
+                item_variants.c.item_id.in_(item_ids)
+            )
+            for r in conn.execute(query):
+                if r.item_id in found:
+                    found[r.item_id].variants.append((orjson.loads(r.attributes), r.stock))
+        return found
+
+    def _without_model(
+        self, where: Placement, n: int, person_id: int | None, traits: dict[str, ResolvedTrait]
+    ) -> Decision:
+        reason = Reason(
+            "No model has been trained yet (run `shopkeeper train`), so nothing is shown", {"model": None}
+        )
+        return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
+
+
+def _history(bundle: ModelBundle, rows: list[Any]) -> tuple[History, dict[int, tuple[int, datetime, str]]]:
+    """The person's interactions in the model's item space, and the newest event of each item."""
+    item_idx, times, kinds = [], [], []
+    last: dict[int, tuple[int, datetime, str]] = {}
+    seen: set[tuple[int, str]] = set()
+    for item_id, kind, at, message_id in rows:
+        index = bundle.index.get(item_id)
+        if index is None or kind == RETURN or (index, message_id) in seen:
+            continue
+        seen.add((index, message_id))
+        item_idx.append(index)
+        times.append(at.timestamp())
+        kinds.append(kind)
+        if kind == PURCHASE or index not in last or last[index][0] != PURCHASE:
+            last[index] = (kind, at, message_id)
+    history = History(
+        np.asarray(item_idx, np.int64),
+        np.asarray(times, np.float64),
+        np.ones(len(item_idx)),
+        np.asarray(kinds, np.int64),
+    )
+    return history, last
+
+
+def _stated(traits: dict[str, ResolvedTrait], key: str) -> list[str]:
+    trait = traits.get(key)
+    if trait is None or trait.source != "stated":
+        return []
+    value = trait.value
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _in(info: _Catalog | None, categories: list[str]) -> str | None:
+    if info is None or not info.category:
+        return None
+    for category in categories:
+        if info.category == category or info.category.startswith(category + " > "):
+            return category
+    return None
+
+
+def _stock(info: _Catalog, size: str | None) -> str:
+    """`out` (no variant in stock), `not_in_size`, `in_size`, or `ok` (stock not tracked, or no size)."""
+    tracked = [(attrs, stock) for attrs, stock in info.variants if stock is not None]
+    if not tracked:
+        return "ok"
+    if all(stock <= 0 for _, stock in tracked):
+        return "out"
+    if size is None:
+        return "ok"
+    sized = [(attrs, stock) for attrs, stock in tracked if "size" in attrs]
+    if not sized:
+        return "ok"
+    if any(str(attrs["size"]).lower() == size.lower() and stock > 0 for attrs, stock in sized):
+        return "in_size"
+    return "not_in_size"
+
+
+def _day(at: datetime) -> str:
+    return f"{at.day} {at:%b %Y}"

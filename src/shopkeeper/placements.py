@@ -1,0 +1,37 @@
+"""Placements: where a decision is shown (a web slot, an email, a staff call) and the rules it follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopkeeper.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """How many items a placement shows and which rules apply after scoring."""
+
+    name: str
+    n: int = 10
+    max_n: int = 50
+    repeats: bool = True  # may it show items the person already bought? (consumables: yes)
+    max_per_category: int = 3  # the diversity cap
+    in_stock_only: bool = True
+
+
+DEFAULT_PLACEMENTS: dict[str, Placement] = {
+    p.name: p
+    for p in (
+        Placement("web", n=10, max_per_category=3),
+        Placement("email", n=6, max_per_category=2),
+        Placement("staff", n=5, max_per_category=5),
+        Placement("new_for_you", n=10, repeats=False, max_per_category=2),
+    )
+}
+
+
+def placement_for(name: str, placements: dict[str, Placement]) -> Placement:
+    if name not in placements:
+        known = ", ".join(sorted(placements))
+        raise InvalidInput(f"unknown placement {name!r}; known placements: {known}", field="placement")
+    return placements[name]

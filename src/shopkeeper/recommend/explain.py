@@ -1,0 +1,83 @@
+"""Item neighbours for explanations: "because you bought X" names the bought item most like this one.
+
+Cosine similarity between items' purchase columns, keeping the `k` nearest of each item. Pure numpy/scipy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+from scipy import sparse
+
+from shopkeeper.recommend.base import FloatArray, History, Interactions, load_arrays, save_arrays
+
+
+class ItemNeighbours:
+    """The `k` most similar items of each item (cosine over who bought them)."""
+
+    name: ClassVar[str] = "item_neighbours"
+
+    def __init__(self, k: int = 20) -> None:
+        self.k = k
+
+    def fit(self, interactions: Interactions) -> Self:
+        bought = interactions.matrix(kinds=(0,))
+        bought.data[:] = 1.0
+        norms = np.sqrt(np.asarray(bought.multiply(bought).sum(axis=0)).ravel())
+        norms[norms == 0] = 1.0
+        scaled = bought @ sparse.diags(1.0 / norms)
+        similarity = (scaled.T @ scaled).tocsr()
+        similarity.setdiag(0.0)
+        similarity.eliminate_zeros()
+        self.similarity_ = _keep_top_k(similarity, self.k)
+        return self
+
+    def score(self, history: History, now: float) -> FloatArray:
+        """How similar each item is to what the person bought (a sum over their items)."""
+        bought = np.unique(history.purchases().item_idx)
+        if not len(bought):
+            return np.zeros(self.similarity_.shape[0])
+        return np.asarray(self.similarity_[bought].sum(axis=0)).ravel()
+
+    def nearest_in(self, item: int, candidates: np.ndarray) -> tuple[int, float] | None:
+        """Which of `candidates` (items the person has) is most like `item`, and how much."""
+        matrix = self.similarity_
+        start, end = matrix.indptr[item], matrix.indptr[item + 1]
+        if start == end or not len(candidates):
+            return None
+        indices, data = matrix.indices[start:end], matrix.data[start:end]
+        mask = np.isin(indices, candidates)
+        if not mask.any():
+            return None
+        best = int(np.argmax(np.where(mask, data, -np.inf)))
+        return int(indices[best]), float(data[best])
+
+    def save(self, directory: Path) -> None:
+        save_arrays(directory, self.name, {"k": self.k}, similarity=self.similarity_)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        params, arrays = load_arrays(directory)
+        model = cls(k=int(params["k"]))
+        model.similarity_ = arrays["similarity"]
+        return model
+
+
+def _keep_top_k(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    rows, cols, vals = [], [], []
+    for i in range(matrix.shape[0]):
+        start, end = matrix.indptr[i], matrix.indptr[i + 1]
+        if start == end:
+            continue
+        data = matrix.data[start:end]
+        keep = np.argsort(-data)[:k]
+        rows.append(np.full(len(keep), i))
+        cols.append(matrix.indices[start:end][keep])
+        vals.append(data[keep])
+    if not rows:
+        return sparse.csr_matrix(matrix.shape)
+    return sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
