@@ -7,11 +7,13 @@ row keeps its `k` strongest neighbours, so scoring one person touches a few thou
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Self
 
 import numpy as np
 from implicit.nearest_neighbours import BM25Recommender as ImplicitBM25
+from implicit.utils import ParameterWarning
 from scipy import sparse
 
 from shopkeeper.recommend._model import ArrayModel
@@ -31,6 +33,8 @@ def _blockwise_top_k(
     right: sparse.csr_matrix,
     k: int,
     adjust: Callable[[FloatArray, slice], FloatArray],
+    *,
+    self_votes: bool = False,
 ) -> sparse.csr_matrix:
     """`top_k_per_row(adjust(left @ right))`, computed a block of rows at a time to bound memory."""
     blocks = []
@@ -38,7 +42,8 @@ def _blockwise_top_k(
         rows = slice(start, min(start + _CHUNK, left.shape[0]))
         dense = np.asarray((left[rows] @ right).todense(), dtype=np.float64)
         dense = adjust(dense, rows)
-        dense[np.arange(dense.shape[0]), np.arange(rows.start, rows.stop)] = 0.0  # no self-votes
+        if not self_votes:
+            dense[np.arange(dense.shape[0]), np.arange(rows.start, rows.stop)] = 0.0
         blocks.append(top_k_per_row(dense, k))
     if not blocks:
         return sparse.csr_matrix((0, right.shape[1]))
@@ -92,7 +97,8 @@ class ItemKNNRecommender(SimilarityRecommender):
         def cosine(dense: FloatArray, rows: slice) -> FloatArray:
             return dense / (np.outer(norms[rows], norms) + self.shrink + 1e-12)
 
-        return _blockwise_top_k(items, sparse.csr_matrix(matrix), self.k, cosine)
+        # A true cosine keeps each item's similarity 1 to itself: a bought item votes for itself.
+        return _blockwise_top_k(items, sparse.csr_matrix(matrix), self.k, cosine, self_votes=True)
 
 
 class RP3betaRecommender(SimilarityRecommender):
@@ -179,11 +185,12 @@ class BM25Recommender(SimilarityRecommender):
 
     def _similarity(self, interactions: Interactions) -> sparse.csr_matrix:
         model = ImplicitBM25(K=self.k, K1=self.k1, B=self.b, num_threads=1)
-        model.fit(decayed_matrix(interactions).astype(np.float32), show_progress=False)
-        similarity = sparse.csr_matrix(model.similarity, dtype=np.float64)
-        similarity.setdiag(0.0)
-        similarity.eliminate_zeros()
-        return similarity
+        with warnings.catch_warnings():
+            # implicit's own BM25 weighting hands its kNN a COO matrix and then warns about it.
+            warnings.filterwarnings("ignore", message="Method expects CSR input", category=ParameterWarning)
+            model.fit(decayed_matrix(interactions).astype(np.float32), show_progress=False)
+        # implicit keeps each item's self-similarity, so a bought item votes for itself; so do we.
+        return sparse.csr_matrix(model.similarity, dtype=np.float64)
 
 
 def _row_normalize(matrix: sparse.csr_matrix) -> sparse.csr_matrix:

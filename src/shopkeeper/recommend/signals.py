@@ -28,7 +28,7 @@ def person_vector(
         return np.zeros(0, np.int64), np.zeros(0)
     values = bought.weights[keep] * decay(now - bought.times[keep], half_life_days)
     unique, inverse = np.unique(items, return_inverse=True)
-    summed: FloatArray = np.bincount(inverse, weights=values, minlength=len(unique))
+    summed = np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.float64)
     if binary:
         summed = np.ones(len(unique))
     return unique.astype(np.int64), summed
