@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import demo, imports, keys, people, serve, train
+from shopkeeper.cli import demo, evaluate, imports, keys, people, serve, train
 from shopkeeper.errors import ShopkeeperError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("evaluate")(evaluate.evaluate)
 app.add_typer(keys.app, name="keys")
 app.add_typer(people.app, name="people")
 app.add_typer(imports.app, name="import")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Self
 
 import numpy as np
-from scipy import linalg
+import numpy.typing as npt
+from scipy.linalg import lapack
 
 from shopkeeper.recommend._model import ArrayModel
 from shopkeeper.recommend.base import FloatArray, History, Interactions
@@ -37,9 +38,9 @@ class EASERecommender(ArrayModel):
         order = np.lexsort((np.arange(len(bought)), -bought))
         items = np.sort(order[: self.max_items][bought[order[: self.max_items]] > 0])
         sub = matrix[:, items]
-        gram = np.asarray((sub.T @ sub).todense(), dtype=np.float64)
+        gram = np.asarray((sub.T @ sub).todense(), dtype=np.float32)
         gram[np.diag_indices_from(gram)] += self.l2
-        precision = linalg.inv(gram, overwrite_a=True, check_finite=False)
+        precision = _spd_inverse(gram)
         weights = precision / (-np.diag(precision))[None, :]
         weights[np.diag_indices_from(weights)] = 0.0
         self.items_ = items.astype(np.int64)
@@ -59,3 +60,17 @@ class EASERecommender(ArrayModel):
         if known.any():
             scores[self.items_] += self.weights_[position[known]].sum(axis=0, dtype=np.float64)
         return scores
+
+
+def _spd_inverse(gram: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The inverse of a symmetric positive definite matrix through its Cholesky factor, in float32
+    (the L2 penalty keeps it well conditioned; this is about twice as fast as a float64 `inv`)."""
+    factor, info = lapack.spotrf(gram, lower=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (lapack info {info})")
+    inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE Gram matrix could not be inverted (lapack info {info})")
+    lower = np.tril(inverse)
+    full: npt.NDArray[np.float32] = lower + np.tril(inverse, -1).T
+    return full

@@ -11,6 +11,7 @@ from shopkeeper.recommend.als import ALSRecommender
 from shopkeeper.recommend.base import Recommender
 from shopkeeper.recommend.baselines import PopularityRecommender, RepeatRecommender
 from shopkeeper.recommend.blend import BlendRecommender
+from shopkeeper.recommend.default import RerankRecommender, make_default, train_default
 from shopkeeper.recommend.ease import EASERecommender
 from shopkeeper.recommend.neighbors import (
     BM25Recommender,
@@ -18,6 +19,8 @@ from shopkeeper.recommend.neighbors import (
     ItemKNNRecommender,
     RP3betaRecommender,
 )
+
+__all__ = ["MODELS", "load_model", "make_default", "train_default"]
 
 MODELS: dict[str, Any] = {
     model.name: model
@@ -31,6 +34,7 @@ MODELS: dict[str, Any] = {
         EASERecommender,
         ALSRecommender,
         BlendRecommender,
+        RerankRecommender,
     )
 }
 

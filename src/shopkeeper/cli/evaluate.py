@@ -1,0 +1,133 @@
+"""`shopkeeper evaluate`: the default model against tuned anchors on a global temporal split (issue 4)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopkeeper.cli._common import JsonOption, console, print_json
+from shopkeeper.errors import InvalidInput
+from shopkeeper.recommend.anchors import run_protocol
+from shopkeeper.recommend.default import make_default
+from shopkeeper.recommend.orders import read_online_retail
+
+
+class OrdersFormat(enum.StrEnum):
+    online_retail = "online-retail"
+
+
+def _date(value: str, flag: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidInput(f"{flag} must be a date like 2011-09-01, not {value!r}", field=flag) from exc
+
+
+def evaluate(
+    orders: Annotated[
+        Path,
+        typer.Option(
+            "--orders", metavar="FILE", help="An order-lines CSV (plain or .gz).", show_default=False
+        ),
+    ],
+    cutoff: Annotated[
+        str,
+        typer.Option(
+            "--cutoff", metavar="DATE", help="First day of the test window (YYYY-MM-DD).", show_default=False
+        ),
+    ],
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Last day of the test window, included (default: the end of the file).",
+            show_default=False,
+        ),
+    ] = None,
+    format: Annotated[
+        OrdersFormat, typer.Option("--format", help="The CSV's columns.")
+    ] = OrdersFormat.online_retail,
+    no_default: Annotated[
+        bool, typer.Option("--no-default", help="Only the anchors: skip the default model.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate the default model and the tuned anchors offline: train before --cutoff, test until --until.
+
+    Hyperparameters are tuned on the last 30 days before the cutoff only. Metrics are NDCG@10,
+    Recall@20, HR@10 and catalog coverage@10, for the tasks `all` (repeat purchases count) and `new`.
+    """
+    start = _date(cutoff, "--cutoff")
+    end = _date(until, "--until") + timedelta(days=1) if until is not None else None
+    if end is not None and end <= start:
+        raise InvalidInput("--until must not be before --cutoff", field="--until")
+    status = Console(stderr=True, highlight=False)
+    with status.status("reading orders") as spinner:
+        events = read_online_retail(orders)
+        if not len(events.times) or not (events.times < start.timestamp()).any():
+            raise InvalidInput(f"no cleaned orders before the cutoff {cutoff} in {orders}", field="--cutoff")
+        report = run_protocol(
+            events,
+            start.timestamp(),
+            None if end is None else end.timestamp(),
+            default_factory=None if no_default else make_default,
+            progress=lambda message: spinner.update(message),
+        )
+    report["split"].update(
+        rows_read=events.rows_read,
+        rows_kept=events.rows_kept,
+        cutoff=start.date().isoformat(),
+        until=None if end is None else (end - timedelta(days=1)).date().isoformat(),
+        validation_cutoff=datetime.fromtimestamp(report["split"]["validation_cutoff"], UTC)
+        .date()
+        .isoformat(),
+    )
+    if as_json:
+        print_json(report)
+        return
+    print_report(report)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The split's counts, then one table per task, best NDCG@10 first."""
+    split = report["split"]
+    console.print(
+        f"Train before {split['cutoff']}: {split['train_users']} people, {split['train_items']} items, "
+        f"{split['train_events']} item-invoices. Test to {split['until'] or 'the end'}: "
+        f"{split['test_users']} people (task all), {split['test_users_new']} (task new). "
+        f"Tuned on {split['validation_cutoff']} .. {split['cutoff']} ({split['validation_users']} people)."
+    )
+    for task in ("all", "new"):
+        rows = sorted(
+            (r for r in report["results"] if r["task"] == task), key=lambda r: -float(r["ndcg_at_10"])
+        )
+        table = Table(
+            "model",
+            "NDCG@10",
+            "Recall@20",
+            "HR@10",
+            "coverage@10",
+            "fit s",
+            "validation NDCG@10",
+            title=f"task {task}",
+            title_justify="left",
+        )
+        for row in rows:
+            name = f"[bold]{row['model']} (default)[/bold]" if row["default"] else row["model"]
+            table.add_row(
+                name,
+                f"{row['ndcg_at_10']:.4f}",
+                f"{row['recall_at_20']:.4f}",
+                f"{row['hr_at_10']:.4f}",
+                f"{row['coverage_at_10']:.4f}",
+                f"{row['fit_seconds']:.2f}",
+                "" if row.get("validation_ndcg_at_10") is None else f"{row['validation_ndcg_at_10']:.4f}",
+            )
+        console.print(table)
