@@ -7,9 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 
 from shopkeeper.store.schema import events
+
+# Built once: ingestion runs these for every batch.
+_EXISTING = select(events.c.message_id).where(events.c.message_id.in_(bindparam("ids", expanding=True)))
+_APPEND = insert(events)
 
 
 class SqlEventLog:
@@ -24,13 +28,13 @@ class SqlEventLog:
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            found.update(conn.scalars(select(events.c.message_id).where(events.c.message_id.in_(chunk))))
+            found.update(conn.scalars(_EXISTING, {"ids": chunk}))
         return found
 
     @staticmethod
     def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(insert(events), list(rows))
+            conn.execute(_APPEND, list(rows))
 
     def count(self) -> int:
         with self._engine.connect() as conn:

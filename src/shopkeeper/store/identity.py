@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 
 from shopkeeper.records import Identity, IdentityKind, Merge
 from shopkeeper.store.schema import events, identities, merges, people
@@ -21,74 +21,108 @@ from shopkeeper.store.traits import forget_person, mark_dirty
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
 
+# Built once: a resolver runs these per message, and building a statement costs more than running it.
+_user_ids = identities.alias("user_ids")
+# Each kind is matched with its values, so that the (kind, value) unique index answers: `value IN (...)`
+# alone would scan the whole table on both backends.
+_PRELOAD = select(
+    identities.c.kind,
+    identities.c.value,
+    identities.c.person_id,
+    select(_user_ids.c.id)
+    .where(_user_ids.c.person_id == identities.c.person_id, _user_ids.c.kind == "user_id")
+    .exists()
+    .label("known"),
+).where(
+    or_(
+        *(
+            and_(identities.c.kind == kind, identities.c.value.in_(bindparam(kind, expanding=True)))
+            for kind in LOOKUP_ORDER
+        )
+    )
+)
+_LOOKUP = select(identities.c.person_id).where(
+    identities.c.kind == bindparam("kind"), identities.c.value == bindparam("value")
+)
+_KNOWN = (
+    select(identities.c.person_id)
+    .where(identities.c.kind == "user_id", identities.c.person_id.in_(bindparam("people", expanding=True)))
+    .distinct()
+)
+_INSERT_PERSON = insert(people)
+_INSERT_IDENTITY = insert(identities)
+_INSERT_MERGE = insert(merges)
+
 
 class IdentityResolver:
     """Resolves the messages of one write transaction to person ids, linking and merging as it goes.
 
-    It caches what it has read or written, so a batch of messages costs one lookup query.
+    It caches what it has read or written, so a batch of messages costs one lookup query. It also
+    remembers the ids it found missing: nothing else writes identities while the write transaction holds
+    the store's write lock, so a missing id can only appear through this resolver's own `_link`.
     """
 
     def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self._now = now
         self._person_of: dict[tuple[str, str], int] = {}
+        self._absent: set[tuple[str, str]] = set()
         self._known: dict[int, bool] = {}  # person_id -> has a user_id
         self._refused: set[tuple[int, int]] = set()
         self.merged: dict[int, int] = {}  # from -> into, within this transaction
 
     def preload(self, keys: set[tuple[IdentityKind, str]]) -> None:
-        """Read the people behind these ids in one query."""
-        values = {value for _, value in keys}
-        if not values:
+        """Read the people behind these ids, and whether each has a user_id, in one query."""
+        if not keys:
             return
-        rows = self._conn.execute(
-            select(identities.c.kind, identities.c.value, identities.c.person_id).where(
-                identities.c.value.in_(values)
-            )
-        )
-        for kind, value, person_id in rows:
+        values: dict[str, list[str]] = {kind: [] for kind in LOOKUP_ORDER}
+        for kind, value in keys:
+            values[kind].append(value)
+        for kind, value, person_id, known in self._conn.execute(_PRELOAD, values):
             self._person_of[(kind, value)] = person_id
-        self._load_known(set(self._person_of.values()))
+            self._known.setdefault(person_id, bool(known))
+        self._absent.update(key for key in keys if key not in self._person_of)
 
     def _load_known(self, person_ids: set[int]) -> None:
         missing = person_ids - self._known.keys()
         if not missing:
             return
-        known = set(
-            self._conn.scalars(
-                select(identities.c.person_id)
-                .where(identities.c.kind == "user_id", identities.c.person_id.in_(missing))
-                .distinct()
-            )
-        )
+        known = set(self._conn.scalars(_KNOWN, {"people": list(missing)}))
         for person_id in missing:
             self._known[person_id] = person_id in known
 
     def _lookup(self, kind: IdentityKind, value: str) -> int | None:
         key = (kind, value)
+        if key in self._absent:
+            return None
         if key not in self._person_of:
-            person_id = self._conn.scalar(
-                select(identities.c.person_id).where(identities.c.kind == kind, identities.c.value == value)
-            )
+            person_id = self._conn.scalar(_LOOKUP, {"kind": kind, "value": value})
             if person_id is None:
+                self._absent.add(key)
                 return None
             self._person_of[key] = person_id
             self._load_known({person_id})
         return self._person_of[key]
 
     def _new_person(self) -> int:
-        person_id = self._conn.execute(insert(people).values(created_at=self._now)).inserted_primary_key
+        person_id = self._conn.execute(_INSERT_PERSON, {"created_at": self._now}).inserted_primary_key
         assert person_id is not None
         self._known[person_id[0]] = False
         return int(person_id[0])
 
     def _link(self, kind: IdentityKind, value: str, person_id: int, message_id: str) -> None:
         self._conn.execute(
-            insert(identities).values(
-                kind=kind, value=value, person_id=person_id, created_at=self._now, message_id=message_id
-            )
+            _INSERT_IDENTITY,
+            {
+                "kind": kind,
+                "value": value,
+                "person_id": person_id,
+                "created_at": self._now,
+                "message_id": message_id,
+            },
         )
         self._person_of[(kind, value)] = person_id
+        self._absent.discard((kind, value))
         if kind == "user_id":
             self._known[person_id] = True
 
@@ -126,14 +160,15 @@ class IdentityResolver:
 
     def _record(self, source: int, target: int, outcome: str, reason: str, message_id: str) -> None:
         self._conn.execute(
-            insert(merges).values(
-                from_person_id=source,
-                into_person_id=target,
-                outcome=outcome,
-                reason=reason,
-                message_id=message_id,
-                at=self._now,
-            )
+            _INSERT_MERGE,
+            {
+                "from_person_id": source,
+                "into_person_id": target,
+                "outcome": outcome,
+                "reason": reason,
+                "message_id": message_id,
+                "at": self._now,
+            },
         )
 
     def resolve(self, user_id: str | None, anonymous_id: str | None, message_id: str) -> int:
