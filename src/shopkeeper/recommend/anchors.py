@@ -157,9 +157,12 @@ def _blends(tuned: dict[str, Tuned], validation: Split, split: Split, rows: list
         ),
     }
     for task, (label, factories, params, weight_grid) in plans.items():
-        parts = [f(**p).fit(validation.train) for f, p in zip(factories, params, strict=True)]
+        usable = bool(validation.targets) and validation.train.n_items > 0
+        parts = (
+            [f(**p).fit(validation.train) for f, p in zip(factories, params, strict=True)] if usable else []
+        )
         best_weights, best_ndcg = weight_grid[0], -1.0
-        for weights in weight_grid:
+        for weights in weight_grid if usable else []:
             ndcg = evaluate(_fitted_blend(parts, weights), validation, (task,))[task].ndcg_at_10
             if ndcg > best_ndcg:
                 best_weights, best_ndcg = weights, ndcg

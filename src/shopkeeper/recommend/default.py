@@ -23,7 +23,17 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from shopkeeper.recommend._model import NotFittedError
 from shopkeeper.recommend.als import ALSRecommender
-from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions, load_arrays, save_arrays
+from shopkeeper.recommend.base import (
+    FloatArray,
+    History,
+    IntArray,
+    Interactions,
+    Recommender,
+    load_arrays,
+    save_arrays,
+)
+from shopkeeper.recommend.baselines import PopularityRecommender, RepeatRecommender
+from shopkeeper.recommend.blend import BlendRecommender
 from shopkeeper.recommend.ease import DEFAULT_MAX_ITEMS, EASERecommender
 from shopkeeper.recommend.features import ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
@@ -189,9 +199,17 @@ def make_default(**params: Any) -> RerankRecommender:
     return RerankRecommender(**params)
 
 
-def train_default(interactions: Interactions, **params: Any) -> RerankRecommender:
-    """Fit the default model on everything known: the one call `shopkeeper train` needs."""
-    return make_default(**params).fit(interactions)
+def train_default(interactions: Interactions, **params: Any) -> Recommender:
+    """Fit the default model on everything known: the one call `shopkeeper train` needs.
+
+    A shop too young for the re-ranker (no purchases in its replayed windows, or no repeat of any
+    kind to learn from) gets the simple blend instead: repeat + 0.2·EASE + 0.3·popularity.
+    """
+    try:
+        return make_default(**params).fit(interactions)
+    except NotFittedError:
+        parts: list[Recommender] = [RepeatRecommender(), EASERecommender(), PopularityRecommender()]
+        return BlendRecommender(parts, [1.0, 0.2, 0.3]).fit(interactions)
 
 
 def _subset(interactions: Interactions, keep: Any) -> Interactions:

@@ -106,13 +106,14 @@ def _new(targets: IntArray, history: History) -> IntArray:
 
 
 def ranking_metrics(rankings: Sequence[IntArray], targets: Sequence[IntArray], n_items: int) -> Metrics:
-    """The protocol's metrics over users, given each user's ranked item list (at least 20 long)."""
+    """The protocol's metrics over users, given each user's ranked list (20 long, or the whole catalog)."""
     discounts = 1.0 / np.log2(np.arange(2, 22))
     ndcg, recall, hits, shown = [], [], [], set()
     for ranked, wanted in zip(rankings, targets, strict=True):
         hit = np.isin(ranked[:20], wanted)
         ideal = discounts[: min(10, len(wanted))].sum()
-        ndcg.append(float(discounts[:10][hit[:10]].sum() / ideal) if ideal > 0 else 0.0)
+        top = hit[:10]
+        ndcg.append(float(discounts[: len(top)][top].sum() / ideal) if ideal > 0 else 0.0)
         recall.append(hit.sum() / min(20, len(wanted)) if len(wanted) else 0.0)
         hits.append(float(hit[:10].any()))
         shown.update(ranked[:10].tolist())
@@ -158,8 +159,16 @@ class Tuned:
 
 
 def tune(factory: Factory, grid: Sequence[dict[str, Any]], validation: Split) -> Tuned:
-    """Fit every grid point on the validation train and keep the best NDCG@10 per task."""
+    """Fit every grid point on the validation train and keep the best NDCG@10 per task.
+
+    With no validation data (a file too short for it) the grid's first settings stand, scored 0.
+    """
     tuned = Tuned()
+    if not validation.targets or not validation.train.n_items:
+        empty = Metrics(0.0, 0.0, 0.0, 0.0, 0)
+        for task in TASKS:
+            tuned.params[task], tuned.validation[task] = grid[0], empty
+        return tuned
     for params in grid:
         model = factory(**params).fit(validation.train)
         for task, metrics in evaluate(model, validation).items():

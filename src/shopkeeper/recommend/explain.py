@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from shopkeeper.recommend.base import FloatArray, History, Interactions, load_arrays, save_arrays
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 class ItemNeighbours:
@@ -43,12 +46,19 @@ class ItemNeighbours:
 
     def nearest_in(self, item: int, candidates: np.ndarray) -> tuple[int, float] | None:
         """Which of `candidates` (items the person has) is most like `item`, and how much."""
+        marked = np.zeros(self.similarity_.shape[0], np.bool_)
+        marked[candidates] = True
+        return self.nearest_marked(item, marked)
+
+    def nearest_marked(self, item: int, marked: BoolArray) -> tuple[int, float] | None:
+        """`nearest_in` for candidates given as one flag per item. Quicker when asked for several items
+        (a decision explains up to `n`): the flags are made once, and each answer is a lookup."""
         matrix = self.similarity_
         start, end = matrix.indptr[item], matrix.indptr[item + 1]
-        if start == end or not len(candidates):
+        if start == end:
             return None
         indices, data = matrix.indices[start:end], matrix.data[start:end]
-        mask = np.isin(indices, candidates)
+        mask = marked[indices]
         if not mask.any():
             return None
         best = int(np.argmax(np.where(mask, data, -np.inf)))

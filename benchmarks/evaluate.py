@@ -1,0 +1,104 @@
+"""Accuracy and speed of the recommenders on the real Online Retail data (issue 4's goals).
+
+Runs the evaluation protocol on two windows:
+- the Sep-2011 split of the issue's goals table (cutoff 2011-09-01, until 2011-09-30);
+- an earlier window nobody tuned on (cutoff 2011-08-01, until 2011-08-31): the file ends on
+  2011-09-30, so no later window exists; this one's test month was never looked at when choosing
+  the default model's settings.
+Then the default model's train time on the whole file, and the p99 of in-process `score` + `top_n`
+for one person.
+
+    .venv/bin/python benchmarks/evaluate.py [--orders FILE] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from shopkeeper.cli.evaluate import print_report
+from shopkeeper.recommend.anchors import run_protocol
+from shopkeeper.recommend.base import top_n
+from shopkeeper.recommend.default import make_default
+from shopkeeper.recommend.evaluation import temporal_split
+from shopkeeper.recommend.orders import read_online_retail
+
+DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+WINDOWS = (
+    ("2011-09-01", "2011-10-01", "Sep-2011 (goals table)"),
+    ("2011-08-01", "2011-09-01", "Aug-2011 (untuned)"),
+)
+GOALS = {"all": 0.402, "new": 0.111}
+
+
+def _stamp(day: str) -> float:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=Path, default=DATA)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    events = read_online_retail(args.orders)
+    out: dict[str, object] = {}
+    for cutoff, until, label in WINDOWS:
+        started = time.perf_counter()
+        report = run_protocol(events, _stamp(cutoff), _stamp(until), default_factory=make_default)
+        report["split"].update(cutoff=cutoff, until=until, validation_cutoff="30 days before")
+        print(f"\n=== {label}: {time.perf_counter() - started:.0f} s ===")
+        print_report(report)
+        for task in ("all", "new"):
+            rows = [r for r in report["results"] if r["task"] == task]
+            best = max((r for r in rows if not r["default"]), key=lambda r: r["ndcg_at_10"])
+            default = next(r for r in rows if r["default"])
+            print(
+                f"{task}: default {default['ndcg_at_10']:.4f} vs best anchor {best['model']} "
+                f"{best['ndcg_at_10']:.4f} ({default['ndcg_at_10'] / best['ndcg_at_10']:.3f}x); "
+                f"issue goal on Sep-2011 {GOALS[task]}"
+            )
+        out[label] = report
+
+    whole = temporal_split(events, float(events.times.max()) + 1.0).train
+    started = time.perf_counter()
+    model = make_default().fit(whole)
+    train_seconds = time.perf_counter() - started
+    print(
+        f"\ndefault model: train on the whole file ({whole.n_users} people, {whole.n_items} items) "
+        f"{train_seconds:.1f} s (goal <= 30 s on 2 cores)"
+    )
+
+    rng = np.random.default_rng(0)
+    people = rng.choice(whole.n_users, size=300, replace=False)
+    histories = [whole.history(int(u)) for u in people]
+    now = whole.end
+    for history in histories[:20]:  # warm up
+        top_n(model.score(history, now), 10)
+    timings = []
+    for _ in range(3):
+        for history in histories:
+            started = time.perf_counter()
+            top_n(model.score(history, now), 10)
+            timings.append(time.perf_counter() - started)
+    ms = np.array(timings) * 1e3
+    lengths = [len(h) for h in histories]
+    print(
+        f"score + top_n, one person: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+        f"max {ms.max():.2f} ms (aim <= 1 ms; median history {np.median(lengths):.0f} events)"
+    )
+    out["speed"] = {
+        "train_seconds": train_seconds,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
