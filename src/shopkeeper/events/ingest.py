@@ -53,9 +53,20 @@ class Ingestor:
         rows: list[dict[str, Any]] = []
         for index, raw in enumerate(raw_messages):
             at = f"{where}[{index}]." if len(raw_messages) > 1 or where == "batch" else ""
+            self._check_size(raw, at)
             message = parse_message(raw, where=at, type_=type_)
             rows.append(self._to_row(message, at, context, integrations, sent_at, received_at, key_id))
         return self._store_rows(rows, received_at)
+
+    def _check_size(self, raw: Any, at: str) -> None:
+        """The spec's per-message limit, on the message as sent (compact JSON), not as we store it."""
+        size = len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)) if isinstance(raw, dict) else 0
+        if size > self._max_message_bytes:
+            raise PayloadTooLarge(
+                f"a message may be at most {self._max_message_bytes // 1024} KB; "
+                f"this one is {size / 1024:.1f} KB",
+                field=at.rstrip(".") or "body",
+            )
 
     def _to_row(
         self,
@@ -84,12 +95,6 @@ class Ingestor:
         payload["sentAt"] = message.sentAt or sent_at
         payload["receivedAt"] = received_at
         encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
-        if len(encoded) > self._max_message_bytes:
-            raise PayloadTooLarge(
-                f"a message may be at most {self._max_message_bytes // 1024} KB; this one is "
-                f"{len(encoded) // 1024} KB",
-                field=at.rstrip(".") or "body",
-            )
         email = _email_of(message)
         return {
             "message_id": message_id,

@@ -234,6 +234,13 @@ class IdentityResolver:
         return self.merged.get(person_id, person_id)
 
 
+# find_person, built once. Naming the kinds lets the (kind, value) unique index answer; `value = ?`
+# alone scans the whole table.
+_FIND_PERSON = select(identities.c.kind, identities.c.person_id).where(
+    identities.c.kind.in_(LOOKUP_ORDER), identities.c.value == bindparam("value")
+)
+
+
 class SqlIdentityGraph:
     """Read side of the identity graph."""
 
@@ -242,12 +249,10 @@ class SqlIdentityGraph:
 
     def find_person(self, external_id: str, conn: Connection | None = None) -> int | None:
         """The person known by this id: a userId first, then an email, then an anonymousId."""
+        if "\x00" in external_id or len(external_id) > 255:
+            return None  # no stored id can look like this (and PostgreSQL text cannot hold NUL)
         with _reader(self._engine, conn) as c:
-            rows = dict(
-                c.execute(
-                    select(identities.c.kind, identities.c.person_id).where(identities.c.value == external_id)
-                ).all()
-            )
+            rows = dict(c.execute(_FIND_PERSON, {"value": external_id}).all())
         for kind in LOOKUP_ORDER:
             if kind in rows:
                 return int(rows[kind])
