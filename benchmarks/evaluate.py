@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("COLUMNS", "150")  # wide tables when piped to a file
 
 from shopkeeper.cli.evaluate import print_report
 from shopkeeper.recommend.anchors import run_protocol
