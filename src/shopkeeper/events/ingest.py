@@ -7,6 +7,7 @@ acknowledged message survives a crash of the process.
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
@@ -33,8 +34,11 @@ class Ingestor:
     def __init__(self, store: Store, *, max_message_bytes: int = 32 * 1024) -> None:
         self._store = store
         self._max_message_bytes = max_message_bytes
-        # SQLite has one writer; queueing here is cheaper than SQLite's busy-wait back-off.
-        self._lock = threading.Lock() if store.backend == "sqlite" else None
+        # One writer per process: calls that arrive while a write is under way are committed together
+        # by the next writer (group commit), so a busy server pays one commit for many calls.
+        self._lock = threading.Lock()
+        self._pending: list[_Job] = []
+        self._pending_lock = threading.Lock()
 
     def ingest(
         self,
@@ -113,19 +117,55 @@ class Ingestor:
     def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
         if not rows:
             return IngestResult(received=0, stored=0, duplicates=0)
-        if self._lock is None:
-            return self._write(rows, now)
+        job = _Job(rows, now)
+        with self._pending_lock:
+            self._pending.append(job)
         with self._lock:
-            return self._write(rows, now)
+            if not job.done:
+                with self._pending_lock:
+                    jobs, self._pending = self._pending, []
+                self._write_together(jobs)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
 
-    def _write(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
+    def _write_together(self, jobs: list[_Job]) -> None:
+        """One transaction for every waiting call; if it fails, each call is written on its own, so
+        one call's failure is never another's."""
+        try:
+            results = self._write(jobs)
+        except Exception:
+            if len(jobs) == 1:
+                jobs[0].fail(sys.exc_info()[1])
+                return
+            for job in jobs:
+                try:
+                    job.finish(self._write([job])[0])
+                except Exception as exc:
+                    job.fail(exc)
+            return
+        for job, result in zip(jobs, results, strict=True):
+            job.finish(result)
+
+    def _write(self, jobs: list[_Job]) -> list[IngestResult]:
+        now = max(job.now for job in jobs)
         with write_transaction(self._store.engine) as conn:
-            seen = self._store.events.existing_message_ids(conn, (r["message_id"] for r in rows))
+            seen = self._store.events.existing_message_ids(
+                conn, (r["message_id"] for job in jobs for r in job.rows)
+            )
             fresh: list[dict[str, Any]] = []
-            for row in rows:
-                if row["message_id"] not in seen:
-                    seen.add(row["message_id"])
-                    fresh.append(row)
+            results = []
+            for job in jobs:
+                stored = 0
+                for row in job.rows:
+                    if row["message_id"] not in seen:
+                        seen.add(row["message_id"])
+                        fresh.append(dict(row))
+                        stored += 1
+                results.append(
+                    IngestResult(received=len(job.rows), stored=stored, duplicates=len(job.rows) - stored)
+                )
             resolver = IdentityResolver(conn, now)
             resolver.preload(_ids_of(fresh))
             for row in fresh:
@@ -143,7 +183,26 @@ class Ingestor:
             self._store.events.append(conn, fresh)
             record_interactions(conn, fresh)
             mark_dirty(conn, {row["person_id"] for row in fresh})
-        return IngestResult(received=len(rows), stored=len(fresh), duplicates=len(rows) - len(fresh))
+        return results
+
+
+class _Job:
+    """One call's rows, waiting to be written, and what became of them."""
+
+    __slots__ = ("done", "error", "now", "result", "rows")
+
+    def __init__(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        self.rows = rows
+        self.now = now
+        self.done = False
+        self.result: IngestResult | None = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: IngestResult) -> None:
+        self.result, self.done = result, True
+
+    def fail(self, error: BaseException | None) -> None:
+        self.error, self.done = error, True
 
 
 def correct_skew(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:

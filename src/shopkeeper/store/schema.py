@@ -63,6 +63,7 @@ people = Table(
     Column("created_at", UtcDateTime, nullable=False),
     # Set when this person was merged into another; lookups follow it.
     Column("merged_into", BigId, ForeignKey("people.person_id"), nullable=True),
+    Index(None, "merged_into"),
 )
 
 identities = Table(

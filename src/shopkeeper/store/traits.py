@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, Insert, Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store.schema import profile_dirty, traits
@@ -17,19 +18,16 @@ _CHUNK = 500
 
 def mark_dirty(conn: Connection, person_ids: Iterable[int]) -> None:
     """Note, inside the caller's write transaction, that these people's traits must be rebuilt."""
-    wanted = set(person_ids)
-    if not wanted:
-        return
-    present: set[int] = set()
-    listed = list(wanted)
-    for start in range(0, len(listed), _CHUNK):
-        chunk = listed[start : start + _CHUNK]
-        present.update(
-            conn.scalars(select(profile_dirty.c.person_id).where(profile_dirty.c.person_id.in_(chunk)))
-        )
-    fresh = [{"person_id": p} for p in wanted - present]
-    if fresh:
-        conn.execute(profile_dirty.insert(), fresh)
+    rows = [{"person_id": p} for p in set(person_ids)]
+    if rows:
+        conn.execute(insert_ignoring_duplicates(conn, profile_dirty), rows)
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the connection's dialect (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def forget_person(conn: Connection, person_id: int) -> None:
