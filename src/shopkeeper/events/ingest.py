@@ -59,7 +59,7 @@ class Ingestor:
             at = f"{where}[{index}]." if len(raw_messages) > 1 or where == "batch" else ""
             self._check_size(raw, at)
             message = parse_message(raw, where=at, type_=type_)
-            rows.append(self._to_row(message, at, context, integrations, sent_at, received_at, key_id))
+            rows.append(self._to_row(raw, message, context, integrations, sent_at, received_at, key_id))
         return self._store_rows(rows, received_at)
 
     def _check_size(self, raw: Any, at: str) -> None:
@@ -74,15 +74,16 @@ class Ingestor:
 
     def _to_row(
         self,
+        raw: dict[str, Any],
         message: Message,
-        at: str,
         context: dict[str, Any] | None,
         integrations: dict[str, Any] | None,
         sent_at: datetime | None,
         received_at: datetime,
         key_id: int | None,
     ) -> dict[str, Any]:
-        payload = message.model_dump(exclude_unset=True, exclude_none=False)
+        # The message as sent (parsed JSON, so plain values), with the spec's ids normalised to strings.
+        payload = dict(raw)
         payload["type"] = message.type
         for name in ("userId", "anonymousId", "groupId", "previousId"):
             if name in payload:
