@@ -7,12 +7,12 @@ repeats or not, a diversity cap per category), explains every item, and logs the
 
 from __future__ import annotations
 
-import queue
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait
-from shopkeeper.recommend.base import History, Recommender, top_n
+from shopkeeper.recommend.base import FloatArray, History, IntArray, Recommender, top_n
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.models import SqlModelRegistry
@@ -35,7 +35,8 @@ from shopkeeper.training import ModelBundle
 
 CANDIDATES_PER_SLOT = 8
 HISTORY_CACHE = 10_000
-CATALOG_CHECK_SECONDS = 5.0
+# The traits the rules read; only these are fetched and resolved.
+RULE_TRAITS = ("size", "disliked_categories", "rejected_items", "favourite_categories")
 
 _NEWEST_INTERACTION = select(func.max(interactions.c.id)).where(
     interactions.c.person_id == bindparam("person")
@@ -44,6 +45,13 @@ _HISTORY = (
     select(interactions.c.item_id, interactions.c.kind, interactions.c.at, interactions.c.message_id)
     .where(interactions.c.person_id == bindparam("person"))
     .order_by(interactions.c.at, interactions.c.id)
+)
+_CATALOG = (
+    select(
+        items.c.item_id, items.c.title, items.c.category, item_variants.c.attributes, item_variants.c.stock
+    )
+    .select_from(items.outerjoin(item_variants, item_variants.c.item_id == items.c.item_id))
+    .where(items.c.item_id.in_(bindparam("ids", expanding=True)))
 )
 
 
@@ -108,39 +116,48 @@ class _Catalog:
 
 class DecisionLog:
     """Writes decisions in the background, in small batches, so that deciding never waits on a disk
-    sync. `flush()` waits until everything logged so far is stored."""
+    sync. `flush()` waits until everything logged so far is stored.
+
+    Logging a row only appends it to a list: the writer thread is woken once per batch (by its first
+    row), not once per row, since waking a thread for every decision costs the deciding thread more
+    than the decision's own queries.
+    """
 
     def __init__(self, store: Store, *, every: float = 0.2) -> None:
         self._store = store
-        self._queue: queue.Queue[dict[str, Any] | threading.Event] = queue.Queue()
         self._every = every
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+        self._waiters: list[threading.Event] = []
+        self._wake = threading.Event()  # a batch has begun
+        self._hurry = threading.Event()  # someone is waiting in `flush`: write now
         self._thread = threading.Thread(target=self._run, name="shopkeeper-decision-log", daemon=True)
         self._thread.start()
 
     def log(self, row: dict[str, Any]) -> None:
-        self._queue.put(row)
+        with self._lock:
+            self._rows.append(row)
+            first = len(self._rows) == 1
+        if first:
+            self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> None:
         done = threading.Event()
-        self._queue.put(done)
+        with self._lock:
+            self._waiters.append(done)
+        self._hurry.set()
+        self._wake.set()
         done.wait(timeout)
 
     def _run(self) -> None:
         while True:
-            batch: list[dict[str, Any]] = []
-            waiters: list[threading.Event] = []
-            first = self._queue.get()
-            deadline = time.monotonic() + self._every
-            item: dict[str, Any] | threading.Event | None = first
-            while item is not None:
-                if isinstance(item, threading.Event):
-                    waiters.append(item)
-                    break
-                batch.append(item)
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    item = None
+            self._wake.wait()
+            self._hurry.wait(self._every)
+            with self._lock:
+                self._wake.clear()
+                self._hurry.clear()
+                batch, self._rows = self._rows, []
+                waiters, self._waiters = self._waiters, []
             if batch:
                 try:
                     with self._store.engine.begin() as conn:
@@ -174,11 +191,8 @@ class Decider:
         self._bundle: ModelBundle | None = None
         self._lock = threading.Lock()
         self.log = log or DecisionLog(store)
-        self._histories: dict[int, tuple[int | None, list[Any]]] = {}
-        self._titles: dict[str, tuple[str, str]] = {}
-        self._with_variants: set[str] = set()
-        self._catalog_checked = float("-inf")
-        self._catalog_stamp: object = None
+        self._pasts: dict[int, _Past] = {}
+        self._popular_top: dict[tuple[int, int], tuple[IntArray, FloatArray]] = {}
 
     # ---- models ----------------------------------------------------------------------------------
 
@@ -219,15 +233,20 @@ class Decider:
         if user_id is None and anonymous_id is None:
             raise InvalidInput("decide needs userId or anonymousId", field="userId")
         external = user_id if user_id is not None else anonymous_id
-        person_id = self._find(user_id, anonymous_id)
-        traits = self._profiles.traits_of(person_id) if person_id is not None else {}
         bundle = self.bundle()
-        rows = self._history_rows(person_id) if person_id is not None else []
-        reasons: list[Reason] = []
-        if bundle is None:
-            decision = self._without_model(where, n, person_id, traits)
-        else:
-            decision = self._with_model(bundle, where, n, person_id, traits, rows, reasons)
+        # One read connection for the whole decision: opening one costs more than most of its queries.
+        with self._store.engine.connect() as conn:
+            person_id = self._find(user_id, anonymous_id, conn)
+            traits = (
+                self._profiles.traits_of(person_id, keys=RULE_TRAITS, conn=conn)
+                if person_id is not None
+                else {}
+            )
+            if bundle is None:
+                decision = self._without_model(where, n, person_id, traits)
+            else:
+                past = self._past(bundle, person_id, conn) if person_id is not None else None
+                decision = self._with_model(bundle, where, n, person_id, traits, past, conn)
         self.log.log(
             {
                 "decision_id": decision.decision_id,
@@ -243,27 +262,26 @@ class Decider:
         )
         return decision
 
-    def _find(self, user_id: str | None, anonymous_id: str | None) -> int | None:
+    def _find(self, user_id: str | None, anonymous_id: str | None, conn: Connection) -> int | None:
         for ref in (user_id, anonymous_id):
             if ref is not None:
-                found = self._store.identities.find_person(ref)
+                found = self._store.identities.find_person(ref, conn)
                 if found is not None:
                     return found
         return None
 
-    def _history_rows(self, person_id: int) -> list[Any]:
+    def _past(self, bundle: ModelBundle, person_id: int, conn: Connection) -> _Past:
         """The person's interactions, from a small cache that is checked against the store every call
         (one indexed query), so a purchase a moment ago is always seen."""
-        with self._store.engine.connect() as conn:
-            newest = conn.scalar(_NEWEST_INTERACTION, {"person": person_id})
-            cached = self._histories.get(person_id)
-            if cached is not None and cached[0] == newest:
-                return cached[1]
-            rows = list(conn.execute(_HISTORY, {"person": person_id}))
-        if len(self._histories) >= HISTORY_CACHE:
-            self._histories.pop(next(iter(self._histories)))
-        self._histories[person_id] = (newest, rows)
-        return rows
+        newest = conn.scalar(_NEWEST_INTERACTION, {"person": person_id})
+        cached = self._pasts.get(person_id)
+        if cached is not None and cached.newest == newest and cached.version == bundle.version:
+            return cached
+        past = _Past.of(bundle, newest, conn.execute(_HISTORY, {"person": person_id}).all())
+        if len(self._pasts) >= HISTORY_CACHE:
+            self._pasts.pop(next(iter(self._pasts)), None)
+        self._pasts[person_id] = past
+        return past
 
     def _with_model(
         self,
@@ -272,15 +290,20 @@ class Decider:
         n: int,
         person_id: int | None,
         traits: dict[str, ResolvedTrait],
-        rows: list[Any],
-        reasons: list[Reason],
+        past: _Past | None,
+        conn: Connection,
     ) -> Decision:
-        history, last_event = _history(bundle, rows)
-        now = max(bundle.trained_until.timestamp(), float(history.times.max()) if len(history) else 0.0)
-        personalized = bool(len(history.purchases()) or (history.kinds == VIEW).any())
+        past = past or _Past.of(bundle, None, [])
+        history = past.history
+        personalized = past.personalized
         stated_categories = _stated(traits, "favourite_categories")
+        reasons: list[Reason] = []
+        how_many = (50 if stated_categories and not personalized else CANDIDATES_PER_SLOT) * n
+        exclude = past.owned_array if not where.repeats else None
         if personalized:
+            now = max(bundle.trained_until.timestamp(), float(history.times.max()) if len(history) else 0.0)
             scores = bundle.model.score(history, now)
+            picks, picked_scores = top_n(scores, how_many, exclude=exclude)
             reasons.append(
                 Reason(
                     f"Ranked for you by the {bundle.model.name} model (version {bundle.version}, "
@@ -289,7 +312,7 @@ class Decider:
                 )
             )
         else:
-            scores = bundle.popularity.astype(np.float64, copy=True)
+            picks, picked_scores = self._popular(bundle, how_many, exclude)
             reasons.append(
                 Reason(
                     "Not personalized yet: no purchases or views to go on, so these are popular right now"
@@ -303,13 +326,7 @@ class Decider:
                     },
                 )
             )
-        owned = {int(i) for i in history.purchases().item_idx}
-        exclude = np.asarray(sorted(owned), np.int64) if not where.repeats else None
-        picks, picked_scores = top_n(scores, n * CANDIDATES_PER_SLOT, exclude=exclude)
-        if stated_categories and not personalized:
-            picks, picked_scores = top_n(scores, 50 * n, exclude=exclude)  # room to find the stated ones
         candidates = [bundle.item_ids[i] for i in picks]
-        catalog = self._catalog(candidates)
         items = self._apply_rules(
             bundle,
             where,
@@ -317,14 +334,13 @@ class Decider:
             traits,
             candidates,
             picked_scores,
-            catalog,
-            history,
-            last_event,
-            owned,
+            past,
             reasons,
+            conn,
             personalized=personalized,
             stated_categories=stated_categories,
         )
+        owned = past.owned
         if not where.repeats and owned:
             reasons.append(
                 Reason(
@@ -336,6 +352,20 @@ class Decider:
             str(uuid.uuid4()), where.name, person_id, items, reasons, bundle.version, personalized
         )
 
+    def _popular(
+        self, bundle: ModelBundle, how_many: int, exclude: IntArray | None
+    ) -> tuple[IntArray, FloatArray]:
+        """`top_n` of the bundle's popularity; the same for every visitor, so kept per version."""
+        if exclude is not None and len(exclude):
+            return top_n(bundle.popularity.astype(np.float64, copy=True), how_many, exclude=exclude)
+        key = (bundle.version, how_many)
+        found = self._popular_top.get(key)
+        if found is None:
+            if len(self._popular_top) >= 64:
+                self._popular_top.clear()
+            found = self._popular_top[key] = top_n(bundle.popularity.astype(np.float64, copy=True), how_many)
+        return found
+
     def _apply_rules(
         self,
         bundle: ModelBundle,
@@ -344,11 +374,9 @@ class Decider:
         traits: dict[str, ResolvedTrait],
         candidates: list[str],
         scores: np.ndarray,
-        catalog: dict[str, _Catalog],
-        history: History,
-        last_event: dict[int, tuple[int, datetime, str]],
-        owned: set[int],
+        past: _Past,
         reasons: list[Reason],
+        conn: Connection,
         *,
         personalized: bool,
         stated_categories: list[str],
@@ -360,11 +388,21 @@ class Decider:
         removed = {"dislike": 0, "rejected": 0, "stock": 0, "size": 0, "diversity": 0}
         per_category: dict[str, int] = {}
         ranked = list(zip(candidates, scores.tolist(), strict=True))
+        # Catalog rows are read as the rules reach the candidates, a chunk at a time: most decisions
+        # stop within the first `n` or so of their `8 n` candidates.
+        catalog: dict[str, _Catalog] = {}
+        read = 0
         if stated_categories and not personalized:
             # Cold start within the stated categories: those come first, popularity orders each group.
+            catalog = _read_catalog(conn, candidates)
+            read = len(candidates)
             ranked.sort(key=lambda pair: (_in(catalog.get(pair[0]), stated_categories) is None, -pair[1]))
-        chosen: list[DecidedItem] = []
-        for item_id, score in ranked:
+        chosen: list[tuple[str, float, _Catalog | None, list[Reason]]] = []
+        for position, (item_id, score) in enumerate(ranked):
+            if position >= read:
+                chunk = [c for c, _ in ranked[read : read + max(read, 2 * n)]]
+                catalog.update(_read_catalog(conn, chunk))
+                read += len(chunk)
             info = catalog.get(item_id)
             category = info.category if info else ""
             if item_id in rejected:
@@ -394,7 +432,6 @@ class Decider:
                 removed["diversity"] += 1
                 continue
             per_category[top_level] = per_category.get(top_level, 0) + 1
-            item_reasons[:0] = self._why(bundle, item_id, history, last_event, owned, personalized, catalog)
             liked = _in(info, stated_categories)
             if liked:
                 item_reasons.append(
@@ -402,9 +439,14 @@ class Decider:
                         f"You told us you like {liked}", {"trait": "favourite_categories", "source": "stated"}
                     )
                 )
-            chosen.append(DecidedItem(item_id, float(score), item_reasons, info.title if info else ""))
+            chosen.append((item_id, float(score), info, item_reasons))
             if len(chosen) == n:
                 break
+        whys = self._why(bundle, [item_id for item_id, *_ in chosen], past, personalized, catalog, conn)
+        decided = [
+            DecidedItem(item_id, score, [*why, *item_reasons], info.title if info else "")
+            for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
+        ]
         notes = {
             "rejected": ("Left out {} items you told us are not for you", {"trait": "rejected_items"}),
             "dislike": (
@@ -426,75 +468,77 @@ class Decider:
                 text, provenance = notes[key]
                 source = {"source": "stated"} if "trait" in provenance else {}
                 reasons.append(Reason(text.format(count), {**provenance, **source, "count": count}))
-        return chosen
+        return decided
 
     def _why(
         self,
         bundle: ModelBundle,
-        item_id: str,
-        history: History,
-        last_event: dict[int, tuple[int, datetime, str]],
-        owned: set[int],
+        chosen: list[str],
+        past: _Past,
         personalized: bool,
         catalog: dict[str, _Catalog],
-    ) -> list[Reason]:
-        index = bundle.index.get(item_id)
-        if index is not None and index in owned:
-            kind, at, mid = last_event[index]
-            title = catalog[item_id].title if item_id in catalog else item_id
-            return [
-                Reason(
-                    f"Because you bought {title} on {_day(at)}",
-                    {"signal": "repeat", "event": mid, "item_id": item_id},
+        conn: Connection,
+    ) -> list[list[Reason]]:
+        """Why each chosen item: bought before, like something they bought or looked at, or popular.
+        The titles of the items they are like are read in one query."""
+        last_event, owned = past.last_event, past.owned
+        nearest: list[tuple[int, float] | None] = []
+        had = None
+        for item_id in chosen:
+            index = bundle.index.get(item_id)
+            near = None
+            if index is not None and index not in owned and personalized:
+                if had is None:
+                    had = np.zeros(len(bundle.item_ids), np.bool_)
+                    had[past.had] = True
+                near = bundle.neighbours.nearest_marked(index, had)
+            nearest.append(near)
+        missing = [bundle.item_ids[near[0]] for near in nearest if near is not None]
+        missing = [item_id for item_id in dict.fromkeys(missing) if item_id not in catalog]
+        if missing:
+            catalog.update(_read_catalog(conn, missing))
+        whys: list[list[Reason]] = []
+        for item_id, near in zip(chosen, nearest, strict=True):
+            index = bundle.index.get(item_id)
+            if index is not None and index in owned:
+                kind, at, mid = last_event[index]
+                title = catalog[item_id].title if item_id in catalog else item_id
+                whys.append(
+                    [
+                        Reason(
+                            f"Because you bought {title} on {_day(at)}",
+                            {"signal": "repeat", "event": mid, "item_id": item_id},
+                        )
+                    ]
                 )
-            ]
-        if index is not None and personalized:
-            near = bundle.neighbours.nearest_in(index, np.asarray(sorted(last_event), np.int64))
-            if near is not None:
+            elif near is not None:
                 other = bundle.item_ids[near[0]]
                 kind, at, mid = last_event[near[0]]
                 verb = "bought" if kind == PURCHASE else "looked at"
-                title = self._title(other, catalog)
-                return [
-                    Reason(
-                        f"Because you {verb} {title} on {_day(at)}",
-                        {
-                            "signal": "similar_items",
-                            "event": mid,
-                            "item_id": other,
-                            "similarity": round(near[1], 3),
-                        },
-                    )
-                ]
-        return [
-            Reason(
-                "Popular with customers right now", {"model": "popularity", "model_version": bundle.version}
-            )
-        ]
-
-    def _title(self, item_id: str, catalog: dict[str, _Catalog]) -> str:
-        if item_id not in catalog:
-            catalog.update(self._catalog([item_id]))
-        return catalog[item_id].title if item_id in catalog else item_id
-
-    def _catalog(self, item_ids: list[str]) -> dict[str, _Catalog]:
-        if not item_ids:
-            return {}
-        found: dict[str, _Catalog] = {}
-        with self._store.engine.connect() as conn:
-            for r in conn.execute(
-                select(items.c.item_id, items.c.title, items.c.category).where(items.c.item_id.in_(item_ids))
-            ):
-                found[r.item_id] = _Catalog(
-                    r.title.strip().capitalize() if r.title.isupper() else r.title, r.category
+                title = catalog[other].title if other in catalog else other
+                whys.append(
+                    [
+                        Reason(
+                            f"Because you {verb} {title} on {_day(at)}",
+                            {
+                                "signal": "similar_items",
+                                "event": mid,
+                                "item_id": other,
+                                "similarity": round(near[1], 3),
+                            },
+                        )
+                    ]
                 )
-            query = select(item_variants.c.item_id, item_variants.c.attributes, item_variants.c.stock).where(
-                item_variants.c.item_id.in_(item_ids)
-            )
-            for r in conn.execute(query):
-                if r.item_id in found:
-                    found[r.item_id].variants.append((orjson.loads(r.attributes), r.stock))
-        return found
+            else:
+                whys.append(
+                    [
+                        Reason(
+                            "Popular with customers right now",
+                            {"model": "popularity", "model_version": bundle.version},
+                        )
+                    ]
+                )
+        return whys
 
     def _without_model(
         self, where: Placement, n: int, person_id: int | None, traits: dict[str, ResolvedTrait]
@@ -505,7 +549,54 @@ class Decider:
         return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
 
 
-def _history(bundle: ModelBundle, rows: list[Any]) -> tuple[History, dict[int, tuple[int, datetime, str]]]:
+def _read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, _Catalog]:
+    """What the rules need of these items, in one query; items not in the catalog are left out."""
+    if not item_ids:
+        return {}
+    found: dict[str, _Catalog] = {}
+    for item_id, title, category, attributes, stock in conn.execute(_CATALOG, {"ids": list(item_ids)}):
+        info = found.get(item_id)
+        if info is None:
+            info = found[item_id] = _Catalog(
+                title.strip().capitalize() if title.isupper() else title, category
+            )
+        if attributes is not None:  # an item with no variants comes as one row of NULLs
+            info.variants.append((orjson.loads(attributes), stock))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Past:
+    """What a person did, in one model version's item space: kept between calls while it is current."""
+
+    newest: int | None  # the newest interaction's id when read: the cache's check
+    version: int
+    history: History
+    last_event: dict[int, tuple[int, datetime, str]]  # the newest event of each item
+    owned: AbstractSet[int]
+    owned_array: IntArray  # `owned`, sorted
+    had: IntArray  # every item with an event, sorted
+    personalized: bool
+
+    @classmethod
+    def of(cls, bundle: ModelBundle, newest: int | None, rows: Sequence[Any]) -> _Past:
+        history, last = _history(bundle, rows)
+        owned = frozenset(int(i) for i in history.purchases().item_idx)
+        return cls(
+            newest=newest,
+            version=bundle.version,
+            history=history,
+            last_event=last,
+            owned=owned,
+            owned_array=np.asarray(sorted(owned), np.int64),
+            had=np.asarray(sorted(last), np.int64),
+            personalized=bool(len(history.purchases()) or (history.kinds == VIEW).any()),
+        )
+
+
+def _history(
+    bundle: ModelBundle, rows: Sequence[Any]
+) -> tuple[History, dict[int, tuple[int, datetime, str]]]:
     """The person's interactions in the model's item space, and the newest event of each item."""
     item_idx, times, kinds = [], [], []
     last: dict[int, tuple[int, datetime, str]] = {}

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
 
 from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, resolve
+from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
 from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
-from shopkeeper.store.schema import events
+from shopkeeper.store.schema import events, profile_dirty, traits
 from shopkeeper.store.traits import SqlTraits
 
 CLOCK_CACHE_SECONDS = 5.0
+
+# Some of a person's trait rows and their dirty mark in one round trip (a read that must be fast: decide
+# makes one per call). The trait rows come first, so that their columns' types apply; the dirty mark, if
+# any, is one more row with `dirty` = 1 and no key.
+_SOME_TRAITS_AND_DIRTY = union_all(
+    select(
+        literal_column("0").label("dirty"),
+        traits.c.key,
+        traits.c.source,
+        traits.c.value,
+        traits.c.updated_at,
+        traits.c.evidence,
+        traits.c.confidence,
+        traits.c.confirmed_at,
+    ).where(traits.c.person_id == bindparam("person"), traits.c.key.in_(bindparam("keys", expanding=True))),
+    select(literal_column("1"), null(), null(), null(), null(), null(), null(), null()).where(
+        profile_dirty.c.person_id == bindparam("person")
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +115,18 @@ class ProfileService:
         self._clock = (time.monotonic(), newest_at)
         return min(newest_at, now)
 
-    def traits_of(self, person_id: int) -> dict[str, ResolvedTrait]:
-        """Each trait's winning value for this person, as of the shop's clock."""
+    def traits_of(
+        self, person_id: int, *, keys: Collection[str] | None = None, conn: Connection | None = None
+    ) -> dict[str, ResolvedTrait]:
+        """Each trait's winning value for this person, as of the shop's clock.
+
+        `keys` limits the answer to these traits (each is resolved on its own, so they resolve as they
+        would among all the others), in one query. `conn` is a read connection to use; when the person
+        must be rebuilt first, its transaction is ended (it is a read: nothing is lost), so that the
+        rebuild's write transaction never waits on it.
+        """
+        if keys is not None:
+            return self._some_traits_of(person_id, tuple(keys), conn)
         with self._store.engine.connect() as conn:
             dirty = self._traits.is_dirty(person_id, conn)
             if not dirty:
@@ -106,6 +136,34 @@ class ProfileService:
             self._clock = None
             records = self._traits.load(person_id)
         return resolve(records, self.shop_clock())
+
+    def _some_traits_of(
+        self, person_id: int, keys: tuple[str, ...], conn: Connection | None
+    ) -> dict[str, ResolvedTrait]:
+        if conn is None:
+            with self._store.engine.connect() as own:
+                return self._some_traits_of(person_id, keys, own)
+        params = {"person": person_id, "keys": keys}
+        rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
+        if any(row.dirty for row in rows):
+            conn.rollback()
+            self._builder.rebuild([person_id])
+            self._clock = None
+            rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
+        records = [
+            TraitRecord(
+                key=row.key,
+                value=orjson.loads(row.value),
+                source=row.source,
+                updated_at=row.updated_at,
+                evidence=orjson.loads(row.evidence),
+                confidence=row.confidence,
+                confirmed_at=row.confirmed_at,
+            )
+            for row in rows
+            if not row.dirty
+        ]
+        return resolve(records, self.shop_clock()) if records else {}
 
     def get(self, external_id: str) -> Profile:
         """The profile of the person behind any of their ids. Raises NotFound."""

@@ -1,0 +1,582 @@
+"""decide's speed: in process, over HTTP at a fixed offered load, and `shopkeeper train` on the whole file.
+
+Each measure runs against an anchor measured in the same run, so that a busy machine shows up in both:
+
+- In process: `Shop.decide` for real customers of the bundled sample (random order, a few thousand calls,
+  plus some unknown visitors), on a fresh SQLite shop. Anchor: the bare numeric core for the same calls,
+  the model's `score` and `top_n` (popularity's `top_n` for visitors), timed call by call, interleaved
+  with the decisions. Target: decide p99 <= 2 ms.
+- HTTP: `POST /v1/decide` on `shopkeeper serve` at an offered load of 200 requests/s, open loop (each
+  request is sent at its scheduled time, and its latency counts from then, so a slow server cannot slow
+  the load down), from a load generator in a separate process. Anchor: a bare FastAPI endpoint that
+  returns a small fixed JSON, served by uvicorn with the same settings, at the same load. Target: p99 <=
+  20 ms.
+- Train: the whole Online Retail file imported into a fresh SQLite database, then `shopkeeper train`
+  as a command, timed from start to exit. Target: <= 30 s.
+
+    .venv/bin/python benchmarks/decide.py [--calls 4000] [--rate 200] [--seconds 25] [--rounds 1]
+        [--file PATH] [--skip-http] [--skip-train] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from shopkeeper import Shop
+from shopkeeper.decide import CANDIDATES_PER_SLOT
+from shopkeeper.events.importers import import_orders, open_file, open_sample
+from shopkeeper.recommend import load_model
+from shopkeeper.recommend.base import History, top_n
+from shopkeeper.store import Store
+from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
+from shopkeeper.store.models import SqlModelRegistry
+from shopkeeper.store.schema import identities, interactions
+from shopkeeper.training import ModelBundle
+
+RETAIL_CSV = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+)
+TARGET_DECIDE_P99_MS = 2.0
+TARGET_HTTP_P99_MS = 20.0
+TARGET_TRAIN_SECONDS = 30.0
+VISITOR_SHARE = 0.05  # of the calls, for visitors nobody knows (the cold start)
+WARMUP_CALLS = 300
+WARMUP_SECONDS = 3.0
+REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer counts as an error
+MAX_CONNECTIONS = 512  # the load generator's bound; past it, requests count as dropped
+SERVER_START_TIMEOUT = 60.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": round(statistics.fmean(values), 3),
+        "p50": round(statistics.median(values), 3),
+        "p99": round(percentile(values, 0.99), 3),
+        "max": round(max(values), 3),
+    }
+
+
+# ---- in process ----------------------------------------------------------------------------------
+
+
+def latest_bundle(store: Store) -> ModelBundle:
+    registry = SqlModelRegistry(store.engine)
+    version = registry.latest_version()
+    assert version is not None, "train first"
+    with tempfile.TemporaryDirectory() as tmp:
+        record = registry.unpack(version, Path(tmp))
+        return ModelBundle.load(Path(tmp), version, record.summary, load_model)
+
+
+def histories(store: Store, bundle: ModelBundle) -> dict[int, History]:
+    """Everyone's history in the model's item space, as decide builds it (one weight per event and item,
+    returns left out), read once, up front: the anchor must not pay for reading it."""
+    query = select(
+        interactions.c.person_id,
+        interactions.c.item_id,
+        interactions.c.kind,
+        interactions.c.at,
+        interactions.c.message_id,
+    ).order_by(interactions.c.person_id, interactions.c.at, interactions.c.id)
+    rows: dict[int, list[tuple[int, float, int]]] = {}
+    seen: set[tuple[int, int, str]] = set()
+    with store.engine.connect() as conn:
+        for person_id, item_id, kind, at, message_id in conn.execute(query):
+            index = bundle.index.get(item_id)
+            if index is None or kind == RETURN or (person_id, index, message_id) in seen:
+                continue
+            seen.add((person_id, index, message_id))
+            rows.setdefault(person_id, []).append((index, at.timestamp(), kind))
+    return {
+        person_id: History(
+            np.asarray([r[0] for r in events], np.int64),
+            np.asarray([r[1] for r in events], np.float64),
+            np.ones(len(events)),
+            np.asarray([r[2] for r in events], np.int64),
+        )
+        for person_id, events in rows.items()
+    }
+
+
+def anchor_call(bundle: ModelBundle, history: History | None, n: int) -> None:
+    """The numeric core alone: what any implementation of decide must at least compute."""
+    if history is not None and ((history.kinds == PURCHASE).any() or (history.kinds == VIEW).any()):
+        now = max(bundle.trained_until.timestamp(), float(history.times.max()))
+        top_n(bundle.model.score(history, now), n * CANDIDATES_PER_SLOT)
+    else:
+        top_n(bundle.popularity.astype(np.float64, copy=True), n * CANDIDATES_PER_SLOT)
+
+
+def bench_in_process(url: str, calls: int, seed: int) -> dict[str, Any]:
+    shop = Shop.open(url)
+    try:
+        report = import_orders(shop.store, open_sample())
+        shop.train()
+        bundle = latest_bundle(shop.store)
+        everyone = histories(shop.store, bundle)
+        with shop.store.engine.connect() as conn:
+            customers = list(
+                conn.execute(
+                    select(identities.c.value, identities.c.person_id).where(identities.c.kind == "user_id")
+                )
+            )
+        rng = random.Random(seed)
+        plan: list[tuple[str | None, str | None, int | None]] = []  # (user_id, anonymous_id, person_id)
+        for k in range(calls + WARMUP_CALLS):
+            if rng.random() < VISITOR_SHARE:
+                plan.append((None, f"visitor-{k}", None))
+            else:
+                user_id, person_id = rng.choice(customers)
+                plan.append((user_id, None, person_id))
+        n = 10
+        decide_ms: list[float] = []
+        anchor_ms: list[float] = []
+        visitor_ms: list[float] = []
+        clock = time.perf_counter
+        for k, (user_id, anonymous_id, person_id) in enumerate(plan):
+            history = everyone.get(person_id) if person_id is not None else None
+            started = clock()
+            shop.decide(user_id=user_id, anonymous_id=anonymous_id, placement="web", n=n)
+            middle = clock()
+            anchor_call(bundle, history, n)
+            ended = clock()
+            if k < WARMUP_CALLS:
+                continue
+            decide_ms.append((middle - started) * 1000)
+            anchor_ms.append((ended - middle) * 1000)
+            if person_id is None:
+                visitor_ms.append(decide_ms[-1])
+        shop.close_decisions()
+    finally:
+        shop.close()
+    overhead = [d - a for d, a in zip(decide_ms, anchor_ms, strict=True)]
+    decide, anchor = summary(decide_ms), summary(anchor_ms)
+    return {
+        "sample": {"rows": report.rows_read, "customers": len(customers), "model": bundle.model.name},
+        "calls": len(decide_ms),
+        "visitor_calls": len(visitor_ms),
+        "decide_ms": decide,
+        "visitor_decide_ms": summary(visitor_ms) if visitor_ms else None,
+        "anchor_ms": anchor,
+        "overhead_ms": summary(overhead),
+        "ratio_p50": round(decide["p50"] / anchor["p50"], 2),
+        "ratio_p99": round(decide["p99"] / anchor["p99"], 2),
+        "target_p99_ms": TARGET_DECIDE_P99_MS,
+    }
+
+
+# ---- HTTP ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_bare(port: int) -> None:
+    """The anchor server: one FastAPI route returning a small fixed JSON, served as `shopkeeper serve`
+    serves (uvicorn, one worker, log level info, no access log)."""
+    import os  # noqa: PLC0415 (only in the server's process)
+
+    import uvicorn  # noqa: PLC0415
+    from fastapi import FastAPI  # noqa: PLC0415
+
+    quiet = os.open(os.devnull, os.O_WRONLY)  # as `shopkeeper serve`'s output goes to /dev/null
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+
+    app = FastAPI()
+
+    @app.post("/v1/decide")
+    async def decide(body: dict[str, Any]) -> dict[str, Any]:
+        return {"decision_id": "0", "placement": "web", "items": [], "reasons": [], "model_version": 1}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
+
+
+def wait_until_up(port: int, alive: Any) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("the server exited before it answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no server answered on port {port} within {SERVER_START_TIMEOUT} s")
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: list[float]
+    errors: int
+    dropped: int
+    seconds: float
+
+
+async def offer_load(
+    port: int, requests: list[bytes], rate: float, warmup: float, seconds: float
+) -> LoadResult:
+    """Send `requests` (cycled) at `rate` per second for `warmup + seconds`, open loop, over a pool of
+    keep-alive connections; a request finding no idle connection opens a new one."""
+    loop = asyncio.get_running_loop()
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    open_count = 0
+    latencies: list[float] = []
+    errors = dropped = 0
+
+    async def exchange(request: bytes) -> bool:
+        nonlocal open_count
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            open_count += 1
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            open_count -= 1
+            raise
+        idle.append((reader, writer))
+        return head.startswith(b"HTTP/1.1 200")
+
+    async def one(request: bytes, scheduled: float, timed: bool) -> None:
+        nonlocal errors
+        try:
+            ok = await asyncio.wait_for(exchange(request), REQUEST_TIMEOUT)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+            ok = False
+        if timed:
+            if ok:
+                latencies.append((loop.time() - scheduled) * 1000)
+            else:
+                errors += 1
+
+    total = int((warmup + seconds) * rate)
+    first_timed = int(warmup * rate)
+    start = loop.time() + 0.05
+    tasks = []
+    for k in range(total):
+        scheduled = start + k / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if open_count >= MAX_CONNECTIONS and not idle:
+            dropped += k >= first_timed
+            continue
+        tasks.append(asyncio.ensure_future(one(requests[k % len(requests)], scheduled, k >= first_timed)))
+    if tasks:
+        await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT + 1)
+    for reader_writer in idle:
+        reader_writer[1].close()
+    return LoadResult(latencies, errors, dropped, loop.time() - start)
+
+
+def generate_load(
+    port: int, requests: list[bytes], rate: float, warmup: float, seconds: float, out: Connection
+) -> None:
+    """The load generator's process: offers the load and sends back what it measured."""
+    result = asyncio.run(offer_load(port, requests, rate, warmup, seconds))
+    out.send(vars(result))  # a plain dict: the class lives in another `__main__`
+    out.close()
+
+
+def measure(port: int, requests: list[bytes], rate: float, seconds: float) -> LoadResult:
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    generator = context.Process(
+        target=generate_load, args=(port, requests, rate, WARMUP_SECONDS, seconds, sender)
+    )
+    generator.start()
+    sender.close()
+    try:
+        if not receiver.poll(WARMUP_SECONDS + seconds + REQUEST_TIMEOUT + 60):
+            raise RuntimeError("the load generator did not report")
+        result = LoadResult(**receiver.recv())
+    finally:
+        generator.join(10)
+        if generator.is_alive():
+            generator.kill()
+    return result
+
+
+def decide_requests(key: str, customers: list[str], port: int, count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    requests = []
+    for k in range(count):
+        who = (
+            {"anonymousId": f"visitor-http-{k}"}
+            if rng.random() < VISITOR_SHARE
+            else {"userId": rng.choice(customers)}
+        )
+        body = json.dumps({**who, "placement": "web", "n": 10}).encode()
+        requests.append(
+            b"POST /v1/decide HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (port, key.encode(), len(body), body)
+        )
+    return requests
+
+
+@contextmanager
+def served(name: str, url: str, port: int) -> Iterator[None]:
+    """Run a server in its own process until the block ends: `shopkeeper serve`, or the bare anchor."""
+    if name == "bare":
+        bare = multiprocessing.get_context("spawn").Process(target=serve_bare, args=(port,))
+        bare.start()
+        try:
+            wait_until_up(port, bare.is_alive)
+            yield
+        finally:
+            bare.terminate()
+            bare.join(15)
+            if bare.is_alive():
+                bare.kill()
+                bare.join(5)
+        return
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shopkeeper", "serve", "--db", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, lambda: server.poll() is None)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+def bench_http(url: str, rate: float, seconds: float, rounds: int, seed: int) -> dict[str, Any]:
+    store = Store.open(url)
+    try:
+        key, _ = store.keys.create("admin", name="benchmark")
+        with store.engine.connect() as conn:
+            customers = list(conn.scalars(select(identities.c.value).where(identities.c.kind == "user_id")))
+    finally:
+        store.close()
+    count = int((WARMUP_SECONDS + seconds) * rate)
+    shop_ms: list[float] = []
+    bare_ms: list[float] = []
+    problems = {"shopkeeper": [0, 0], "bare": [0, 0]}  # errors, dropped
+    for round_ in range(rounds):
+        # The anchor first, then shopkeeper, each on a fresh port, in every round.
+        for name, latencies in (("bare", bare_ms), ("shopkeeper", shop_ms)):
+            port = free_port()
+            with served(name, url, port):
+                requests = decide_requests(key, customers, port, count, seed + round_)
+                result = measure(port, requests, rate, seconds)
+            latencies += result.latencies_ms
+            problems[name][0] += result.errors
+            problems[name][1] += result.dropped
+    shop, bare_summary = summary(shop_ms), summary(bare_ms)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "rounds": rounds,
+        "decide_ms": shop,
+        "decide_requests": len(shop_ms),
+        "decide_errors": problems["shopkeeper"][0],
+        "decide_dropped": problems["shopkeeper"][1],
+        "bare_ms": bare_summary,
+        "bare_requests": len(bare_ms),
+        "bare_errors": problems["bare"][0],
+        "bare_dropped": problems["bare"][1],
+        "ratio_p99": round(shop["p99"] / bare_summary["p99"], 2),
+        "target_p99_ms": TARGET_HTTP_P99_MS,
+    }
+
+
+# ---- train -----------------------------------------------------------------------------------------
+
+
+def bench_train(file: Path, directory: Path) -> dict[str, Any]:
+    url = f"sqlite:///{directory}/train.db"
+    store = Store.open(url)
+    try:
+        report = import_orders(store, open_file(file))
+    finally:
+        store.close()
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "shopkeeper", "train", "--db", url, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    seconds = time.perf_counter() - started
+    printed = json.loads(done.stdout)
+    return {
+        "rows": report.rows_read,
+        "import_seconds": round(report.seconds, 2),
+        "train_seconds": round(seconds, 2),
+        "summary": printed,
+        "target_seconds": TARGET_TRAIN_SECONDS,
+    }
+
+
+# ---- report ----------------------------------------------------------------------------------------
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    console = Console(highlight=False, width=150)
+    table = Table(title="decide (SQLite)", title_justify="left")
+    for column in ("measure", "mean", "p50", "p99", "anchor / target", "ratio p50 / p99"):
+        table.add_column(column)
+    local = result.get("in_process")
+    if local:
+        d, a, o = local["decide_ms"], local["anchor_ms"], local["overhead_ms"]
+        table.add_row(
+            f"Shop.decide, {local['calls']:,} calls ({local['visitor_calls']} visitors)",
+            f"{d['mean']:.3f} ms",
+            f"{d['p50']:.3f} ms",
+            f"{d['p99']:.3f} ms",
+            f"target p99 <= {local['target_p99_ms']} ms",
+            f"{local['ratio_p50']:.2f}x / {local['ratio_p99']:.2f}x",
+        )
+        table.add_row(
+            f"  anchor: {local['sample']['model']} score + top_n, same calls",
+            f"{a['mean']:.3f} ms",
+            f"{a['p50']:.3f} ms",
+            f"{a['p99']:.3f} ms",
+            "the numeric core alone",
+            "",
+        )
+        table.add_row(
+            "  pipeline overhead (decide - anchor, per call)",
+            f"{o['mean']:.3f} ms",
+            f"{o['p50']:.3f} ms",
+            f"{o['p99']:.3f} ms",
+            "",
+            "",
+        )
+        if local["visitor_decide_ms"]:
+            v = local["visitor_decide_ms"]
+            table.add_row(
+                "  unknown visitors only",
+                f"{v['mean']:.3f} ms",
+                f"{v['p50']:.3f} ms",
+                f"{v['p99']:.3f} ms",
+                "",
+                "",
+            )
+    http = result.get("http")
+    if http:
+        d, b = http["decide_ms"], http["bare_ms"]
+        table.add_row(
+            f"POST /v1/decide at {http['rate']:.0f}/s, {http['decide_requests']:,} requests"
+            f" ({http['decide_errors']} errors, {http['decide_dropped']} dropped)",
+            f"{d['mean']:.2f} ms",
+            f"{d['p50']:.2f} ms",
+            f"{d['p99']:.2f} ms",
+            f"target p99 <= {http['target_p99_ms']} ms",
+            f"{d['p50'] / b['p50']:.2f}x / {http['ratio_p99']:.2f}x",
+        )
+        table.add_row(
+            f"  anchor: bare FastAPI, same load ({http['bare_errors']} errors)",
+            f"{b['mean']:.2f} ms",
+            f"{b['p50']:.2f} ms",
+            f"{b['p99']:.2f} ms",
+            "",
+            "",
+        )
+    train = result.get("train")
+    if train:
+        table.add_row(
+            f"shopkeeper train, whole file ({train['rows']:,} rows), start to exit",
+            f"{train['train_seconds']:.1f} s",
+            "",
+            "",
+            f"target <= {train['target_seconds']:.0f} s",
+            "",
+        )
+    console.print(table)
+    verdicts = []
+    if local:
+        verdicts.append(("in-process p99", local["decide_ms"]["p99"] <= local["target_p99_ms"]))
+    if http:
+        verdicts.append(("HTTP p99", http["decide_ms"]["p99"] <= http["target_p99_ms"]))
+    if train:
+        verdicts.append(("train", train["train_seconds"] <= train["target_seconds"]))
+    console.print("; ".join(f"{name} {'meets' if ok else 'MISSES'} its target" for name, ok in verdicts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=4000, help="in-process decide calls")
+    parser.add_argument("--rate", type=float, default=200.0, help="HTTP requests per second")
+    parser.add_argument("--seconds", type=float, default=25.0, help="HTTP measuring time per server")
+    parser.add_argument("--rounds", type=int, default=1, help="HTTP rounds (anchor, then shopkeeper)")
+    parser.add_argument("--file", type=Path, default=RETAIL_CSV, help="the file to train on")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/decide.db"
+        result["in_process"] = bench_in_process(url, args.calls, args.seed)
+        if not args.skip_http:
+            result["http"] = bench_http(url, args.rate, args.seconds, args.rounds, args.seed)
+        if not args.skip_train:
+            result["train"] = bench_train(args.file, Path(tmp))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_tables(result)
+
+
+if __name__ == "__main__":
+    main()
