@@ -58,7 +58,8 @@ class EASERecommender(ArrayModel):
         known = position < len(self.items_)
         known[known] &= self.items_[position[known]] == items[known]
         if known.any():
-            scores[self.items_] += self.weights_[position[known]].sum(axis=0, dtype=np.float64)
+            # Summed in float32 (twice as fast as accumulating in float64), then widened.
+            scores[self.items_] += self.weights_[position[known]].sum(axis=0).astype(np.float64)
         return scores
 
 

@@ -29,6 +29,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
         raise StoreError(f"not a database URL: {url!r}", code="bad_database_url") from exc
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # Enough pooled connections for the API's thread pool: a new one costs four PRAGMAs.
+        kwargs = {"pool_size": 20, "max_overflow": 20, **kwargs}
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ArgumentError) as exc:
