@@ -113,6 +113,7 @@ class Ingestor:
             "received_at": received_at,
             "key_id": key_id,
             "payload": encoded.decode(),
+            "parsed": payload,
         }
 
     def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
@@ -181,8 +182,9 @@ class Ingestor:
             for row in fresh:
                 row["person_id"] = resolver.final_person(row["person_id"])
                 del row["previous_id"], row["email"]
+            parsed = [row.pop("parsed") for row in fresh]
             self._store.events.append(conn, fresh)
-            record_interactions(conn, fresh)
+            record_interactions(conn, [{**row, "parsed": p} for row, p in zip(fresh, parsed, strict=True)])
             mark_dirty(conn, {row["person_id"] for row in fresh})
         return results
 

@@ -64,7 +64,8 @@ def record_interactions(conn: Connection, event_rows: Sequence[Mapping[str, Any]
     for row in event_rows:
         if row.get("type") != "track" or str(row.get("event", "")).lower() not in KIND_OF_EVENT:
             continue
-        found += interaction_rows(row["person_id"], orjson.loads(row["payload"]), row["timestamp"])
+        payload = row.get("parsed") or orjson.loads(row["payload"])  # ingestion passes the dict it has
+        found += interaction_rows(row["person_id"], payload, row["timestamp"])
     for start in range(0, len(found), 5000):
         conn.execute(insert(interactions), found[start : start + 5000])
     return len(found)
