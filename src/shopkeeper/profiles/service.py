@@ -7,15 +7,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
 
 from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
+from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, resolve
 from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
 from shopkeeper.store.schema import events, profile_dirty, traits
-from shopkeeper.store.traits import SqlTraits
+from shopkeeper.store.traits import SqlTraits, to_record
 
 CLOCK_CACHE_SECONDS = 5.0
 
@@ -150,19 +149,7 @@ class ProfileService:
             self._builder.rebuild([person_id])
             self._clock = None
             rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
-        records = [
-            TraitRecord(
-                key=row.key,
-                value=orjson.loads(row.value),
-                source=row.source,
-                updated_at=row.updated_at,
-                evidence=orjson.loads(row.evidence),
-                confidence=row.confidence,
-                confirmed_at=row.confirmed_at,
-            )
-            for row in rows
-            if not row.dirty
-        ]
+        records = [to_record(row) for row in rows if not row.dirty]
         return resolve(records, self.shop_clock()) if records else {}
 
     def get(self, external_id: str) -> Profile:

@@ -47,7 +47,7 @@ class SqlTraits:
             with self._engine.connect() as own:
                 return self.load(person_id, own)
         rows = conn.execute(select(traits).where(traits.c.person_id == person_id))
-        return [_to_record(r) for r in rows]
+        return [to_record(r) for r in rows]
 
     def is_dirty(self, person_id: int, conn: Connection) -> bool:
         query = select(profile_dirty.c.person_id).where(profile_dirty.c.person_id == person_id)
@@ -102,7 +102,8 @@ def _to_row(person_id: int, record: TraitRecord) -> dict[str, Any]:
     }
 
 
-def _to_record(row: Any) -> TraitRecord:
+def to_record(row: Any) -> TraitRecord:
+    """A `traits` row as a TraitRecord."""
     return TraitRecord(
         key=row.key,
         value=orjson.loads(row.value),
