@@ -309,17 +309,19 @@ class Server:
     log: Path
 
     def cpu_seconds(self) -> float:
-        return _process_cpu(self.process.pid)
+        """CPU of the server and its worker processes."""
+        return sum(_process_cpu(pid) for pid in _process_tree(self.process.pid))
 
 
 @contextmanager
-def running_server(db_url: str, workdir: Path) -> Iterator[Server]:
+def running_server(db_url: str, workdir: Path, workers: int = 1) -> Iterator[Server]:
     """`shopkeeper serve` as a subprocess on a free loopback port, stopped (and reaped) on exit."""
     port = _free_port()
     log = workdir / f"server-{port}.log"
     env = {**os.environ, "SHOPKEEPER_LOG_LEVEL": "warning"}
     env.pop("SHOPKEEPER_DATABASE_URL", None)
     command = [*_shopkeeper_command(), "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     server = Server(f"http://127.0.0.1:{port}", process, log)
@@ -348,9 +350,24 @@ def _wait_ready(server: Server, timeout: float = 30.0) -> None:
     raise RuntimeError(f"the server did not become ready:\n{server.log.read_text(errors='replace')}")
 
 
+def _process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn's workers), from /proc."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        with suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                queue += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def _process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # a worker that has exited
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -786,7 +803,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Backen
         progress.print(
             f"[{backend}] open loop at {args.rate:,.0f} events/s for {args.warmup}+{args.seconds} s…"
         )
-        with running_server(url, workdir) as server:
+        with running_server(url, workdir, args.workers) as server:
             opened = run_loop(open_loop(server, key, open_work, args.rate, args.warmup, args.seconds))
         opened.stored = _count_events(url)
 
@@ -795,7 +812,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Backen
         progress.print(
             f"[{backend}] closed loop, {args.clients} clients, for {args.warmup}+{args.seconds} s…"
         )
-        with running_server(url, workdir) as server:
+        with running_server(url, workdir, args.workers) as server:
             closed = run_loop(closed_loop(server, key, closed_work, args.clients, args.warmup, args.seconds))
         closed.stored = _count_events(url)
         stitching = _stitching(url)
@@ -843,7 +860,7 @@ def print_table(results: list[BackendResult], args: argparse.Namespace) -> None:
     table = Table(
         title=f"/v1/batch ingestion: {args.batch_size} events per batch over loopback, "
         f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {args.people:,} people known before, "
-        f"{os.cpu_count()} CPUs",
+        f"{os.cpu_count()} CPUs, `serve --workers {args.workers}`",
         title_justify="left",
     )
     table.add_column("measure")
@@ -918,6 +935,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5_000.0, help="open-loop offered events/s")
     parser.add_argument("--clients", type=int, default=4, help="closed-loop concurrent clients")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="`shopkeeper serve --workers`: one per core is the recommended setup",
+    )
     parser.add_argument(
         "--max-rate", type=float, default=15_000.0, help="events/s to prepare for the closed loop (a cap)"
     )

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from shopkeeper.store import Store
+from shopkeeper.store.schema import identities
 
 pytestmark = pytest.mark.slow
 
@@ -78,13 +81,24 @@ class ServerProcess:
 
 
 @contextmanager
-def serve(database_url: str, workdir: Path, name: str) -> Iterator[ServerProcess]:
+def serve(database_url: str, workdir: Path, name: str, workers: int = 1) -> Iterator[ServerProcess]:
     """`shopkeeper serve` as a real child process, ready when it yields; killed afterwards if still up."""
     port = _free_port()
     log = workdir / f"{name}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*_shopkeeper(), "serve", "--db", database_url, "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *_shopkeeper(),
+                "serve",
+                "--db",
+                database_url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -275,5 +289,50 @@ def test_acknowledged_batches_survive_kill_9(database_url: str, tmp_path: Path) 
     store = Store.open(database_url)
     try:
         assert store.events.count() == BATCH_SIZE * (len(stream.sent) + 1)
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_several_workers_share_one_store(database_url: str, tmp_path: Path) -> None:
+    """Two worker processes ingest concurrently, people shared across their calls: every message is
+    stored once, and no id ever belongs to two people."""
+    key = create_write_key(database_url, tmp_path)
+    shared = [
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "Product Viewed",
+                    "userId": f"shared-user-{(number + i) % 30}",
+                    "anonymousId": f"shared-anon-{(number * 7 + i) % 45}",
+                    "messageId": f"workers-{number:03d}-{i:03d}",
+                    "properties": {"sku": f"SKU{i:04d}"},
+                }
+                for i in range(BATCH_SIZE)
+            ]
+        }
+        for number in range(24)
+    ]
+    with serve(database_url, tmp_path, "workers", workers=2) as server:
+
+        def send(body: dict[str, Any]) -> int:
+            with httpx.Client(timeout=30) as client:
+                return client.post(f"{server.url}/v1/batch", json=body, auth=(key, "")).status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = list(pool.map(send, shared + shared[:6]))  # six resends among them
+    assert statuses == [200] * len(statuses)
+    store = Store.open(database_url)
+    try:
+        assert store.events.count() == 24 * BATCH_SIZE
+        with store.engine.connect() as conn:
+            owners = conn.execute(
+                select(
+                    identities.c.kind, identities.c.value, func.count(func.distinct(identities.c.person_id))
+                ).group_by(identities.c.kind, identities.c.value)
+            ).all()
+        assert owners and all(count == 1 for _, _, count in owners)
+        assert len([o for o in owners if o[0] == "user_id"]) == 30
     finally:
         store.close()

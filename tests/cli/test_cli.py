@@ -112,7 +112,7 @@ def test_bad_options_are_usage_errors() -> None:
     assert "superuser" in done.stderr
 
 
-def test_serve_refuses_several_workers_on_sqlite(sqlite_url: str) -> None:
-    done = run("serve", "--workers", "2", "--db", sqlite_url)
+def test_serve_refuses_several_workers_on_an_in_memory_database() -> None:
+    done = run("serve", "--workers", "2", "--db", "sqlite:///:memory:")
     assert done.returncode == 1
-    assert "SQLite has one writer" in done.stderr
+    assert "in-memory SQLite database cannot be shared" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,8 +73,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
 
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory shopkeeper.api.app:app_from_env` (several workers on PostgreSQL)."""
-    return create_app(Settings())
+    """For `uvicorn --factory shopkeeper.api.app:app_from_env` (what `serve --workers N` runs)."""
+    app = create_app(Settings())
+    gc.collect()
+    gc.freeze()  # start-up objects live as long as the worker: keep them out of full collections
+    return app
 
 
 def _add_health(app: FastAPI, state: AppState) -> None:

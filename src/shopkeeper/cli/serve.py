@@ -24,15 +24,17 @@ def serve(
     port: Annotated[
         int | None, typer.Option("--port", help="Port (default: 8000)", show_default=False)
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (PostgreSQL only).")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes; one per core is a good start.")
+    ] = 1,
 ) -> None:
     """Serve the tracking and shop APIs (OpenAPI at /openapi.json, docs at /docs)."""
     settings = settings_for(db)
     host = host or settings.host
     port = port or settings.port
-    if workers > 1 and settings.database_url.startswith("sqlite"):
+    if workers > 1 and settings.database_url.startswith("sqlite") and ":memory:" in settings.database_url:
         raise InvalidInput(
-            "SQLite has one writer: use --workers 1, or PostgreSQL for several workers", field="--workers"
+            "an in-memory SQLite database cannot be shared by several workers", field="--workers"
         )
     console.print(f"shopkeeper on http://{host}:{port}  (database {safe_url(settings.database_url)})")
     if workers > 1:
