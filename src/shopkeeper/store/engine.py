@@ -106,8 +106,17 @@ def _sqlite_writer_lock(engine: Engine) -> Iterator[None]:
     path = os.path.abspath(database) + ".writer-lock"
     with _LOCK_FILES_GUARD:
         if path not in _LOCK_FILES:
-            _LOCK_FILES[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        descriptor = _LOCK_FILES[path]
+            try:
+                _LOCK_FILES[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # no such folder, read-only: SQLite itself will say what is wrong
+                descriptor = None
+            else:
+                descriptor = _LOCK_FILES[path]
+        else:
+            descriptor = _LOCK_FILES[path]
+    if descriptor is None:
+        yield
+        return
     fcntl.flock(descriptor, fcntl.LOCK_EX)
     try:
         yield
