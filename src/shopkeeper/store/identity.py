@@ -70,13 +70,6 @@ class IdentityResolver:
         self._known: dict[int, bool] = {}  # person_id -> has a user_id
         self._refused: set[tuple[int, int]] = set()
         self.merged: dict[int, int] = {}  # from -> into, within this transaction
-        # New people get provisional (negative) ids and are inserted together, with their ids, by
-        # `flush`: one statement for a batch's newcomers instead of two per person.
-        self._next_provisional = -1
-        self._provisional: list[int] = []
-        self._real: dict[int, int] = {}
-        self._pending_links: list[dict[str, object]] = []
-        self._pending_refusals: list[tuple[int, int, str, str]] = []
 
     def preload(self, keys: set[tuple[IdentityKind, str]]) -> None:
         """Read the people behind these ids, and whether each has a user_id, in one query."""
@@ -112,62 +105,21 @@ class IdentityResolver:
         return self._person_of[key]
 
     def _new_person(self) -> int:
-        person_id = self._next_provisional
-        self._next_provisional -= 1
-        self._provisional.append(person_id)
-        self._known[person_id] = False
-        return person_id
-
-    def _materialize(self, person_id: int) -> int:
-        """Insert a provisional person now (a merge needs their row), returning their real id."""
-        if person_id >= 0:
-            return person_id
-        inserted = self._conn.execute(_INSERT_PERSON, {"created_at": self._now}).inserted_primary_key
-        assert inserted is not None
-        real = int(inserted[0])
-        self._provisional.remove(person_id)
-        self._rename({person_id: real})
-        return real
-
-    def _rename(self, names: dict[int, int]) -> None:
-        """Replace provisional ids by real ones everywhere this resolver remembers people."""
-        self._real.update(names)
-        for key, person_id in self._person_of.items():
-            if person_id in names:
-                self._person_of[key] = names[person_id]
-        for old, new in names.items():
-            self._known[new] = self._known.pop(old, False)
-        for link in self._pending_links:
-            linked = link["person_id"]
-            if isinstance(linked, int) and linked in names:
-                link["person_id"] = names[linked]
-        self._pending_refusals = [
-            (names.get(s, s), names.get(t, t), reason, mid) for s, t, reason, mid in self._pending_refusals
-        ]
-
-    def flush(self) -> None:
-        """Insert the batch's new people (one statement, ids returned in order), then their ids."""
-        if self._provisional:
-            statement = _INSERT_PERSON.returning(people.c.person_id, sort_by_parameter_order=True)
-            rows = self._conn.execute(statement, [{"created_at": self._now} for _ in self._provisional])
-            self._rename(dict(zip(self._provisional, (int(r[0]) for r in rows), strict=True)))
-            self._provisional = []
-        if self._pending_links:
-            self._conn.execute(_INSERT_IDENTITY, self._pending_links)
-            self._pending_links = []
-        for source, target, reason, message_id in self._pending_refusals:
-            self._record(source, target, "refused", reason, message_id)
-        self._pending_refusals = []
+        person_id = self._conn.execute(_INSERT_PERSON, {"created_at": self._now}).inserted_primary_key
+        assert person_id is not None
+        self._known[person_id[0]] = False
+        return int(person_id[0])
 
     def _link(self, kind: IdentityKind, value: str, person_id: int, message_id: str) -> None:
-        self._pending_links.append(
+        self._conn.execute(
+            _INSERT_IDENTITY,
             {
                 "kind": kind,
                 "value": value,
                 "person_id": person_id,
                 "created_at": self._now,
                 "message_id": message_id,
-            }
+            },
         )
         self._person_of[(kind, value)] = person_id
         self._absent.discard((kind, value))
@@ -175,10 +127,6 @@ class IdentityResolver:
             self._known[person_id] = True
 
     def _merge(self, source: int, target: int, reason: str, message_id: str) -> None:
-        source, target = self._materialize(source), self._materialize(target)
-        for link in self._pending_links:
-            if link["person_id"] == source:
-                link["person_id"] = target
         conn = self._conn
         conn.execute(update(identities).where(identities.c.person_id == source).values(person_id=target))
         conn.execute(update(events).where(events.c.person_id == source).values(person_id=target))
@@ -200,9 +148,6 @@ class IdentityResolver:
         if (source, target) in self._refused:
             return
         self._refused.add((source, target))
-        if source < 0 or target < 0:  # someone new in this batch: no refusal can exist yet
-            self._pending_refusals.append((source, target, reason, message_id))
-            return
         already = self._conn.scalar(
             select(merges.c.id).where(
                 merges.c.from_person_id == source,
@@ -286,10 +231,6 @@ class IdentityResolver:
             self._link("email", email, person_id, message_id)
 
     def final_person(self, person_id: int) -> int:
-        """The real id a resolved person ended up with, after this batch's inserts and merges."""
-        if self._provisional or self._pending_links or self._pending_refusals:
-            self.flush()
-        person_id = self._real.get(person_id, person_id)
         return self.merged.get(person_id, person_id)
 
 
