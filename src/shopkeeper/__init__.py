@@ -1,6 +1,6 @@
 """shopkeeper: a self-hosted personalization engine for small and mid-size shops."""
 
-from shopkeeper.decide import DecidedItem, Decision, Reason
+from shopkeeper.decisions import DecidedItem, Decision, Reason
 from shopkeeper.errors import (
     AuthenticationError,
     InvalidInput,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shopkeeper.decide import Decider, Decision
+from shopkeeper.decide import Decider
+from shopkeeper.decisions import Decision
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.recommend import load_model, train_default

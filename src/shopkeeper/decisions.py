@@ -1,0 +1,114 @@
+"""Decisions: what `decide` returns, and the log that stores each one as an exposure."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+
+from shopkeeper.store import Store
+from shopkeeper.store.schema import decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A sentence for people, and its provenance for machines (trait keys, event ids, model name)."""
+
+    text: str
+    provenance: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "provenance": self.provenance}
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedItem:
+    item_id: str
+    score: float
+    reasons: list[Reason]
+    title: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "score": round(self.score, 6),
+            "title": self.title,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    placement: str
+    person_id: int | None
+    items: list[DecidedItem]
+    reasons: list[Reason]
+    model_version: int | None
+    personalized: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "placement": self.placement,
+            "items": [i.to_json() for i in self.items],
+            "reasons": [r.to_json() for r in self.reasons],
+            "model_version": self.model_version,
+            "personalized": self.personalized,
+        }
+
+
+class DecisionLog:
+    """Writes decisions in the background, in small batches, so that deciding never waits on a disk
+    sync. `flush()` waits until everything logged so far is stored.
+
+    Logging a row only appends it to a list: the writer thread is woken once per batch (by its first
+    row), not once per row, since waking a thread for every decision costs the deciding thread more
+    than the decision's own queries.
+    """
+
+    def __init__(self, store: Store, *, every: float = 0.2) -> None:
+        self._store = store
+        self._every = every
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+        self._waiters: list[threading.Event] = []
+        self._wake = threading.Event()  # a batch has begun
+        self._hurry = threading.Event()  # someone is waiting in `flush`: write now
+        self._thread = threading.Thread(target=self._run, name="shopkeeper-decision-log", daemon=True)
+        self._thread.start()
+
+    def log(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            self._rows.append(row)
+            first = len(self._rows) == 1
+        if first:
+            self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append(done)
+        self._hurry.set()
+        self._wake.set()
+        done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._hurry.wait(self._every)
+            with self._lock:
+                self._wake.clear()
+                self._hurry.clear()
+                batch, self._rows = self._rows, []
+                waiters, self._waiters = self._waiters, []
+            if batch:
+                try:
+                    with self._store.engine.begin() as conn:
+                        conn.execute(insert(decisions), batch)
+                except Exception:  # the store is closing or gone; never kill the thread
+                    pass
+            for waiter in waiters:
+                waiter.set()
