@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,16 +106,13 @@ class LiveServer:
     store: Store
 
 
-@pytest.fixture
-def live_server(store: Store) -> Iterator[LiveServer]:
-    """A real uvicorn server on a free localhost port, in a thread, over `store`."""
-    write_key, _ = store.keys.create("write", name="tests", origins=["https://shop.example"])
-    admin_key, _ = store.keys.create("admin", name="tests")
+@contextmanager
+def serving(store: Store, *, log_level: str = "warning") -> Iterator[str]:
+    """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL."""
     port = free_port()
-    settings = Settings(database_url=str(store.engine.url))
-    app = create_app(settings, store=store)
+    app = create_app(Settings(database_url=str(store.engine.url)), store=store)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -124,6 +122,17 @@ def live_server(store: Store) -> Iterator[LiveServer]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, store)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(store: Store) -> Iterator[LiveServer]:
+    """A real uvicorn server on a free localhost port, in a thread, over `store`."""
+    write_key, _ = store.keys.create("write", name="tests", origins=["https://shop.example"])
+    admin_key, _ = store.keys.create("admin", name="tests")
+    with serving(store) as url:
+        yield LiveServer(url, write_key, admin_key, store)

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
-import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from tests.conftest import serving
 
-from shopkeeper.api.app import create_app
-from shopkeeper.settings import Settings
 from shopkeeper.store import Store
-
-if TYPE_CHECKING:
-    pass
 
 KB = 1024
 SINGLE = ("track", "identify", "page", "screen", "group", "alias")
@@ -72,24 +65,10 @@ def serve(url: str, http: httpx.Client) -> Iterator[Server]:
     store = Store.open(url)
     write_key, _ = store.keys.create("write", name="errors")
     admin_key, _ = store.keys.create("admin", name="errors")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    app = create_app(Settings(database_url=url), store=store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False)
-    uvi = uvicorn.Server(config)
-    thread = threading.Thread(target=uvi.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvi.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
     try:
-        yield Server(f"http://127.0.0.1:{port}", write_key, admin_key, store, http)
+        with serving(store, log_level="critical") as server_url:
+            yield Server(server_url, write_key, admin_key, store, http)
     finally:
-        uvi.should_exit = True
-        thread.join(timeout=10)
         store.close()
 
 
