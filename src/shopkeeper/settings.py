@@ -37,6 +37,32 @@ class Settings(BaseSettings):
         '"repeats": false}}. Built in: web, email, staff, new_for_you.',
     )
 
+    secret_key: str = Field(
+        "",
+        description="Signs preference-centre links. Empty: the shop generates one and keeps it in its "
+        "database. Changing it invalidates every link already sent.",
+    )
+    consent_default: Literal["opt_out", "opt_in"] = Field(
+        "opt_out",
+        description="A person with no recorded choice for a purpose: opt_out counts as granted until they "
+        "withdraw; opt_in (strict) counts as not granted until they agree. `necessary` is always granted.",
+    )
+    consent_purposes: str = Field(
+        "",
+        description="Extra consent purposes, comma-separated (e.g. `sms_marketing,partners`). Built in: "
+        "necessary, analytics, personalization, email_marketing, staff_outreach.",
+    )
+    retention_days: int = Field(
+        1095, ge=1, description="`maintenance purge` deletes events and decisions older than this."
+    )
+    inferred_retention_days: int = Field(
+        365, ge=1, description="`maintenance purge` deletes inferred traits whose evidence is older than this."
+    )
+    link_days: int = Field(30, ge=1, le=365, description="How long a preference-centre link stays valid.")
+    public_url: str = Field(
+        "", description="The shop's public base URL for links (default: http://HOST:PORT)."
+    )
+
     def placements(self) -> dict[str, Placement]:
         """The built-in placements, with those in `placements_json` added or replaced."""
         found = dict(DEFAULT_PLACEMENTS)

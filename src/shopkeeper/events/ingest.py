@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
 from shopkeeper.events.spec import Message, MessageType, parse_message
+from shopkeeper.privacy.consent import Purposes, record_from_events
 from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
@@ -31,8 +32,11 @@ _STAMPS = ("timestamp", "sentAt")
 class Ingestor:
     """Takes raw messages in, stores them once each. Thread-safe; one per process is enough."""
 
-    def __init__(self, store: Store, *, max_message_bytes: int = 32 * 1024) -> None:
+    def __init__(
+        self, store: Store, *, max_message_bytes: int = 32 * 1024, purposes: Purposes | None = None
+    ) -> None:
         self._store = store
+        self._purposes = purposes or Purposes()  # for consent carried in `context.consent`
         self._max_message_bytes = max_message_bytes
         # One writer per process: calls that arrive while a write is under way are committed together
         # by the next writer (group commit), so a busy server pays one commit for many calls.
@@ -186,7 +190,18 @@ class Ingestor:
             self._store.events.append(conn, fresh)
             record_interactions(conn, [{**row, "parsed": p} for row, p in zip(fresh, parsed, strict=True)])
             mark_dirty(conn, {row["person_id"] for row in fresh})
+            record_from_events(conn, self._purposes, _consents_carried(fresh, parsed), actor="event")
         return results
+
+
+def _consents_carried(
+    rows: list[dict[str, Any]], parsed: list[dict[str, Any]]
+) -> Iterator[tuple[int, str, datetime, Any]]:
+    """(person, message id, time, consent) for the stored events that carry `context.consent`."""
+    for row, payload in zip(rows, parsed, strict=True):
+        context = payload.get("context")
+        if isinstance(context, dict) and "consent" in context:
+            yield row["person_id"], row["message_id"], row["timestamp"], context["consent"]
 
 
 class _Job:

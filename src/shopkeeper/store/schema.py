@@ -237,3 +237,56 @@ model_versions = Table(
     Column("summary", Text, nullable=False),  # JSON: counts, timings, parameters
     Column("artifact", LargeBinary, nullable=False),  # a zip of .npz and .json files; never a pickle
 )
+
+# ---- privacy and trust ---------------------------------------------------------------------------
+
+# Consent per purpose, append-only: the newest row per (person, purpose) is the person's choice now.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", BigId, nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("granted", Integer, nullable=False),  # 1 granted, 0 withdrawn
+    Column("at", UtcDateTime, nullable=False),
+    Column("channel", String(32), nullable=False),  # api | preference_centre | event | cli
+    Column("actor", String(64), nullable=False),  # which key, or "person" for their own link
+    Column("message_id", String(255), nullable=True),  # the event that carried it, if one did
+    Index(None, "person_id", "purpose", "id"),
+)
+
+# "That's not me": a guess the person rejected, never to be guessed again from the same evidence.
+trait_rejections = Table(
+    "trait_rejections",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", BigId, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("value", Text, nullable=True),  # JSON: the rejected value or list element; NULL: any value
+    Column("evidence", Text, nullable=False),  # JSON: the message ids the rejected guess rested on
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "person_id"),
+)
+
+# Every access to a profile through the admin API, and every change a person makes through their link.
+# It names people by internal id only, so that erasing a person leaves no external id or email here.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("person_id", BigId, nullable=True),
+    Column("detail", Text, nullable=False),  # JSON
+    Index(None, "person_id", "at"),
+    Index(None, "at"),
+)
+
+# Secrets the shop generates for itself (the key that signs preference-centre links), shared by workers.
+shop_secrets = Table(
+    "shop_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)

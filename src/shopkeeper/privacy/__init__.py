@@ -1,0 +1,1 @@
+"""Privacy and trust: signed links, consent per purpose, rejected guesses, export, erase, retention, audit."""
