@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopkeeper.api import decide, items, people, tracking
+from shopkeeper.api import centre, decide, items, people, tracking
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(people.router)
     app.include_router(items.router)
     app.include_router(decide.router)
+    app.include_router(centre.router)
     _add_health(app, state)
     _add_error_handlers(app)
     _add_security_schemes(app)

@@ -1,0 +1,250 @@
+"""The preference centre in a real headless Chromium, against a live shop: a person opens their signed link,
+changes a size and a consent with the mouse and the keyboard, and the admin API sees the change. Tampered
+and expired links get a clear refusal; the page works at 375 px and every control has a name."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from tests.browser.conftest import Shop
+
+with contextlib.suppress(ImportError):  # without Playwright the `browser` fixture skips (fails in CI)
+    from playwright.sync_api import Browser, Page, expect
+
+pytestmark = pytest.mark.slow
+
+CONTROLS = "input, select, textarea, button, summary"
+
+
+def open_centre(page: Page, shop: Shop, user_id: str) -> None:
+    page.goto(shop.centre_url(shop.link_token(user_id)))
+    expect(page.locator("#centre")).to_be_visible()
+
+
+def stated(profile: dict[str, Any], key: str) -> Any:
+    found = [t["value"] for t in profile["traits"] if t["key"] == key and t["source"] == "stated"]
+    return found[0] if found else None
+
+
+def status(page: Page) -> Any:
+    return page.get_by_role("status")
+
+
+def test_a_size_and_a_consent_changed_on_the_page_reach_the_api(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    with shop.admin() as admin:
+        before = admin.get(f"/v1/people/{user_id}/consent").json()["purposes"]["personalization"]
+    open_centre(page, shop, user_id)
+    box = page.get_by_role("checkbox", name="Personalising what we show you")
+    expect(box).to_be_checked(checked=before["granted"])
+
+    page.get_by_label("Trousers").fill("34")
+    page.get_by_label("General size", exact=True).fill("M")
+    page.get_by_role("button", name="Save my preferences").click()
+    expect(status(page)).to_contain_text("Saved")
+    expect(page.locator("#traits-stated")).to_contain_text("Trousers: 34")
+
+    box.click()
+    expect(status(page)).to_contain_text("Personalising what we show you")
+    expect(box).to_be_checked(checked=not before["granted"])
+
+    with shop.admin() as admin:
+        profile = admin.get(f"/v1/people/{user_id}").json()
+        consent = admin.get(f"/v1/people/{user_id}/consent").json()
+    assert stated(profile, "sizes") == {"trousers": "34"}
+    assert stated(profile, "size") == "M"
+    assert consent["purposes"]["personalization"]["granted"] is (not before["granted"])
+    assert consent["purposes"]["personalization"]["default"] is False
+    newest = consent["history"][-1]
+    assert (newest["purpose"], newest["granted"]) == ("personalization", not before["granted"])
+    assert newest["channel"] == "preference_centre"
+    # The change shows in the page's own history of choices.
+    page.get_by_text("History of your choices").click()
+    expect(page.locator("#consent-history")).to_contain_text("Personalising what we show you")
+
+
+def test_the_form_shows_what_was_stated_and_an_empty_field_clears_it(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    page.get_by_label("Categories you like").fill("Teapots, Gardening")
+    page.get_by_label("How often").select_option("monthly")
+    page.get_by_role("checkbox", name="Email", exact=True).check()
+    page.get_by_label("Pause all messages until").fill("2030-01-31")
+    page.get_by_label("Tell us about you").fill("I collect blue teapots.")
+    page.get_by_role("button", name="Save my preferences").click()
+    expect(status(page)).to_contain_text("Saved")
+    with shop.admin() as admin:
+        profile = admin.get(f"/v1/people/{user_id}").json()
+    assert stated(profile, "favourite_categories") == ["Teapots", "Gardening"]
+    assert stated(profile, "contact_frequency") == "monthly"
+    assert stated(profile, "preferred_channels") == ["email"]
+    assert stated(profile, "pause_until") == "2030-01-31"
+    assert stated(profile, "answers") == {"about_you": "I collect blue teapots."}
+
+    page.reload()
+    expect(page.locator("#centre")).to_be_visible()
+    expect(page.get_by_label("Categories you like")).to_have_value("Teapots, Gardening")
+    expect(page.get_by_label("Pause all messages until")).to_have_value("2030-01-31")
+    page.get_by_label("Pause all messages until").fill("")
+    page.get_by_role("button", name="Save my preferences").click()
+    expect(status(page)).to_contain_text("Saved")
+    with shop.admin() as admin:
+        profile = admin.get(f"/v1/people/{user_id}").json()
+    assert stated(profile, "pause_until") is None
+    assert stated(profile, "contact_frequency") == "monthly"  # untouched fields are not re-sent
+
+
+def test_a_refused_value_is_named_in_the_status_and_the_field(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    page.get_by_label("Trousers").fill("3" * 40)  # sizes are at most 32 characters
+    page.get_by_role("button", name="Save my preferences").click()
+    expect(status(page)).to_contain_text("Not saved")
+    expect(page.get_by_label("Trousers")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Trousers")).to_be_focused()
+
+
+def test_keyboard_alone_reaches_a_consent_and_space_toggles_it(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    target = page.get_by_role("checkbox", name="Marketing emails")
+    was_checked = target.is_checked()
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if target.evaluate("node => node === document.activeElement"):
+            break
+    else:
+        pytest.fail("Tab never reached the marketing emails checkbox")
+    outline = target.evaluate("node => getComputedStyle(node).outlineStyle")
+    assert outline not in ("", "none"), "keyboard focus must be visible"
+    page.keyboard.press("Space")
+    expect(status(page)).to_contain_text("Marketing emails")
+    expect(target).to_be_checked(checked=not was_checked)
+    expect(target).to_be_focused()
+    with shop.admin() as admin:
+        consent = admin.get(f"/v1/people/{user_id}/consent").json()
+    assert consent["purposes"]["email_marketing"]["granted"] is (not was_checked)
+
+
+def test_that_is_not_me_drops_a_guess(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    with shop.admin() as admin:
+        traits = admin.get(f"/v1/people/{user_id}").json()["traits"]
+    guesses = [t for t in traits if t["source"] == "inferred"]
+    assert guesses, "the test person should have at least one guessed trait"
+    key = guesses[0]["key"]
+    open_centre(page, shop, user_id)
+    guessed = page.locator("#traits-inferred")
+    buttons = guessed.get_by_role("button", name=re.compile(r"^That's not me"))
+    count = buttons.count()
+    assert count >= 1
+    buttons.first.click()
+    expect(status(page)).to_contain_text("We will not guess")
+    expect(buttons).to_have_count(count - 1)
+    with shop.admin() as admin:
+        explained = admin.get(f"/v1/people/{user_id}/explain").json()
+    assert any(r.get("key") == key for r in explained["rejected_guesses"])
+
+
+@pytest.mark.parametrize("link", ["tampered", "expired", "missing"])
+def test_a_bad_link_gets_a_clear_refusal_and_no_form(page: Page, shop: Shop, link: str) -> None:
+    user_id = shop.new_person()
+    token = shop.link_token(user_id)
+    if link == "tampered":
+        payload_end = token.rindex(".")
+        swapped = "A" if token[payload_end - 1] != "A" else "B"
+        token = token[: payload_end - 1] + swapped + token[payload_end:]
+    elif link == "expired":
+        token = shop.link_token(user_id, ttl=timedelta(days=1), now=datetime.now(UTC) - timedelta(days=2))
+    url = f"{shop.url}/preferences" if link == "missing" else shop.centre_url(token)
+    page.goto(url)
+    refusal = page.get_by_role("heading", name="We can't open your preferences")
+    expect(refusal).to_be_visible()
+    expected = {"tampered": "This link is not valid", "expired": "This link has expired", "missing": "no key"}
+    expect(page.locator("#refusal")).to_contain_text(expected[link])
+    expect(page.locator("#refusal")).to_contain_text("Ask the shop for a new link")
+    expect(page.locator("#centre")).to_be_hidden()
+    expect(page.locator("#loading")).to_be_hidden()
+    assert page.locator(f"{CONTROLS}").filter(visible=True).count() == 0, "no half-working form"
+    body = page.locator("body").inner_text()
+    assert "{" not in body and "unauthenticated" not in body, "no raw JSON"
+
+
+def test_the_page_fits_a_375px_phone(browser: Browser, shop: Shop) -> None:
+    user_id = shop.new_person()
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        open_centre(page, shop, user_id)
+        page.get_by_text("History of your choices").click()
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], f"horizontal scroll at 375px: {widths}"
+        for control in page.locator(CONTROLS).filter(visible=True).all():
+            box = control.bounding_box()
+            assert box is not None
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 375, control.evaluate("n => n.outerHTML")
+    finally:
+        context.close()
+
+
+def test_every_control_has_an_accessible_name_and_headings_are_in_order(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    controls = page.locator(CONTROLS).all()
+    assert len(controls) >= 20
+    for control in controls:
+        expect(control).to_have_accessible_name(re.compile(r"\w"))
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)
+    for group in ("You told us", "We saw", "We guessed"):
+        expect(page.get_by_role("heading", level=3, name=group)).to_be_visible()
+    for name in ("What we know about you", "What we may use your data for", "Tell us what you like"):
+        expect(page.get_by_role("heading", level=2, name=name)).to_be_visible()
+    levels = page.evaluate(
+        "[...document.querySelectorAll('h1,h2,h3,h4,h5,h6')]"
+        ".filter(h => h.offsetParent !== null).map(h => Number(h.tagName[1]))"
+    )
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), f"heading levels skip: {levels}"
+    for purpose in ("necessary", "analytics", "personalization", "email_marketing", "staff_outreach"):
+        expect(page.locator(f"#consent-{purpose}")).to_have_role("checkbox")
+    expect(page.get_by_role("checkbox", name="Running the shop")).to_be_disabled()
+    expect(page.get_by_role("status")).to_have_attribute("aria-live", "polite")
+
+
+def test_the_page_loads_nothing_from_elsewhere(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    open_centre(page, shop, user_id)
+    foreign = [u for u in requested if not u.startswith(shop.url + "/") and not u.startswith("data:")]
+    assert foreign == []
+    assert f"{shop.url}/preferences/static/centre.js" in requested
+    # The token stays in the fragment: it never appears in a request path or query.
+    token = shop.link_token(user_id)
+    assert not any(token in u for u in requested)
+
+
+def test_the_page_is_served_with_strict_headers(shop: Shop) -> None:
+    response = httpx.get(f"{shop.url}/preferences", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    assert "<script>" not in response.text and " style=" not in response.text  # nothing inline
+    assert '<meta name="viewport"' in response.text
+    script = httpx.get(f"{shop.url}/preferences/static/centre.js", timeout=10)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{shop.url}/preferences/static/centre.css", timeout=10).status_code == 200
+    for name in ("index.html", "..%2Fcentre.py", "nope.js"):
+        missing = httpx.get(f"{shop.url}/preferences/static/{name}", timeout=10)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
