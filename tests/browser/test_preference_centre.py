@@ -44,7 +44,7 @@ def test_a_size_and_a_consent_changed_on_the_page_reach_the_api(page: Page, shop
     box = page.get_by_role("checkbox", name="Personalising what we show you")
     expect(box).to_be_checked(checked=before["granted"])
 
-    page.get_by_label("Trousers").fill("34")
+    page.get_by_label("Trousers", exact=True).fill("34")
     page.get_by_label("General size", exact=True).fill("M")
     page.get_by_role("button", name="Save my preferences").click()
     expect(status(page)).to_contain_text("Saved")
@@ -72,11 +72,11 @@ def test_a_size_and_a_consent_changed_on_the_page_reach_the_api(page: Page, shop
 def test_the_form_shows_what_was_stated_and_an_empty_field_clears_it(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     open_centre(page, shop, user_id)
-    page.get_by_label("Categories you like").fill("Teapots, Gardening")
-    page.get_by_label("How often").select_option("monthly")
+    page.get_by_label("Categories you like", exact=True).fill("Teapots, Gardening")
+    page.get_by_label("How often", exact=True).select_option("monthly")
     page.get_by_role("checkbox", name="Email", exact=True).check()
-    page.get_by_label("Pause all messages until").fill("2030-01-31")
-    page.get_by_label("Tell us about you").fill("I collect blue teapots.")
+    page.get_by_label("Pause all messages until", exact=True).fill("2030-01-31")
+    page.get_by_label("Tell us about you", exact=True).fill("I collect blue teapots.")
     page.get_by_role("button", name="Save my preferences").click()
     expect(status(page)).to_contain_text("Saved")
     with shop.admin() as admin:
@@ -89,9 +89,9 @@ def test_the_form_shows_what_was_stated_and_an_empty_field_clears_it(page: Page,
 
     page.reload()
     expect(page.locator("#centre")).to_be_visible()
-    expect(page.get_by_label("Categories you like")).to_have_value("Teapots, Gardening")
-    expect(page.get_by_label("Pause all messages until")).to_have_value("2030-01-31")
-    page.get_by_label("Pause all messages until").fill("")
+    expect(page.get_by_label("Categories you like", exact=True)).to_have_value("Teapots, Gardening")
+    expect(page.get_by_label("Pause all messages until", exact=True)).to_have_value("2030-01-31")
+    page.get_by_label("Pause all messages until", exact=True).fill("")
     page.get_by_role("button", name="Save my preferences").click()
     expect(status(page)).to_contain_text("Saved")
     with shop.admin() as admin:
@@ -103,11 +103,11 @@ def test_the_form_shows_what_was_stated_and_an_empty_field_clears_it(page: Page,
 def test_a_refused_value_is_named_in_the_status_and_the_field(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     open_centre(page, shop, user_id)
-    page.get_by_label("Trousers").fill("3" * 40)  # sizes are at most 32 characters
+    page.get_by_label("Trousers", exact=True).fill("3" * 40)  # sizes are at most 32 characters
     page.get_by_role("button", name="Save my preferences").click()
     expect(status(page)).to_contain_text("Not saved")
-    expect(page.get_by_label("Trousers")).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_label("Trousers")).to_be_focused()
+    expect(page.get_by_label("Trousers", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Trousers", exact=True)).to_be_focused()
 
 
 def test_keyboard_alone_reaches_a_consent_and_space_toggles_it(page: Page, shop: Shop) -> None:
@@ -214,6 +214,53 @@ def test_every_control_has_an_accessible_name_and_headings_are_in_order(page: Pa
         expect(page.locator(f"#consent-{purpose}")).to_have_role("checkbox")
     expect(page.get_by_role("checkbox", name="Running the shop")).to_be_disabled()
     expect(page.get_by_role("status")).to_have_attribute("aria-live", "polite")
+
+
+CONTRAST_CHECK = """
+() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const lin = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  const background = (node) => {
+    for (let n = node; n; n = n.parentElement) {
+      const [r, g, b, a = 1] = rgb(getComputedStyle(n).backgroundColor);
+      if (a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    const node = text.parentElement;
+    if (!text.textContent.trim() || !node.checkVisibility() || node.closest(":disabled")) continue;
+    const box = node.getBoundingClientRect();
+    if (box.width <= 1 || box.height <= 1) continue;  // visually hidden
+    const style = getComputedStyle(node);
+    const [l1, l2] = [luminance(rgb(style.color)), luminance(background(node))].sort((a, b) => b - a);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (!(ratio >= (large ? 3 : 4.5))) {
+      failures.push(`${text.textContent.trim().slice(0, 40)}: ${ratio.toFixed(2)}`);
+    }
+  }
+  return failures;
+}
+"""
+
+
+def test_text_meets_wcag_aa_contrast(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    page.get_by_text("History of your choices").click()
+    page.get_by_role("checkbox", name="Marketing emails").click()  # a status message, too
+    expect(status(page)).to_contain_text("Marketing emails")
+    assert page.evaluate(CONTRAST_CHECK) == []
+    page.goto(shop.centre_url("pt1.not.valid"))
+    expect(page.locator("#refusal")).to_be_visible()
+    assert page.evaluate(CONTRAST_CHECK) == []
 
 
 def test_the_page_loads_nothing_from_elsewhere(page: Page, shop: Shop) -> None:

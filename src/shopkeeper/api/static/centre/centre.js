@@ -87,6 +87,13 @@
   };
   const PURPOSE_ORDER = Object.keys(PURPOSES);
 
+  const CONSENT_CHANNELS = {
+    preference_centre: "on this page",
+    api: "recorded by the shop",
+    cli: "recorded by the shop",
+    event: "on the shop's website",
+  };
+
   const LIST_FIELDS = ["favourite_categories", "disliked_categories", "favourite_colours", "disliked_colours"];
   const ABOUT_QUESTION = "about_you";
 
@@ -177,6 +184,14 @@
     return date.toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric" });
   }
 
+  function formatDateTime(iso) {
+    const date = new Date(iso);
+    if (isNaN(date.getTime())) return iso;
+    return date.toLocaleString("en-GB", {
+      day: "numeric", month: "long", year: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
   function words(key, value) {
     if (value === null || value === undefined || value === "") return "not set";
     if (typeof value === "boolean") return value ? "yes" : "no";
@@ -210,12 +225,39 @@
   function evidenceWords(trait) {
     const parts = [];
     const evidence = trait.evidence || {};
+    if (trait.source === "stated") return parts; // what a person told us needs no count of events
     if (typeof evidence.count === "number" && evidence.count > 0) {
       parts.push("from " + evidence.count + (evidence.count === 1 ? " thing you did" : " things you did"));
     }
     if (evidence.model) parts.push("by our model " + evidence.model);
     if (typeof trait.confidence === "number") parts.push(Math.round(trait.confidence * 100) + "% sure");
     return parts;
+  }
+
+  const SOURCE_PHRASES = { stated: "what you told us", observed: "what we saw", inferred: "what we guessed" };
+  const WHY_DEFAULT = {
+    stated: "you told us, and what you tell us always comes first.",
+    observed: "we saw it in what you did in the shop.",
+    inferred: "we guessed it from what you did. Tell us if it is wrong.",
+  };
+
+  /** Why this value won, in words: its source, and the weaker or older values it beat. */
+  function whyWords(trait) {
+    const considered = Array.isArray(trait.overridden) ? trait.overridden : [];
+    const beaten = considered.filter((c) => c.status === "outranked");
+    const expired = considered.filter((c) => c.status === "expired");
+    let text = WHY_DEFAULT[trait.source] || trait.why || "";
+    if (beaten.length) {
+      const others = beaten.map(
+        (c) => (SOURCE_PHRASES[c.source] || c.source) + " (" + words(trait.key, c.value) + ")");
+      text = (SOURCE_PHRASES[trait.source] || "this") + " comes before " + others.join(" and ") + ".";
+    }
+    if (expired.length) {
+      text += expired.length === 1
+        ? " An older value has expired."
+        : " " + expired.length + " older values have expired.";
+    }
+    return text ? "Why: " + text : "";
   }
 
   // ---- showing the page ---------------------------------------------------------------------------
@@ -321,7 +363,8 @@
         const details = [ago(trait.age_days)].concat(evidenceWords(trait)).filter(Boolean);
         meta.appendChild(document.createTextNode(details.join(" · ")));
         item.appendChild(meta);
-        if (trait.why) item.appendChild(el("span", { class: "trait-meta" }, "Why: " + trait.why));
+        const why = whyWords(trait);
+        if (why) item.appendChild(el("span", { class: "trait-meta" }, why));
         if (trait.needs_confirmation) {
           item.appendChild(el("span", { class: "trait-meta" },
             "You told us this a while ago: is it still right? Save the form below to confirm it."));
@@ -380,22 +423,18 @@
     }
     if (focused && $(focused)) $(focused).focus();
 
-    const body = $("consent-history");
-    body.replaceChildren();
-    const history = (consent.history || []).slice().reverse();
-    if (!history.length) {
-      const row = el("tr");
-      row.appendChild(el("td", { colspan: "5" }, "You have not made any choice yet."));
-      body.appendChild(row);
-    }
-    for (const entry of history) {
-      const row = el("tr");
-      row.appendChild(el("td", {}, entry.at ? formatDate(entry.at) : ""));
-      row.appendChild(el("td", {}, (PURPOSES[entry.purpose] || [humanize(entry.purpose)])[0]));
-      row.appendChild(el("td", {}, entry.granted ? "Yes" : "No"));
-      row.appendChild(el("td", {}, entry.channel ? humanize(entry.channel) : ""));
-      row.appendChild(el("td", {}, entry.actor ? humanize(entry.actor) : ""));
-      body.appendChild(row);
+    const history = $("consent-history");
+    history.replaceChildren();
+    const entries = (consent.history || []).slice().reverse(); // newest first
+    if (!entries.length) history.appendChild(el("li", { class: "empty" }, "You have not made any choice yet."));
+    for (const entry of entries) {
+      const what = (PURPOSES[entry.purpose] || [humanize(entry.purpose)])[0];
+      const how = CONSENT_CHANNELS[entry.channel] || (entry.channel ? "through " + humanize(entry.channel) : "");
+      const item = el("li");
+      item.appendChild(el("span", { class: "history-when" }, entry.at ? formatDateTime(entry.at) : ""));
+      item.appendChild(document.createTextNode(
+        what + ": " + (entry.granted ? "yes" : "no") + (how ? ", " + how : "") + "."));
+      history.appendChild(item);
     }
   }
 
