@@ -29,7 +29,13 @@ try:
 except ImportError:  # reported by the `browser` fixture: a skip, or a failure in CI
     sync_playwright = None  # type: ignore[assignment]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Root in a container: no sandbox; a small /dev/shm: use /tmp instead.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+]
 
 
 def _unavailable(reason: str) -> None:

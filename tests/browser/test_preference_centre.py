@@ -152,6 +152,28 @@ def test_that_is_not_me_drops_a_guess(page: Page, shop: Shop) -> None:
     assert any(r.get("key") == key for r in explained["rejected_guesses"])
 
 
+def test_the_link_the_shop_issues_opens_the_centre(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    with shop.admin() as admin:
+        issued = admin.post(f"/v1/people/{user_id}/link", params={"days": 2})
+    assert issued.status_code == 200, issued.text
+    url = issued.json()["url"]
+    assert url.startswith(f"{shop.url}/preferences#token=")
+    page.goto(url)
+    expect(page.locator("#centre")).to_be_visible()
+    expect(page.locator("#known-summary")).to_contain_text(f"{user_id}@example.com")
+
+
+def test_an_erased_person_s_link_says_so(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    token = shop.link_token(user_id)
+    with shop.admin() as admin:
+        assert admin.delete(f"/v1/people/{user_id}").status_code == 200
+    page.goto(shop.centre_url(token))
+    expect(page.locator("#refusal")).to_contain_text("We hold no preferences for this link")
+    expect(page.locator("#centre")).to_be_hidden()
+
+
 @pytest.mark.parametrize("link", ["tampered", "expired", "missing"])
 def test_a_bad_link_gets_a_clear_refusal_and_no_form(page: Page, shop: Shop, link: str) -> None:
     user_id = shop.new_person()
