@@ -132,6 +132,30 @@ def test_keyboard_alone_reaches_a_consent_and_space_toggles_it(page: Page, shop:
     assert consent["purposes"]["email_marketing"]["granted"] is (not was_checked)
 
 
+def test_an_old_stated_value_can_be_confirmed_in_one_click(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    stated_long_ago = {
+        "type": "identify",
+        "userId": user_id,
+        "traits": {"language": "fr"},
+        "context": {"shopkeeper": {"stated": True}},
+        "timestamp": long_ago,
+    }
+    sent = httpx.post(f"{shop.url}/v1/identify", json=stated_long_ago, auth=(shop.write_key, ""), timeout=10)
+    assert sent.status_code == 200, sent.text
+    open_centre(page, shop, user_id)
+    told = page.locator("#traits-stated")
+    expect(told).to_contain_text("French")
+    told.get_by_role("button", name="Still right: Language, French").click()
+    expect(status(page)).to_contain_text("Language is confirmed")
+    expect(told.get_by_role("button", name=re.compile("^Still right"))).to_have_count(0)
+    with shop.admin() as admin:
+        traits = admin.get(f"/v1/people/{user_id}").json()["traits"]
+    language = next(t for t in traits if t["key"] == "language")
+    assert (language["source"], language["value"], language["needs_confirmation"]) == ("stated", "fr", False)
+
+
 def test_that_is_not_me_drops_a_guess(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     with shop.admin() as admin:

@@ -94,6 +94,13 @@
     event: "on the shop's website",
   };
 
+  // What PUT /v1/people/me/preferences takes: a stated trait the person can re-confirm from the page.
+  const STATED_KEYS = new Set([
+    "language", "first_name", "last_name", "size", "sizes", "favourite_categories", "disliked_categories",
+    "favourite_colours", "disliked_colours", "favourite_brands", "disliked_brands", "preferred_channels",
+    "contact_frequency", "pause_until", "answers",
+  ]);
+
   const LIST_FIELDS = ["favourite_categories", "disliked_categories", "favourite_colours", "disliked_colours"];
   const ABOUT_QUESTION = "about_you";
 
@@ -339,6 +346,22 @@
     return row;
   }
 
+  function confirmRow(trait) {
+    const row = el("div", { class: "reject-row" });
+    const question = el("span", { class: "trait-meta" },
+      "You told us this a while ago. Is it still right? If not, change it in the form below.");
+    const shown = words(trait.key, trait.value);
+    const button = el("button", {
+      type: "button",
+      class: "confirm",
+      "aria-label": "Still right: " + humanize(trait.key) + ", " + shown,
+    }, "Still right");
+    button.addEventListener("click", () => confirmStated(trait, button));
+    row.appendChild(question);
+    row.appendChild(button);
+    return row;
+  }
+
   function renderTraits(profile) {
     const traits = profile.traits || [];
     for (const [source, heading] of SOURCES) {
@@ -365,10 +388,7 @@
         item.appendChild(meta);
         const why = whyWords(trait);
         if (why) item.appendChild(el("span", { class: "trait-meta" }, why));
-        if (trait.needs_confirmation) {
-          item.appendChild(el("span", { class: "trait-meta" },
-            "You told us this a while ago: is it still right? Save the form below to confirm it."));
-        }
+        if (trait.needs_confirmation && STATED_KEYS.has(trait.key)) item.appendChild(confirmRow(trait));
         if (source === "inferred") item.appendChild(rejectButtons(trait));
         list.appendChild(item);
       }
@@ -585,6 +605,23 @@
     } finally {
       pendingConsent.delete(purpose);
       box.removeAttribute("aria-busy");
+    }
+  }
+
+  async function confirmStated(trait, button) {
+    button.disabled = true;
+    try {
+      const profile = await call("PUT", "/preferences", { [trait.key]: trait.value });
+      renderTraits(profile);
+      fillForm(profile);
+      say("Thank you. " + humanize(trait.key) + " is confirmed.", "ok");
+      const heading = $("stated-title");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    } catch (error) {
+      if (error.status === 401) return refuse(error);
+      button.disabled = false;
+      say("Not saved. " + (error.message || "please try again."), "bad");
     }
   }
 
