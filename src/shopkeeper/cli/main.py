@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import demo, evaluate, imports, keys, people, serve, train
+from shopkeeper.cli import demo, evaluate, imports, keys, lift, people, serve, train
 from shopkeeper.errors import ShopkeeperError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("evaluate")(evaluate.evaluate)
+app.command("lift")(lift.lift)
 app.add_typer(keys.app, name="keys")
 app.add_typer(people.app, name="people")
 app.add_typer(imports.app, name="import")
