@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from shopkeeper.decisions import DecidedItem, Decision, DecisionLog, Reason
 from shopkeeper.errors import InvalidInput
 from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
+from shopkeeper.privacy.consent import PURPOSE_WORDS, Purposes
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Recommender, top_n
@@ -37,7 +38,15 @@ from shopkeeper.training import ModelBundle
 CANDIDATES_PER_SLOT = 8
 HISTORY_CACHE = 10_000
 # The traits the rules read; only these are fetched and resolved.
-RULE_TRAITS = ("size", "disliked_categories", "rejected_items", "favourite_categories")
+RULE_TRAITS = (
+    "size",
+    "sizes",
+    "disliked_categories",
+    "rejected_items",
+    "favourite_categories",
+    "pause_until",
+    "contact_frequency",
+)
 
 _NEWEST_INTERACTION = select(func.max(interactions.c.id)).where(
     interactions.c.person_id == bindparam("person")
@@ -79,6 +88,7 @@ class Decider:
         placements: dict[str, Placement] | None = None,
         poll_seconds: float = 5.0,
         log: DecisionLog | None = None,
+        purposes: Purposes | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -91,6 +101,7 @@ class Decider:
         self._lock = threading.Lock()
         self.log = log or DecisionLog(store)
         self._pasts: dict[int, _Past] = {}
+        self._purposes = purposes or Purposes()
         self._popular_top: dict[tuple[int, int], tuple[IntArray, FloatArray]] = {}
 
     # ---- models ----------------------------------------------------------------------------------
@@ -114,6 +125,12 @@ class Decider:
         """Look for a new model version now."""
         self._checked = float("-inf")
 
+    def forget(self, person_ids: Sequence[int]) -> None:
+        """Drop what this process keeps about these people (their history cache): after an erasure, or a
+        change of consent or preferences."""
+        for person_id in person_ids:
+            self._pasts.pop(person_id, None)
+
     # ---- deciding --------------------------------------------------------------------------------
 
     def decide(
@@ -136,16 +153,26 @@ class Decider:
         # One read connection for the whole decision: opening one costs more than most of its queries.
         with self._store.engine.connect() as conn:
             person_id = self._find(user_id, anonymous_id, conn)
+            # Consent is checked here, at the point of use: the channel's purpose first (an email needs
+            # email_marketing), then personalization, without which nothing about the person is used.
+            if where.purpose is not None and not self._purposes.allows(conn, person_id, where.purpose):
+                return self._suppressed(where, person_id, where.purpose)
+            consented = self._purposes.allows(conn, person_id, "personalization")
             traits = (
                 self._profiles.traits_of(person_id, keys=RULE_TRAITS, conn=conn)
-                if person_id is not None
+                if person_id is not None and consented
                 else {}
             )
+            paused = _paused(traits, where)
+            if paused is not None:
+                return Decision(str(uuid.uuid4()), where.name, person_id, [], [paused], None, False)
             if bundle is None:
                 decision = self._without_model(where, n, person_id, traits)
             else:
-                past = self._past(bundle, person_id, conn) if person_id is not None else None
-                decision = self._with_model(bundle, where, n, person_id, traits, past, conn)
+                past = self._past(bundle, person_id, conn) if person_id is not None and consented else None
+                decision = self._with_model(
+                    bundle, where, n, person_id, traits, past, conn, consented=consented
+                )
         self.log.log(
             {
                 "decision_id": decision.decision_id,
@@ -191,6 +218,8 @@ class Decider:
         traits: dict[str, ResolvedTrait],
         past: _Past | None,
         conn: Connection,
+        *,
+        consented: bool = True,
     ) -> Decision:
         past = past or _Past.of(bundle, None, [])
         history = past.history
@@ -208,6 +237,15 @@ class Decider:
                     f"Ranked for you by the {bundle.model.name} model (version {bundle.version}, "
                     f"trained on data to {bundle.trained_until:%d %b %Y})",
                     {"model": bundle.model.name, "model_version": bundle.version},
+                )
+            )
+        elif not consented:
+            picks, picked_scores = self._popular(bundle, how_many, exclude)
+            reasons.append(
+                Reason(
+                    "Popular in the shop right now. You haven't agreed to personalization, so nothing "
+                    "about you was used to choose these",
+                    {"model": "popularity", "model_version": bundle.version, "consent": "personalization"},
                 )
             )
         else:
@@ -282,6 +320,14 @@ class Decider:
     ) -> list[DecidedItem]:
         size_trait = traits.get("size")
         size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
+        sizes_trait = traits.get("sizes")
+        sizes = (
+            {str(k).lower(): str(v) for k, v in sizes_trait.value.items()}
+            if sizes_trait is not None
+            and sizes_trait.source == "stated"
+            and isinstance(sizes_trait.value, dict)
+            else {}
+        )
         disliked = set(_stated(traits, "disliked_categories"))
         rejected = set(_stated(traits, "rejected_items"))
         removed = {"dislike": 0, "rejected": 0, "stock": 0, "size": 0, "diversity": 0}
@@ -312,7 +358,8 @@ class Decider:
                 continue
             item_reasons: list[Reason] = []
             if info is not None and info.variants and where.in_stock_only:
-                verdict = _stock(info, size)
+                item_size = _size_for(info, size, sizes)
+                verdict = _stock(info, item_size)
                 if verdict == "out":
                     removed["stock"] += 1
                     continue
@@ -322,8 +369,12 @@ class Decider:
                 if verdict == "in_size":
                     item_reasons.append(
                         Reason(
-                            f"In stock in your size {size}",
-                            {"trait": "size", "source": "stated", "rule": "in_stock_in_size"},
+                            f"In stock in your size {item_size}",
+                            {
+                                "trait": "sizes" if item_size != size else "size",
+                                "source": "stated",
+                                "rule": "in_stock_in_size",
+                            },
                         )
                     )
             top_level = category.split(" > ")[0] if category else ""
@@ -354,7 +405,7 @@ class Decider:
             ),
             "stock": ("Left out {} items that are out of stock", {"rule": "in_stock"}),
             "size": (
-                f"Left out {{}} items not in stock in your size {size}",
+                "Left out {} items not in stock in your size",
                 {"trait": "size", "rule": "in_size"},
             ),
             "diversity": (
@@ -438,6 +489,15 @@ class Decider:
                     ]
                 )
         return whys
+
+    def _suppressed(self, where: Placement, person_id: int | None, purpose: str) -> Decision:
+        """Nothing for a channel the person has not agreed to; not logged, since nothing is shown."""
+        words = PURPOSE_WORDS.get(purpose, purpose.replace("_", " "))
+        reason = Reason(
+            f"Nothing to show in {where.name}: this person has not agreed to {words}",
+            {"consent": purpose, "granted": False},
+        )
+        return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
 
     def _without_model(
         self, where: Placement, n: int, person_id: int | None, traits: dict[str, ResolvedTrait]
@@ -551,6 +611,42 @@ def _stock(info: _Catalog, size: str | None) -> str:
     if any(str(attrs["size"]).lower() == size.lower() and stock > 0 for attrs, stock in sized):
         return "in_size"
     return "not_in_size"
+
+
+def _size_for(info: _Catalog, size: str | None, sizes: dict[str, str]) -> str | None:
+    """The person's stated size for this item: from `sizes` when a key names the item's category or a
+    word of its title (`{"trousers": "34"}`), else their one `size`."""
+    if sizes:
+        words = {w for part in info.category.lower().split(" > ") for w in (part, *part.split())}
+        words |= set(info.title.lower().split())
+        for kind, value in sizes.items():
+            if kind in words or kind.rstrip("s") in words:
+                return value
+    return size
+
+
+def _paused(traits: dict[str, ResolvedTrait], where: Placement) -> Reason | None:
+    """For a channel that reaches out (email, staff), the person's stated pause or "never"."""
+    if where.purpose is None:
+        return None
+    frequency = traits.get("contact_frequency")
+    if frequency is not None and frequency.source == "stated" and frequency.value == "never":
+        return Reason(
+            "Nothing to send: you told us not to contact you",
+            {"trait": "contact_frequency", "source": "stated"},
+        )
+    pause = traits.get("pause_until")
+    if pause is not None and pause.source == "stated" and isinstance(pause.value, str):
+        try:
+            until = date.fromisoformat(pause.value[:10])
+        except ValueError:
+            return None
+        if until >= datetime.now(UTC).date():
+            return Reason(
+                f"Nothing to send: you asked us to pause until {until.day} {until:%b %Y}",
+                {"trait": "pause_until", "source": "stated"},
+            )
+    return None
 
 
 def _day(at: datetime) -> str:

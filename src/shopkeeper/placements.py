@@ -17,14 +17,15 @@ class Placement:
     repeats: bool = True  # may it show items the person already bought? (consumables: yes)
     max_per_category: int = 3  # the diversity cap
     in_stock_only: bool = True
+    purpose: str | None = None  # the consent a channel that reaches out needs (email_marketing, ...)
 
 
 DEFAULT_PLACEMENTS: dict[str, Placement] = {
     p.name: p
     for p in (
         Placement("web", n=10, max_per_category=3),
-        Placement("email", n=6, max_per_category=2),
-        Placement("staff", n=5, max_per_category=5),
+        Placement("email", n=6, max_per_category=2, purpose="email_marketing"),
+        Placement("staff", n=5, max_per_category=5, purpose="staff_outreach"),
         Placement("new_for_you", n=10, repeats=False, max_per_category=2),
     )
 }

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         1095, ge=1, description="`maintenance purge` deletes events and decisions older than this."
     )
     inferred_retention_days: int = Field(
-        365, ge=1, description="`maintenance purge` deletes inferred traits whose evidence is older than this."
+        365, ge=1, description="`maintenance purge` deletes guesses whose evidence is older than this."
     )
     link_days: int = Field(30, ge=1, le=365, description="How long a preference-centre link stays valid.")
     public_url: str = Field(

@@ -8,6 +8,9 @@ from typing import Any
 from shopkeeper.decide import Decider
 from shopkeeper.decisions import Decision
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy import rights
+from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.recommend import load_model, train_default
 from shopkeeper.records import IngestResult, Merge, PersonSummary
@@ -15,6 +18,8 @@ from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.models import ModelVersion
 from shopkeeper.training import train as train_bundle
+
+SHOP = Actor("cli", "the shop (in process)")
 
 
 class Shop:
@@ -27,9 +32,13 @@ class Shop:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes)
+        self.purposes = Purposes(settings.consent_purposes, settings.consent_default)
+        self._ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=self.purposes)
         self.profiles = ProfileService(store)
         self._decider: Decider | None = None
+        self.privacy = PrivacyService(
+            store, self.profiles, self._ingestor, self.purposes, on_change=self._forget
+        )
 
     @classmethod
     def open(cls, url: str | None = None, *, settings: Settings | None = None) -> Shop:
@@ -148,13 +157,45 @@ class Shop:
         context: dict[str, Any] | None = None,
     ) -> Decision:
         """What to show this person in this placement, with reasons; logged as an exposure."""
-        if self._decider is None:
-            self._decider = Decider(
-                self.store, self.profiles, load_model, placements=self.settings.placements()
-            )
-        return self._decider.decide(
+        return self._deciding().decide(
             user_id=user_id, anonymous_id=anonymous_id, placement=placement, n=n, context=context
         )
+
+    def _deciding(self) -> Decider:
+        if self._decider is None:
+            self._decider = Decider(
+                self.store,
+                self.profiles,
+                load_model,
+                placements=self.settings.placements(),
+                purposes=self.purposes,
+            )
+        return self._decider
+
+    def _forget(self, person_ids: list[int]) -> None:
+        if self._decider is not None:
+            self._decider.forget(person_ids)
+
+    # ---- a person's rights, acting as the shop (the CLI's and an embedding program's view) ----------
+
+    def state_preferences(self, external_id: str, preferences: dict[str, Any]) -> dict[str, Any]:
+        """Set stated traits (they beat any observed or guessed value). Returns the person's profile."""
+        return self.privacy.state_preferences(external_id, preferences, SHOP)
+
+    def set_consent(self, external_id: str, changes: dict[str, bool]) -> dict[str, Any]:
+        """Record consent per purpose to the ledger. Returns the choices now and their history."""
+        return self.privacy.set_consent(external_id, changes, SHOP)
+
+    def explain(self, external_id: str) -> dict[str, Any]:
+        return self.privacy.explain(external_id, SHOP)
+
+    def export(self, external_id: str) -> dict[str, Any]:
+        """Everything about a person, as JSON, with a readable summary."""
+        return rights.export(self.privacy, self.profiles, self.store, external_id, SHOP)
+
+    def erase(self, external_id: str) -> dict[str, Any]:
+        """Erase the person everywhere. Raises NotFound for an unknown id."""
+        return rights.erase(self.privacy, self.store, external_id, SHOP, forget=self._forget)
 
     def _one(self, type_: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestResult:
         message: dict[str, Any] = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}

@@ -108,12 +108,12 @@ def test_first_and_last_seen_and_context() -> None:
 
 def test_favourites_come_from_what_was_bought_and_viewed() -> None:
     traits = by_key(derive_traits(HISTORY, CATALOG))
-    assert traits[("favourite_categories", "observed")].value[0] == "Bags > Lunch bags"
-    assert traits[("favourite_colours", "observed")].value[:2] == ["red", "blue"] or traits[
-        ("favourite_colours", "observed")
+    assert traits[("favourite_categories", "inferred")].value[0] == "Bags > Lunch bags"
+    assert traits[("favourite_colours", "inferred")].value[:2] == ["red", "blue"] or traits[
+        ("favourite_colours", "inferred")
     ].value[:2] == ["blue", "red"]
-    assert "white" not in traits[("favourite_colours", "observed")].value  # bought once, then returned
-    assert traits[("favourite_sizes", "observed")].value == ["M"]
+    assert "white" not in traits[("favourite_colours", "inferred")].value  # bought once, then returned
+    assert traits[("favourite_sizes", "inferred")].value == ["M"]
 
 
 def test_last_viewed_and_carted_items() -> None:

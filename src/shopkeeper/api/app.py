@@ -15,11 +15,14 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopkeeper.api import centre, decide, items, people, tracking
+from shopkeeper.api import centre, decide, items, people, privacy, tracking
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.service import PrivacyService
+from shopkeeper.privacy.tokens import signing_secret
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.recommend import load_model
 from shopkeeper.settings import Settings
@@ -38,13 +41,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         key_cache_seconds=settings.key_cache_seconds,
     )
     profiles = ProfileService(store)
+    purposes = Purposes(settings.consent_purposes, settings.consent_default)
+    ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=purposes)
+    decider = Decider(store, profiles, load_model, placements=settings.placements(), purposes=purposes)
     state = AppState(
         settings,
         store,
-        Ingestor(store, max_message_bytes=settings.max_message_bytes),
+        ingestor,
         owns_store,
         profiles,
-        Decider(store, profiles, load_model, placements=settings.placements()),
+        decider,
+        PrivacyService(store, profiles, ingestor, purposes, on_change=decider.forget),
+        signing_secret(store, settings),
     )
 
     @asynccontextmanager
@@ -63,6 +71,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.state.shopkeeper = state
     app.include_router(tracking.router)
+    app.include_router(privacy.router)  # before people: its routes are longer paths under /v1/people/
     app.include_router(people.router)
     app.include_router(items.router)
     app.include_router(decide.router)

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import admin_key
+from shopkeeper.api.privacy import authorize
 from shopkeeper.api.state import AppState
+from shopkeeper.privacy.service import Actor
 from shopkeeper.records import ApiKey
 
 router = APIRouter(tags=["people"])
@@ -28,16 +30,23 @@ Admin = Annotated[ApiKey, Depends(require_admin)]
 
 @router.get("/v1/people/{person_ref:path}/events", summary="A person's newest events, as stored")
 async def get_person_events(
-    person_ref: str, request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    person_ref: str, request: Request, key: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    store = _state(request).store
+    state = _state(request)
+    store = state.store
     summary = await run_in_threadpool(store.person_summary, person_ref)
+    await run_in_threadpool(
+        state.privacy.audit_now, Actor("admin", f"admin key {key.prefix}"), "read_events", summary.person_id
+    )
     events = await run_in_threadpool(store.events.for_person, summary.person_id, limit=limit)
     return {"person_id": summary.person_id, "events": events}
 
 
 @router.get("/v1/people/{person_ref:path}", summary="What is known about a person, by any of their ids")
-async def get_person(person_ref: str, request: Request, _: Admin) -> dict[str, object]:
-    """Ids, merges, event counts, and every trait's winning value with its source, evidence and age."""
-    profile = await run_in_threadpool(_state(request).profiles.get, person_ref)
-    return profile.to_json()
+async def get_person(person_ref: str, request: Request) -> dict[str, object]:
+    """Ids, merges, event counts, every trait's winning value with its source, evidence and age, and
+    consent per purpose. The admin key, or the person's own link token (which may say `me`)."""
+    privacy = _state(request).privacy
+    actor, ref = await run_in_threadpool(authorize, request, person_ref)
+    result: dict[str, object] = await run_in_threadpool(privacy.profile, ref, actor)
+    return result

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from shopkeeper.decide import Decider
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.service import PrivacyService
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
@@ -19,3 +20,5 @@ class AppState:
     owns_store: bool
     profiles: ProfileService
     decider: Decider
+    privacy: PrivacyService
+    secret: bytes  # signs person links

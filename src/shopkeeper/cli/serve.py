@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 from typing import Annotated
 
@@ -13,6 +14,8 @@ from shopkeeper.api.app import create_app
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
 from shopkeeper.errors import InvalidInput
 from shopkeeper.settings import Settings
+
+WORKER_START_SECONDS = 60
 
 
 def serve(
@@ -47,9 +50,19 @@ def serve(
             workers=workers,
             log_level=settings.log_level,
             access_log=False,
+            # A worker loads numpy, scipy and the model before it answers uvicorn's health check; the
+            # default 5 s is too short on a busy 2-core machine, and uvicorn then kills it as dead.
+            **_healthcheck(WORKER_START_SECONDS),
         )
         return
     run_server(settings, host, port)
+
+
+def _healthcheck(seconds: int) -> dict[str, int]:
+    """`timeout_worker_healthcheck`, for the uvicorn versions that have it (0.30 and later)."""
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        return {"timeout_worker_healthcheck": seconds}
+    return {}
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:

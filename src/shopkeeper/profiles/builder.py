@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from shopkeeper.privacy import rejections
 from shopkeeper.profiles.derive import CatalogEntry, derive_traits, product_ids
 from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
@@ -73,8 +74,11 @@ class ProfileBuilder:
                 item_id: CatalogEntry(category, attributes)
                 for item_id, (category, attributes) in profile_entries(conn, sorted(mentioned)).items()
             }
+            rejected = rejections.load(conn, list(grouped))
             rebuilt: dict[int, Sequence[TraitRecord]] = {
-                person_id: derive_traits(person_events, catalog)
+                person_id: rejections.apply(
+                    derive_traits(person_events, catalog), rejected.get(person_id, [])
+                )
                 for person_id, person_events in grouped.items()
             }
             SqlTraits.replace_event_traits(conn, rebuilt)

@@ -8,7 +8,10 @@ What becomes what (the README lists every key):
 - "Order Completed": `order_count` (distinct orders, less cancelled ones), `revenue` (net of refunds),
   `average_order_value`, `currency`; "Order Refunded": `return_count`;
 - purchases, carts and views: `favourite_categories`, `favourite_colours`, `favourite_sizes`, weighted
-  1 / 0.5 / 0.2 and fading with a 180-day half-life measured back from the person's newest event;
+  1 / 0.5 / 0.2 and fading with a 180-day half-life measured back from the person's newest event. These
+  are guesses (`inferred`, with a confidence: the chosen values' share of the weight), so a person can
+  reject them;
+- a stated `null` clears what the person stated before;
 - "Product Viewed" / "Product Added" (less "Product Removed"): `last_viewed_items`, `last_carted_items`.
 """
 
@@ -23,6 +26,8 @@ from typing import Any
 from shopkeeper.profiles.traits import Source, TraitRecord
 
 FAVOURITE_HALF_LIFE = timedelta(days=180)
+# The guesses this fold makes; other inferred traits come from models and are not rebuilt from events.
+INFERRED_KEYS = ("favourite_categories", "favourite_colours", "favourite_sizes")
 INTERACTION_WEIGHTS = {"purchase": 1.0, "cart": 0.5, "view": 0.2, "return": -1.0}
 TOP_FAVOURITES = 3
 RECENT_ITEMS = 5
@@ -126,8 +131,12 @@ def _fold_one(fold: _Fold, event: Mapping[str, Any], catalog: Mapping[str, Catal
         traits = dict(context.get("traits") or {}) if isinstance(context.get("traits"), dict) else {}
         traits.update(event.get("traits") or {})
         for key, value in traits.items():
-            if isinstance(key, str) and 0 < len(key) <= MAX_TRAIT_KEY and value is not None:
+            if not isinstance(key, str) or not 0 < len(key) <= MAX_TRAIT_KEY:
+                continue
+            if value is not None:
                 fold.note(key, "stated" if stated else "observed", value, at, message_id)
+            elif stated:  # the person cleared what they told us before
+                fold.slots.pop((key, "stated"), None)
         return
     if kind != "track":
         return
@@ -136,8 +145,12 @@ def _fold_one(fold: _Fold, event: Mapping[str, Any], catalog: Mapping[str, Catal
         return
     if stated:
         for key, value in properties.items():
-            if isinstance(key, str) and 0 < len(key) <= MAX_TRAIT_KEY and value is not None:
+            if not isinstance(key, str) or not 0 < len(key) <= MAX_TRAIT_KEY:
+                continue
+            if value is not None:
                 fold.note(key, "stated", value, at, message_id)
+            else:
+                fold.slots.pop((key, "stated"), None)
         return
     name = str(event.get("event", "")).lower()
     if name == "order completed":
@@ -345,13 +358,15 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
         top = ranked[0][1]
         chosen = [(v, s) for v, s in ranked[:TOP_FAVOURITES] if s >= 0.2 * top]
         events = fold.interaction_events.get(trait, [])
+        total = sum(s for _, s in ranked)
         records.append(
             TraitRecord(
                 trait,
                 [v for v, _ in chosen],
-                "observed",
+                "inferred",  # a guess from behaviour: the person can say "that's not me"
                 latest[trait],
                 _evidence(events, len(events), scores={v: round(s, 3) for v, s in chosen}),
+                confidence=round(sum(s for _, s in chosen) / total, 3),
             )
         )
     return records

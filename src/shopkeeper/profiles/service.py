@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
 
 from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, resolve
+from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
 from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
 from shopkeeper.store.schema import events, profile_dirty, traits
@@ -151,6 +151,10 @@ class ProfileService:
             rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
         records = [to_record(row) for row in rows if not row.dirty]
         return resolve(records, self.shop_clock()) if records else {}
+
+    def records_of(self, person_id: int, conn: Connection | None = None) -> list[TraitRecord]:
+        """The person's trait rows as stored (every source), unresolved."""
+        return self._traits.load(person_id, conn)
 
     def get(self, external_id: str) -> Profile:
         """The profile of the person behind any of their ids. Raises NotFound."""

@@ -33,7 +33,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        # Enough pooled connections for the API's thread pool: a new one costs four PRAGMAs.
+        # Enough pooled connections for the API's thread pool: a new one costs five PRAGMAs.
         kwargs = {"pool_size": 20, "max_overflow": 20, **kwargs}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -58,6 +58,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased data is overwritten, not left in free pages
         cursor.close()
 
     @event.listens_for(engine, "begin")

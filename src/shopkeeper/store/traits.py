@@ -6,13 +6,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Insert, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from shopkeeper.profiles.derive import INFERRED_KEYS
 from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store.schema import profile_dirty, traits
 
-EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log; `inferred` comes from models
+EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log, with the guesses in INFERRED_KEYS
 _CHUNK = 500
 
 
@@ -66,7 +67,13 @@ class SqlTraits:
         for start in range(0, len(people), _CHUNK):
             chunk = people[start : start + _CHUNK]
             conn.execute(
-                delete(traits).where(traits.c.person_id.in_(chunk), traits.c.source.in_(EVENT_SOURCES))
+                delete(traits).where(
+                    traits.c.person_id.in_(chunk),
+                    or_(
+                        traits.c.source.in_(EVENT_SOURCES),
+                        and_(traits.c.source == "inferred", traits.c.key.in_(INFERRED_KEYS)),
+                    ),
+                )
             )
             conn.execute(delete(profile_dirty).where(profile_dirty.c.person_id.in_(chunk)))
         rows = [_to_row(person_id, r) for person_id, records in rebuilt.items() for r in records]

@@ -1,0 +1,149 @@
+"""A person's data and rights over HTTP: explain, preferences, consent, rejections, export, erase, links.
+
+Each route takes either the shop's admin key or the person's own signed link token (`Authorization:
+Bearer pt1....`). A token reads and changes only its own person, and may name them `me`. Write keys only
+ingest, so they get 403 here. Every access is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from shopkeeper.api.auth import key_from_header
+from shopkeeper.api.body import read_json
+from shopkeeper.api.state import AppState
+from shopkeeper.errors import AuthenticationError, InvalidInput, PermissionDenied
+from shopkeeper.privacy import rights
+from shopkeeper.privacy.service import Actor
+from shopkeeper.privacy.tokens import issue_token, looks_like_token, read_token
+
+router = APIRouter(tags=["privacy"])
+ME = "me"
+BODY_LIMIT = 64 * 1024
+NEEDS = "send the admin key, or the person's link token, as: Authorization: Bearer <key or token>"
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.shopkeeper
+    return state
+
+
+def authorize(request: Request, person_ref: str, *, person_allowed: bool = True) -> tuple[Actor, str]:
+    """Who is acting on `person_ref`, and the external id to act on (`me` resolved for a token)."""
+    state = _state(request)
+    raw = key_from_header(request)
+    if raw is None:
+        raise AuthenticationError(NEEDS, field="Authorization")
+    if looks_like_token(raw):
+        if not person_allowed:
+            raise PermissionDenied(
+                "a person's link cannot do this; it needs the admin key", field="Authorization"
+            )
+        own = read_token(state.secret, raw)
+        if person_ref == ME:
+            return Actor("person", "person link"), own
+        if state.privacy.find(person_ref) != state.privacy.find(own):
+            raise PermissionDenied("this link is for another person", field="id")
+        return Actor("person", "person link"), person_ref
+    key = state.store.keys.authenticate(raw)
+    if key is None:
+        raise AuthenticationError("unknown or revoked key", field="Authorization")
+    if key.kind != "admin":
+        raise PermissionDenied(
+            "this endpoint needs an admin key or the person's link; write keys may only ingest",
+            field="Authorization",
+        )
+    if person_ref == ME:
+        raise InvalidInput("`me` works only with a person's link token; name the person", field="id")
+    return Actor("admin", f"admin key {key.prefix}"), person_ref
+
+
+async def _run(request: Request, person_ref: str, work: Any, *, person_allowed: bool = True) -> Any:
+    actor, ref = await run_in_threadpool(authorize, request, person_ref, person_allowed=person_allowed)
+    return await run_in_threadpool(work, actor, ref)
+
+
+@router.get("/v1/people/{person_ref:path}/explain", summary="Every trait and how it was resolved")
+async def explain(person_ref: str, request: Request) -> dict[str, Any]:
+    privacy = _state(request).privacy
+    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.explain(r, a))
+    return result
+
+
+@router.get("/v1/people/{person_ref:path}/consent", summary="Consent per purpose now, and its history")
+async def get_consent(person_ref: str, request: Request) -> dict[str, Any]:
+    privacy = _state(request).privacy
+    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.consent_of(r, a))
+    return result
+
+
+@router.put("/v1/people/{person_ref:path}/consent", summary="Grant or withdraw consent: {purpose: bool}")
+async def put_consent(person_ref: str, request: Request) -> dict[str, Any]:
+    privacy = _state(request).privacy
+    body = await read_json(request, BODY_LIMIT)
+    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.set_consent(r, body, a))
+    return result
+
+
+@router.put("/v1/people/{person_ref:path}/preferences", summary="State preferences (they beat any guess)")
+async def put_preferences(person_ref: str, request: Request) -> dict[str, Any]:
+    privacy = _state(request).privacy
+    body = await read_json(request, BODY_LIMIT)
+    result: dict[str, Any] = await _run(
+        request, person_ref, lambda a, r: privacy.state_preferences(r, body, a)
+    )
+    return result
+
+
+@router.post("/v1/people/{person_ref:path}/rejections", summary='"That\'s not me": reject a guess')
+async def post_rejection(person_ref: str, request: Request) -> dict[str, Any]:
+    privacy = _state(request).privacy
+    body = await read_json(request, BODY_LIMIT)
+    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.reject(r, body, a))
+    return result
+
+
+@router.get("/v1/people/{person_ref:path}/export", summary="Everything about a person, as JSON")
+async def export(person_ref: str, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    result: dict[str, Any] = await _run(
+        request, person_ref, lambda a, r: rights.export(state.privacy, state.profiles, state.store, r, a)
+    )
+    return result
+
+
+@router.post("/v1/people/{person_ref:path}/link", summary="A signed, expiring preference-centre link")
+async def post_link(
+    person_ref: str, request: Request, days: Annotated[int | None, Query(ge=1, le=365)] = None
+) -> dict[str, Any]:
+    state = _state(request)
+
+    def make(actor: Actor, ref: str) -> dict[str, Any]:
+        person_id = state.privacy.find(ref)
+        ttl = timedelta(days=days or state.settings.link_days)
+        token = issue_token(state.secret, ref, ttl=ttl)
+        state.privacy.audit_now(actor, "issue_link", person_id, days=ttl.days)
+        base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+        return {
+            "url": f"{base}/preferences#token={token}",
+            "token": token,
+            "expires_at": (datetime.now(UTC) + ttl).isoformat(),
+        }
+
+    result: dict[str, Any] = await _run(request, person_ref, make, person_allowed=False)
+    return result
+
+
+@router.delete("/v1/people/{person_ref:path}", summary="Erase a person everywhere")
+async def delete_person(person_ref: str, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    result: dict[str, Any] = await _run(
+        request,
+        person_ref,
+        lambda a, r: rights.erase(state.privacy, state.store, r, a, forget=state.decider.forget),
+    )
+    return result

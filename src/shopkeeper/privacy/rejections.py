@@ -1,0 +1,112 @@
+""" "That's not me": a person rejects a guess, and it is never guessed again from the same evidence.
+
+A rejection names a trait and, optionally, a value: the whole guessed value, or one element of a list
+(`favourite_categories: "Mugs"`). It keeps the message ids the guess rested on. When traits are rebuilt, a
+guess (`inferred`) is dropped if it repeats a rejected value, or if it rests only on evidence that was
+rejected; a rejected element is taken out of a list. What the person states is never filtered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from shopkeeper.errors import InvalidInput
+from shopkeeper.profiles.traits import TraitRecord
+from shopkeeper.store.schema import trait_rejections
+from shopkeeper.store.traits import mark_dirty
+
+_ANY = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    key: str
+    value: Any  # _ANY: the whole trait, whatever its value
+    evidence: frozenset[str]
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": None if self.value is _ANY else self.value,
+            "evidence": sorted(self.evidence),
+            "at": self.at.isoformat(),
+        }
+
+
+def reject(
+    conn: Connection, person_id: int, guess: TraitRecord | None, key: str, value: Any = None
+) -> Rejection:
+    """Record that the person rejects `guess` (the current inferred record for `key`), inside the caller's
+    write transaction, and mark them for a rebuild so that the guess disappears at once."""
+    if guess is None or guess.source != "inferred":
+        raise InvalidInput(
+            f"there is no guess for {key!r} to reject: only what we guessed (inferred) can be rejected; "
+            "to change what you told us, update your preferences",
+            field="key",
+        )
+    if value is not None:
+        within = guess.value if isinstance(guess.value, list) else [guess.value]
+        if value not in within and value != guess.value:
+            raise InvalidInput(f"{value!r} is not part of the guess for {key!r}", field="value")
+    events = guess.evidence.get("events", []) if isinstance(guess.evidence, Mapping) else []
+    now = datetime.now(UTC)
+    conn.execute(
+        trait_rejections.insert(),
+        {
+            "person_id": person_id,
+            "key": key,
+            "value": None if value is None else orjson.dumps(value).decode(),
+            "evidence": orjson.dumps([str(e) for e in events]).decode(),
+            "at": now,
+        },
+    )
+    mark_dirty(conn, [person_id])
+    return Rejection(key, _ANY if value is None else value, frozenset(map(str, events)), now)
+
+
+def load(conn: Connection, person_ids: Sequence[int]) -> dict[int, list[Rejection]]:
+    found: dict[int, list[Rejection]] = {}
+    rows = conn.execute(select(trait_rejections).where(trait_rejections.c.person_id.in_(list(person_ids))))
+    for r in rows:
+        value = _ANY if r.value is None else orjson.loads(r.value)
+        found.setdefault(r.person_id, []).append(
+            Rejection(r.key, value, frozenset(orjson.loads(r.evidence)), r.at)
+        )
+    return found
+
+
+def apply(records: Sequence[TraitRecord], rejections: Sequence[Rejection]) -> list[TraitRecord]:
+    """These records less the guesses the person rejected."""
+    if not rejections:
+        return list(records)
+    kept = []
+    for record in records:
+        survivor: TraitRecord | None = record
+        for rejection in rejections:
+            if survivor is None:
+                break
+            if record.source == "inferred" and rejection.key == record.key:
+                survivor = _without(survivor, rejection)
+        if survivor is not None:
+            kept.append(survivor)
+    return kept
+
+
+def _without(record: TraitRecord, rejection: Rejection) -> TraitRecord | None:
+    events = record.evidence.get("events", []) if isinstance(record.evidence, Mapping) else []
+    same_evidence = bool(events) and set(map(str, events)) <= rejection.evidence
+    if rejection.value is _ANY:
+        return None if same_evidence or not events else record
+    if record.value == rejection.value:
+        return None
+    if isinstance(record.value, list) and rejection.value in record.value:
+        rest = [v for v in record.value if v != rejection.value]
+        return replace(record, value=rest) if rest else None
+    return record

@@ -1,0 +1,226 @@
+"""What a person (through their link) or the shop (with its admin key) can do with a person's data:
+see it explained, state preferences, choose consent, reject a guess. Every access is audited.
+
+Export and erase are in `shopkeeper.privacy.rights`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy import consent, rejections
+from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.preferences import parse_preferences, preference_event
+from shopkeeper.profiles.service import ProfileService, trait_to_json
+from shopkeeper.profiles.traits import SOURCE_WORDS, policy_for
+from shopkeeper.store import Store
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.schema import audit_log, identities, people
+
+RULE = (
+    "What you told us (stated) always wins. Otherwise what we saw (observed) beats what we guessed "
+    "(inferred). Within one source the newest evidence wins. Observed and guessed values fade with age "
+    "and expire; a guess you rejected is never made again from the same evidence."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: the shop (an admin key) or the person themselves (through their signed link)."""
+
+    kind: str  # admin | person | cli
+    label: str  # e.g. "admin key sk_admin_ab12"; never a person's id or email
+
+    @property
+    def channel(self) -> str:
+        return {"person": "preference_centre", "admin": "api"}.get(self.kind, self.kind)
+
+
+def person_ids_of(conn: Connection, person_id: int) -> list[int]:
+    """A person and everyone merged into them (their events moved; other rows may still name them)."""
+    merged = conn.scalars(select(people.c.person_id).where(people.c.merged_into == person_id))
+    return [person_id, *(int(p) for p in merged)]
+
+
+def audit(conn: Connection, actor: Actor, action: str, person_id: int | None, **detail: Any) -> None:
+    """One audit entry, inside the caller's transaction. Names the person by internal id only."""
+    conn.execute(
+        audit_log.insert(),
+        {
+            "at": datetime.now(UTC),
+            "actor": actor.label[:64],
+            "action": action,
+            "person_id": person_id,
+            "detail": orjson.dumps(detail).decode(),
+        },
+    )
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        store: Store,
+        profiles: ProfileService,
+        ingestor: Ingestor,
+        purposes: Purposes,
+        *,
+        on_change: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._profiles = profiles
+        self._ingestor = ingestor
+        self.purposes = purposes
+        self._on_change = on_change or (lambda _ids: None)
+
+    # ---- lookups ------------------------------------------------------------------------------------
+
+    def find(self, ref: str) -> int:
+        person_id = self._store.identities.find_person(ref)
+        if person_id is None:
+            raise NotFound(f"no person is known by the id {ref!r}", field="id")
+        return person_id
+
+    def audit_now(self, actor: Actor, action: str, person_id: int | None, **detail: Any) -> None:
+        with write_transaction(self._store.engine) as conn:
+            audit(conn, actor, action, person_id, **detail)
+
+    # ---- reading ------------------------------------------------------------------------------------
+
+    def profile(self, ref: str, actor: Actor) -> dict[str, Any]:
+        """The person with their traits (as `GET /v1/people/{id}`), and their consent."""
+        profile = self._profiles.get(ref)
+        self.audit_now(actor, "read_profile", profile.summary.person_id)
+        with self._store.engine.connect() as conn:
+            choices = self.purposes.current(conn, profile.summary.person_id)
+        return {**profile.to_json(), "consent": {p: c.to_json() for p, c in choices.items()}}
+
+    def explain(self, ref: str, actor: Actor) -> dict[str, Any]:
+        """Every trait and how it was resolved: which source won, what it beat, and why."""
+        profile = self._profiles.get(ref)
+        person_id = profile.summary.person_id
+        self.audit_now(actor, "explain", person_id)
+        with self._store.engine.connect() as conn:
+            rejected = rejections.load(conn, person_ids_of(conn, person_id))
+            choices = self.purposes.current(conn, person_id)
+        explained = []
+        for trait in sorted(profile.traits.values(), key=lambda t: t.key):
+            record = trait.record
+            policy = policy_for(record.key, record.source)
+            candidates = [
+                {
+                    "source": record.source,
+                    "value": record.value,
+                    "status": "won",
+                    "weight": round(trait.weight, 4),
+                    "updated_at": record.updated_at.isoformat(),
+                    "evidence": dict(record.evidence),
+                }
+            ] + [
+                {
+                    "source": c.record.source,
+                    "value": c.record.value,
+                    "status": c.status,
+                    "weight": round(c.weight, 4),
+                    "updated_at": c.record.updated_at.isoformat(),
+                    "evidence": dict(c.record.evidence),
+                }
+                for c in trait.considered
+            ]
+            explained.append(
+                {
+                    **trait_to_json(trait),
+                    "source_words": SOURCE_WORDS[record.source],
+                    "decay": {
+                        "half_life_days": policy.half_life.days if policy.half_life else None,
+                        "expires_after_days": policy.expire_after.days if policy.expire_after else None,
+                    },
+                    "candidates": candidates,
+                }
+            )
+        return {
+            "person_id": person_id,
+            "as_of": profile.as_of.isoformat(),
+            "rule": RULE,
+            "traits": explained,
+            "rejected_guesses": [r.to_json() for rs in rejected.values() for r in rs],
+            "consent": {p: c.to_json() for p, c in choices.items()},
+        }
+
+    def consent_of(self, ref: str, actor: Actor, *, audited: bool = True) -> dict[str, Any]:
+        person_id = self.find(ref)
+        if audited:
+            self.audit_now(actor, "read_consent", person_id)
+        with self._store.engine.connect() as conn:
+            choices = self.purposes.current(conn, person_id)
+            ledger = consent.history(conn, person_ids_of(conn, person_id))
+        return {"purposes": {p: c.to_json() for p, c in choices.items()}, "history": ledger}
+
+    # ---- changing -----------------------------------------------------------------------------------
+
+    def set_consent(self, ref: str, body: Any, actor: Actor) -> dict[str, Any]:
+        changes = self.purposes.check(body)
+        person_id = self.find(ref)
+        with write_transaction(self._store.engine) as conn:
+            consent.record(conn, person_id, changes, channel=actor.channel, actor=actor.label)
+            audit(conn, actor, "set_consent", person_id, purposes=changes)
+        self._on_change([person_id])
+        return self.consent_of(ref, actor, audited=False)
+
+    def state_preferences(self, ref: str, body: Any, actor: Actor) -> dict[str, Any]:
+        """Write the person's stated preferences as a stated `identify` event; return the new profile."""
+        stated = parse_preferences(body)
+        person_id = self.find(ref)
+        with self._store.engine.connect() as conn:
+            ids = {
+                r.kind: r.value
+                for r in conn.execute(
+                    select(identities.c.kind, identities.c.value)
+                    .where(identities.c.person_id == person_id)
+                    .order_by(identities.c.id)
+                )
+            }
+        kind = "user_id" if "user_id" in ids else "anonymous_id"
+        if kind not in ids:
+            raise InvalidInput(
+                "this person has no userId or anonymousId to state preferences for", field="id"
+            )
+        event = preference_event(
+            (kind, ids[kind]), stated, channel=actor.channel, message_id=f"pref-{uuid.uuid4()}"
+        )
+        self._ingestor.ingest([event], where="preferences")
+        self.audit_now(actor, "set_preferences", person_id, keys=sorted(stated))
+        self._on_change([person_id])
+        return self.profile(ref, Actor(actor.kind, actor.label))
+
+    def reject(self, ref: str, body: Any, actor: Actor) -> dict[str, Any]:
+        """ "That's not me": drop a guess, and never make it again from the same evidence."""
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str) or not body["key"]:
+            raise InvalidInput('send {"key": trait, "value": optional value or list element}', field="key")
+        extra = set(body) - {"key", "value"}
+        if extra:
+            raise InvalidInput(f"unknown field {sorted(extra)[0]!r}", field=str(sorted(extra)[0])[:64])
+        key, value = body["key"], body.get("value")
+        person_id = self.find(ref)
+        self._profiles.traits_of(person_id)  # bring the person's rows up to date first
+        with write_transaction(self._store.engine) as conn:
+            guess = next(
+                (
+                    r
+                    for r in self._profiles.records_of(person_id, conn)
+                    if r.key == key and r.source == "inferred"
+                ),
+                None,
+            )
+            rejections.reject(conn, person_id, guess, key, value)
+            audit(conn, actor, "reject_guess", person_id, key=key)
+        self._on_change([person_id])
+        return self.profile(ref, actor)
