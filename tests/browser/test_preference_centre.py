@@ -105,7 +105,8 @@ def test_a_refused_value_is_named_in_the_status_and_the_field(page: Page, shop: 
     open_centre(page, shop, user_id)
     page.get_by_label("Trousers", exact=True).fill("3" * 40)  # sizes are at most 32 characters
     page.get_by_role("button", name="Save my preferences").click()
-    expect(status(page)).to_contain_text("Not saved")
+    expect(status(page)).to_contain_text("Not saved. Trousers: ")
+    expect(status(page)).not_to_contain_text("sizes.trousers")  # the field's label, not its API name
     expect(page.get_by_label("Trousers", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Trousers", exact=True)).to_be_focused()
 
@@ -220,6 +221,18 @@ def test_a_bad_link_gets_a_clear_refusal_and_no_form(page: Page, shop: Shop, lin
     assert page.locator(f"{CONTROLS}").filter(visible=True).count() == 0, "no half-working form"
     body = page.locator("body").inner_text()
     assert "{" not in body and "unauthenticated" not in body, "no raw JSON"
+
+
+def test_a_link_that_expires_while_the_page_is_open_turns_into_the_refusal(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    open_centre(page, shop, user_id)
+    # From now on the server answers as it does for an expired token.
+    expired = {"error": {"code": "unauthenticated", "message": "this link has expired", "field": "token"}}
+    page.route("**/v1/people/me/**", lambda route: route.fulfill(status=401, json=expired))
+    page.get_by_role("checkbox", name="Measuring how the shop is used").click()
+    expect(page.locator("#refusal")).to_contain_text("This link has expired")
+    expect(page.locator("#centre")).to_be_hidden()
+    assert page.locator(CONTROLS).filter(visible=True).count() == 0
 
 
 def test_the_page_fits_a_375px_phone(browser: Browser, shop: Shop) -> None:

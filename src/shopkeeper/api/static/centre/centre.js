@@ -301,6 +301,7 @@
       reason = "Something went wrong on our side.";
       help = "Please try again in a few minutes. Nothing you did was lost.";
     }
+    window.clearTimeout(statusTimer);
     $("loading").hidden = true;
     $("centre").hidden = true;
     $("status").textContent = "";
@@ -576,7 +577,9 @@
       if (error.status === 401) return refuse(error);
       const target = markInvalid(error.field);
       const what = target && target.labels && target.labels[0] ? target.labels[0].textContent + ": " : "";
-      say("Not saved. " + what + (error.message || "please check your answers and try again."), "bad");
+      let message = error.message || "please check your answers and try again.";
+      if (error.field && message.startsWith(error.field + ": ")) message = message.slice(error.field.length + 2);
+      say("Not saved. " + what + message, "bad");
     } finally {
       button.disabled = false;
       form.removeAttribute("aria-busy");
