@@ -330,6 +330,7 @@ def test_the_page_loads_nothing_from_elsewhere(page: Page, shop: Shop) -> None:
     foreign = [u for u in requested if not u.startswith(shop.url + "/") and not u.startswith("data:")]
     assert foreign == []
     assert f"{shop.url}/preferences/static/centre.js" in requested
+    assert f"{shop.url}/preferences/static/words.js" in requested
     # The token stays in the fragment: it never appears in a request path or query.
     token = shop.link_token(user_id)
     assert not any(token in u for u in requested)
@@ -349,7 +350,8 @@ def test_the_page_is_served_with_strict_headers(shop: Shop) -> None:
     assert '<meta name="viewport"' in response.text
     script = httpx.get(f"{shop.url}/preferences/static/centre.js", timeout=10)
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
-    assert httpx.get(f"{shop.url}/preferences/static/centre.css", timeout=10).status_code == 200
+    for name in ("centre.css", "words.js"):
+        assert httpx.get(f"{shop.url}/preferences/static/{name}", timeout=10).status_code == 200
     for name in ("index.html", "..%2Fcentre.py", "nope.js"):
         missing = httpx.get(f"{shop.url}/preferences/static/{name}", timeout=10)
         assert missing.status_code == 404

@@ -20,6 +20,7 @@ router = APIRouter(tags=["preference centre"])
 # Name -> media type: the only files served. Anything else is a 404, so no path ever reaches the disk.
 STATIC_FILES: dict[str, str] = {
     "centre.js": "text/javascript; charset=utf-8",
+    "words.js": "text/javascript; charset=utf-8",
     "centre.css": "text/css; charset=utf-8",
 }
 
