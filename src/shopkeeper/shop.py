@@ -186,6 +186,10 @@ class Shop:
         """Record consent per purpose to the ledger. Returns the choices now and their history."""
         return self.privacy.set_consent(external_id, changes, SHOP)
 
+    @property
+    def privacy_actor(self) -> Actor:
+        return SHOP
+
     def explain(self, external_id: str) -> dict[str, Any]:
         return self.privacy.explain(external_id, SHOP)
 

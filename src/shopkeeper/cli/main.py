@@ -7,6 +7,7 @@ import sys
 import typer
 
 from shopkeeper.cli import demo, evaluate, imports, keys, lift, people, serve, train
+from shopkeeper.cli import privacy as rights
 from shopkeeper.errors import ShopkeeperError
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("lift")(lift.lift)
 app.add_typer(keys.app, name="keys")
 app.add_typer(people.app, name="people")
+for name in ("link", "export", "erase", "consent"):
+    people.app.command(name)(getattr(rights, name))
+app.add_typer(rights.maintenance, name="maintenance")
 app.add_typer(imports.app, name="import")
 app.command("train")(train.train)
 
