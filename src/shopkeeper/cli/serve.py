@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import inspect
 import os
 from typing import Annotated
 
@@ -52,17 +51,10 @@ def serve(
             access_log=False,
             # A worker loads numpy, scipy and the model before it answers uvicorn's health check; the
             # default 5 s is too short on a busy 2-core machine, and uvicorn then kills it as dead.
-            **_healthcheck(WORKER_START_SECONDS),
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
         return
     run_server(settings, host, port)
-
-
-def _healthcheck(seconds: int) -> dict[str, int]:
-    """`timeout_worker_healthcheck`, for the uvicorn versions that have it (0.30 and later)."""
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
-        return {"timeout_worker_healthcheck": seconds}
-    return {}
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
