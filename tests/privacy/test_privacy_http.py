@@ -345,3 +345,26 @@ def test_ingestor_consent_needs_no_server(store: Any) -> None:
         choices = Purposes().current(conn, person)
     assert choices["analytics"].granted is False and choices["analytics"].channel == "event"
     assert choices["personalization"].default
+
+
+def test_consent_given_while_anonymous_stays_after_a_merge(store: Any) -> None:
+    ingestor = Ingestor(store)
+    ingestor.ingest([{"type": "track", "userId": "k1", "event": "Signed Up", "messageId": "k1-1"}])
+    ingestor.ingest(
+        [
+            {
+                "type": "page",
+                "anonymousId": "a1",
+                "messageId": "a1-1",
+                "context": {"consent": {"categoryPreferences": {"personalization": False}}},
+            }
+        ]
+    )
+    with store.engine.connect() as conn:
+        assert store.identities.find_person("a1", conn) != store.identities.find_person("k1", conn)
+    ingestor.ingest([{"type": "identify", "userId": "k1", "anonymousId": "a1", "messageId": "k1-2"}])
+    with store.engine.connect() as conn:
+        person = store.identities.find_person("k1", conn)
+        assert store.identities.find_person("a1", conn) == person  # merged
+        assert Purposes().allows(conn, person, "personalization") is False
+        assert Purposes().current(conn, person)["personalization"].channel == "event"

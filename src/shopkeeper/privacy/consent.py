@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, or_, select
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.store.schema import consents
+from shopkeeper.store.schema import consents, people
 
 NECESSARY = "necessary"
 BUILT_IN_PURPOSES = (NECESSARY, "analytics", "personalization", "email_marketing", "staff_outreach")
@@ -108,7 +108,7 @@ class Purposes:
         if person_id is not None:
             newest = (
                 select(func.max(consents.c.id))
-                .where(consents.c.person_id == person_id)
+                .where(consents.c.person_id.in_(_owners(person_id)))
                 .group_by(consents.c.purpose)
             )
             rows = conn.execute(
@@ -135,11 +135,19 @@ class Purposes:
             return self.default_granted
         granted = conn.scalar(
             select(consents.c.granted)
-            .where(consents.c.person_id == person_id, consents.c.purpose == purpose)
+            .where(consents.c.person_id.in_(_owners(person_id)), consents.c.purpose == purpose)
             .order_by(consents.c.id.desc())
             .limit(1)
         )
         return self.default_granted if granted is None else bool(granted)
+
+
+def _owners(person_id: int) -> Select[tuple[int]]:
+    """The person and everyone merged into them: choices made before a merge (say, on a cookie banner
+    while anonymous) stay theirs."""
+    return select(people.c.person_id).where(
+        or_(people.c.person_id == person_id, people.c.merged_into == person_id)
+    )
 
 
 def record(
@@ -159,7 +167,7 @@ def record(
     if only_changes and changes:
         newest = (
             select(func.max(consents.c.id))
-            .where(consents.c.person_id == person_id, consents.c.purpose.in_(list(changes)))
+            .where(consents.c.person_id.in_(_owners(person_id)), consents.c.purpose.in_(list(changes)))
             .group_by(consents.c.purpose)
         )
         query = select(consents.c.purpose, consents.c.granted).where(consents.c.id.in_(newest))

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, or_, select
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.profiles.traits import TraitRecord
-from shopkeeper.store.schema import trait_rejections
+from shopkeeper.store.schema import people, trait_rejections
 from shopkeeper.store.traits import mark_dirty
 
 _ANY = object()
@@ -72,11 +72,21 @@ def reject(
 
 
 def load(conn: Connection, person_ids: Sequence[int]) -> dict[int, list[Rejection]]:
+    """These people's rejections, including those made before a merge by someone merged into them."""
     found: dict[int, list[Rejection]] = {}
-    rows = conn.execute(select(trait_rejections).where(trait_rejections.c.person_id.in_(list(person_ids))))
+    owner = func.coalesce(people.c.merged_into, trait_rejections.c.person_id)
+    rows = conn.execute(
+        select(trait_rejections, owner.label("owner"))
+        .select_from(trait_rejections.outerjoin(people, people.c.person_id == trait_rejections.c.person_id))
+        .where(
+            or_(
+                trait_rejections.c.person_id.in_(list(person_ids)), people.c.merged_into.in_(list(person_ids))
+            )
+        )
+    )
     for r in rows:
         value = _ANY if r.value is None else orjson.loads(r.value)
-        found.setdefault(r.person_id, []).append(
+        found.setdefault(r.owner, []).append(
             Rejection(r.key, value, frozenset(orjson.loads(r.evidence)), r.at)
         )
     return found
