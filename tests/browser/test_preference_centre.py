@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.browser.conftest import Shop
+from typer.testing import CliRunner
+
+from shopkeeper.cli.main import app as cli
 
 with contextlib.suppress(ImportError):  # without Playwright the `browser` fixture skips (fails in CI)
     from playwright.sync_api import Browser, Page, expect
@@ -187,6 +191,17 @@ def test_the_link_the_shop_issues_opens_the_centre(page: Page, shop: Shop) -> No
     page.goto(url)
     expect(page.locator("#centre")).to_be_visible()
     expect(page.locator("#known-summary")).to_contain_text(f"{user_id}@example.com")
+
+
+def test_the_link_printed_by_the_cli_opens_the_centre(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    db = str(shop.store.engine.url)
+    args = ["people", "link", f"{user_id}@example.com", "--days", "1", "--base-url", shop.url, "--json"]
+    result = CliRunner().invoke(cli, [*args, "--db", db], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    page.goto(json.loads(result.stdout)["url"])
+    expect(page.locator("#centre")).to_be_visible()
+    expect(page.locator("#known-summary")).to_contain_text(user_id)
 
 
 def test_an_erased_person_s_link_says_so(page: Page, shop: Shop) -> None:
