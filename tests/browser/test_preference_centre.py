@@ -115,7 +115,7 @@ def test_a_refused_value_is_named_in_the_status_and_the_field(page: Page, shop: 
     expect(page.get_by_label("Trousers", exact=True)).to_be_focused()
 
 
-def test_keyboard_alone_reaches_a_consent_and_space_toggles_it(page: Page, shop: Shop) -> None:
+def test_keyboard_alone_toggles_a_consent_and_saves_a_size(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     open_centre(page, shop, user_id)
     target = page.get_by_role("checkbox", name="Marketing emails")
@@ -132,9 +132,22 @@ def test_keyboard_alone_reaches_a_consent_and_space_toggles_it(page: Page, shop:
     expect(status(page)).to_contain_text("Marketing emails")
     expect(target).to_be_checked(checked=not was_checked)
     expect(target).to_be_focused()
+    # On to the trousers size, still by keyboard: type it, and Enter submits the form.
+    trousers = page.get_by_label("Trousers", exact=True)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if trousers.evaluate("node => node === document.activeElement"):
+            break
+    else:
+        pytest.fail("Tab never reached the trousers size")
+    page.keyboard.type("32")
+    page.keyboard.press("Enter")
+    expect(status(page)).to_contain_text("Saved")
     with shop.admin() as admin:
         consent = admin.get(f"/v1/people/{user_id}/consent").json()
+        profile = admin.get(f"/v1/people/{user_id}").json()
     assert consent["purposes"]["email_marketing"]["granted"] is (not was_checked)
+    assert stated(profile, "sizes") == {"trousers": "32"}
 
 
 def test_an_old_stated_value_can_be_confirmed_in_one_click(page: Page, shop: Shop) -> None:
