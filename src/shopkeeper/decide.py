@@ -405,7 +405,8 @@ class Decider:
             ),
             "stock": ("Left out {} items that are out of stock", {"rule": "in_stock"}),
             "size": (
-                "Left out {} items not in stock in your size",
+                "Left out {} items not in stock in your size "
+                + ", ".join([*(f"{v} ({k})" for k, v in sizes.items()), *([size] if size else [])]),
                 {"trait": "size", "rule": "in_size"},
             ),
             "diversity": (
