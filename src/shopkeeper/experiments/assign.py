@@ -1,23 +1,24 @@
 """Deterministic assignment: (experiment salt, unit id) -> bucket, the same on every process and machine.
 
-The hash is versioned (`ASSIGNMENT_VERSION`). Version 1 is a 64-bit multiply-xorshift hash over the unit
-id's UTF-8 bytes, read as little-endian 64-bit words (the last one padded with zero bytes), seeded from
-SHA-256 of the salt and finished with MurmurHash3's `fmix64` over the byte length (all arithmetic mod 2**64):
+The hash is versioned (`ASSIGNMENT_VERSION`). Version 1 reads the unit id's UTF-8 bytes (trailing NUL bytes
+dropped, as numpy's fixed-width bytes can't hold them) as one little-endian integer x, reduces it modulo the
+Mersenne prime P = 2**61 - 1, mixes in a seed derived from the salt and finishes with MurmurHash3's `fmix64`
+(arithmetic mod 2**64):
 
-    h = first 8 bytes (little-endian) of sha256(b"shopkeeper-assign-v1\\x00" + salt as UTF-8)
-    for each word w:  h = (h ^ w) * 0x87C37B91114253D5;  h ^= h >> 32
-    h = fmix64(h ^ byte_length)
+    seed = first 8 bytes (little-endian) of sha256(b"shopkeeper-assign-v1\\x00" + salt as UTF-8)
+    h = fmix64((x mod P) ^ seed)
 
-Trailing NUL bytes of an id are ignored (numpy's fixed-width bytes can't hold them). A bucket is
-`(h >> 32) * 10_000 >> 32`, in [0, 10000); a unit float is `(h >> 11) / 2**53`, in [0, 1). Python's
-`hash()` is never used: it is salted per process. The single-call and the numpy batch functions give the
-same numbers, which the golden vectors in the tests pin down.
+In Python, `x mod P` is one big-integer operation, whatever the id's length. In numpy it is computed per
+64-bit word w_k of x: since 2**64 = 8 (mod P), x = sum_k (w_k mod P) * 2**(3k mod 61) (mod P), and
+multiplying a 61-bit residue by a power of two mod P is a 61-bit rotation. A bucket is
+`(h >> 32) * 10_000 >> 32`, in [0, 10000); a unit float is `(h >> 11) / 2**53`, in [0, 1). Python's `hash()`
+is never used: it is salted per process. The single-call and the numpy batch functions give the same
+numbers, which the golden vectors in the tests pin down.
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,7 @@ DEFAULT_HOLDOUT_SHARE = 0.05
 HOLDOUT_SALT = "shopkeeper-holdout"
 
 _MASK = (1 << 64) - 1
-_C1 = 0x87C37B91114253D5
+_PRIME = (1 << 61) - 1
 _F1 = 0xFF51AFD7ED558CCD
 _F2 = 0xC4CEB9FE1A85EC53
 
@@ -40,30 +41,18 @@ UnitIds = Sequence[str] | npt.NDArray[np.str_] | npt.NDArray[np.bytes_]
 
 @lru_cache(maxsize=1024)
 def salt_seed(salt: str) -> int:
-    """The 64-bit seed of an experiment's salt (the hash's starting state)."""
+    """The 64-bit seed of an experiment's salt."""
     digest = hashlib.sha256(b"shopkeeper-assign-v1\x00" + salt.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little")
 
 
-_WORDS = [struct.Struct(f"<{n}Q") for n in range(65)]
-
-
 def hash_unit(salt: str, unit_id: str) -> int:
     """The 64-bit assignment hash of one unit id under a salt."""
-    data = unit_id.encode("utf-8").rstrip(b"\x00")
-    length = len(data)
-    words = (length + 7) >> 3
-    packed = data.ljust(words * 8, b"\x00")
-    mask, c1 = _MASK, _C1
-    h = salt_seed(salt)
-    for w in _WORDS[words].unpack(packed) if words < 65 else struct.unpack(f"<{words}Q", packed):
-        h = ((h ^ w) * c1) & mask
-        h ^= h >> 32
-    h ^= length
+    h = (int.from_bytes(unit_id.encode("utf-8").rstrip(b"\x00"), "little") % _PRIME) ^ salt_seed(salt)
     h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & mask
+    h = (h * _F1) & _MASK
     h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    h = (h * _F2) & _MASK
     return h ^ (h >> 33)
 
 
@@ -86,28 +75,31 @@ def _as_bytes(unit_ids: UnitIds) -> npt.NDArray[np.bytes_]:
         return np.array([str(u).encode("utf-8") for u in unit_ids], dtype=np.bytes_)
 
 
+def _fold(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """x (below 2**64) to a value congruent mod P and below 2**61 + 8."""
+    return (x & np.uint64(_PRIME)) + (x >> np.uint64(61))
+
+
 def hash_units(salt: str, unit_ids: UnitIds) -> npt.NDArray[np.uint64]:
     """`hash_unit` for many ids at once, vectorised with numpy."""
     raw = _as_bytes(unit_ids)
     n = raw.shape[0]
-    width = max(raw.dtype.itemsize, 1)
-    words = (width + 7) // 8
-    padded = np.zeros((n, words * 8), dtype=np.uint8)
-    if n:
+    words = (raw.dtype.itemsize + 7) // 8
+    padded = np.zeros((n, max(words, 1) * 8), dtype=np.uint8)
+    if n and raw.dtype.itemsize:
         padded[:, : raw.dtype.itemsize] = raw.view(np.uint8).reshape(n, raw.dtype.itemsize)
     lanes = padded.view("<u8")
-    lengths = np.char.str_len(raw).astype(np.uint64) if n else np.zeros(0, dtype=np.uint64)
-    n_words = (lengths + np.uint64(7)) >> np.uint64(3)
-    h = np.full(n, salt_seed(salt), dtype=np.uint64)
-    c1, shift = np.uint64(_C1), np.uint64(32)
-    for j in range(words):
-        active = n_words > np.uint64(j)
-        if not active.any():
-            break
-        mixed = (h ^ lanes[:, j]) * c1
-        mixed ^= mixed >> shift
-        h = np.where(active, mixed, h)
-    h ^= lengths
+    prime = np.uint64(_PRIME)
+    total = np.zeros(n, dtype=np.uint64)
+    for k in range(words):
+        residue = _fold(_fold(lanes[:, k]))  # below 2**61: a 61-bit residue (P itself stands for 0)
+        shift = (3 * k) % 61
+        if shift:
+            residue = ((residue << np.uint64(shift)) & prime) | (residue >> np.uint64(61 - shift))
+        total = _fold(total + residue)
+    total = _fold(total)
+    total = np.where(total >= prime, total - prime, total)
+    h = total ^ np.uint64(salt_seed(salt))
     h ^= h >> np.uint64(33)
     h *= np.uint64(_F1)
     h ^= h >> np.uint64(33)
