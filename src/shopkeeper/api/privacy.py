@@ -81,30 +81,27 @@ async def get_consent(person_ref: str, request: Request) -> dict[str, Any]:
     return result
 
 
+async def _change(request: Request, person_ref: str, change: str) -> dict[str, Any]:
+    """A change with a JSON body: `change` names the PrivacyService method, called (ref, body, actor)."""
+    method = getattr(_state(request).privacy, change)
+    body = await read_json(request, BODY_LIMIT)
+    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: method(r, body, a))
+    return result
+
+
 @router.put("/v1/people/{person_ref:path}/consent", summary="Grant or withdraw consent: {purpose: bool}")
 async def put_consent(person_ref: str, request: Request) -> dict[str, Any]:
-    privacy = _state(request).privacy
-    body = await read_json(request, BODY_LIMIT)
-    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.set_consent(r, body, a))
-    return result
+    return await _change(request, person_ref, "set_consent")
 
 
 @router.put("/v1/people/{person_ref:path}/preferences", summary="State preferences (they beat any guess)")
 async def put_preferences(person_ref: str, request: Request) -> dict[str, Any]:
-    privacy = _state(request).privacy
-    body = await read_json(request, BODY_LIMIT)
-    result: dict[str, Any] = await _run(
-        request, person_ref, lambda a, r: privacy.state_preferences(r, body, a)
-    )
-    return result
+    return await _change(request, person_ref, "state_preferences")
 
 
 @router.post("/v1/people/{person_ref:path}/rejections", summary='"That\'s not me": reject a guess')
 async def post_rejection(person_ref: str, request: Request) -> dict[str, Any]:
-    privacy = _state(request).privacy
-    body = await read_json(request, BODY_LIMIT)
-    result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.reject(r, body, a))
-    return result
+    return await _change(request, person_ref, "reject")
 
 
 @router.get("/v1/people/{person_ref:path}/export", summary="Everything about a person, as JSON")
