@@ -14,9 +14,9 @@ The evaluation policy's action distribution pi_e(item | position) comes from the
 Estimators: shopkeeper.experiments.ope's IPW, self-normalized IPW and doubly robust (reward model: the
 random log's mean click per item and position), with percentile bootstrap 95% CIs (2,000 resamples).
 
-obp (Open Bandit Pipeline) cannot be installed here: its only release, 0.5.7, is an sdist that pins
-mypy-extensions < 0.5 (breaking mypy >= 1), Pillow 9.1.1 and torch, and its data README notes it needs
-Python < 3.11. So the `reference` columns are an independent re-implementation of obp's documented estimator
+obp (Open Bandit Pipeline) cannot be installed here: its last release, 0.5.7, is an sdist that requires
+Python < 3.11 (pip refuses it on 3.11) and pins Pillow 9.1.1 and mypy-extensions < 0.5 (which mypy >= 1
+cannot use). So the `reference` columns are an independent re-implementation of obp's documented estimator
 formulas (its `InverseProbabilityWeighting`, `SelfNormalizedInverseProbabilityWeighting` and
 `DoublyRobust` with an `action_dist` of shape (rounds, actions, positions)), written separately from
 shopkeeper's code, not obp itself. They must agree to rounding.

@@ -148,6 +148,19 @@ def test_cuped_narrows_the_interval(
     assert adjusted["control_raw"] == pytest.approx(plain["control"])
 
 
+def test_daily_traffic_turns_people_into_days(
+    capsys: pytest.CaptureFixture[str], synthetic: tuple[Path, dict[str, np.ndarray]]
+) -> None:
+    path, _ = synthetic
+    args = [str(path), "--arm", "group", "--control", "A", "--metric", "converted", "--json"]
+    code, out, err = run_lift(capsys, *args, "--daily-traffic", "1000")
+    assert code == 0, err
+    c = json.loads(out)["arms"][1]["metrics"][0]
+    assert c["verdict"] == "inconclusive" and c["more_people"] > 0
+    assert c["more_days"] == -(-c["more_people"] // 1000)
+    assert f"(about {c['more_days']:,} more days at 1,000 a day)" in c["summary"]
+
+
 def test_human_table(
     capsys: pytest.CaptureFixture[str], synthetic: tuple[Path, dict[str, np.ndarray]]
 ) -> None:

@@ -128,7 +128,13 @@ def _weights(specs: list[str], arms: list[str]) -> list[float]:
 
 
 def analyse(
-    path: Path, arm: str, control: str, metrics: list[str], pre: str | None, weights: list[str]
+    path: Path,
+    arm: str,
+    control: str,
+    metrics: list[str],
+    pre: str | None,
+    weights: list[str],
+    daily_traffic: float | None = None,
 ) -> dict[str, Any]:
     """Read the CSV and compare every other arm with the control on every metric."""
     if not metrics:
@@ -168,6 +174,7 @@ def analyse(
                 None if covariate is None else covariate[t],
                 treatment_name=name,
                 control_name=control,
+                daily_traffic=daily_traffic,
             )
             for m, v in values.items()
         ]
@@ -267,10 +274,20 @@ def lift(
             show_default=False,
         ),
     ] = None,
+    daily_traffic: Annotated[
+        float | None,
+        typer.Option(
+            "--daily-traffic",
+            metavar="N",
+            min=1,
+            help="People entering the test per day (all arms), to say how many more days an open test needs.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Analyse a randomized campaign export: lift, 95% CI and a verdict for each arm against the control."""
-    report = analyse(file, arm, control, metric, pre, weight or [])
+    report = analyse(file, arm, control, metric, pre, weight or [], daily_traffic)
     if as_json:
         print_json(report)
         return

@@ -77,6 +77,7 @@ def compare_metric(
         "always_valid_ci_low": valid_low,
         "always_valid_ci_high": valid_high,
         "more_people": judged.more_people,
+        "more_days": judged.more_days,
         "control_raw": float(control_values.mean()),
         "treatment_raw": float(treatment_values.mean()),
     }
