@@ -105,3 +105,23 @@ def test_never_a_win_whose_interval_crosses_zero(n0: int, n1: int, r0: float, r1
             result.rel_ci_high or 0
         )
         assert "not distinguishable" in found.summary
+
+
+def test_no_relative_lift_against_a_negative_control_mean() -> None:
+    # Regression: a ratio to a negative mean printed "+-200%" and contradicted the difference's sign.
+    result = compare_means(Summary.of([-1.0, -2.0, -3.0]), Summary.of([1.0, 2.0, 3.0]))
+    assert result.rel_lift is None
+    found = verdict(result, "B", "A")
+    assert found.verdict == "win"
+    assert found.summary == "B beats A by 4 (95% CI 1.733 to 6.267)."
+
+
+def test_percentage_points_when_the_relative_interval_is_degenerate() -> None:
+    # Everyone converted in both arms: the delta method's interval is [0, 0], Newcombe's is not.
+    result = compare_proportions(10, 10, 12, 12)
+    assert result.rel_ci_low == result.rel_ci_high == 0.0
+    found = verdict(result, "B", "A")
+    assert found.verdict == "inconclusive"
+    assert found.summary.startswith(
+        "B is not distinguishable from A yet (0.0 points, 95% CI -24.2 points to 27.8"
+    )

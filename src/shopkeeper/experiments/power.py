@@ -53,7 +53,7 @@ def _solve_n(
     function: PowerFunction, effect_size: float, alpha: float, power: float, ratio: float, low: float
 ) -> float:
     _check(alpha, power, ratio)
-    if effect_size == 0:
+    if abs(effect_size) < 1e-6:  # over 10**13 people: never, in practice
         return math.inf
     guess = ((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) / abs(effect_size)) ** 2 * (1 + 1 / ratio)
     high = max(4 * float(guess), low * 2)

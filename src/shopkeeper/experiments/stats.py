@@ -6,7 +6,7 @@ Every comparison is treatment minus control. The intervals:
   intervals; it stays inside [-1, 1] and behaves near 0 and 1, where the Wald interval does not;
 - a difference of means: Welch's t interval (unequal variances, Welch-Satterthwaite degrees of freedom);
 - the relative lift `treatment / control - 1`: the delta method on the ratio of the two means, with the
-  normal quantile;
+  normal quantile; only for a positive control mean (a ratio to zero or a negative mean means nothing);
 - CUPED (Deng, Xu, Kohavi and Walker, 2013): each person's outcome less `theta * (pre - mean pre)`, where
   `theta` is the within-arm pooled covariance of outcome and pre-period covariate over the pooled variance
   of the covariate; then Welch and the delta method on the adjusted outcomes. The adjusted means are
@@ -129,8 +129,8 @@ def welch_interval(control: Summary, treatment: Summary, confidence: float = 0.9
 def relative_lift_interval(
     control: Summary, treatment: Summary, confidence: float = 0.95
 ) -> tuple[float, float, float] | None:
-    """treatment / control - 1 with its delta-method interval, or None when the control mean is 0."""
-    if control.mean == 0:
+    """treatment / control - 1 with its delta-method interval; None unless the control mean is positive."""
+    if control.mean <= 0:
         return None
     ratio = treatment.mean / control.mean
     variance = treatment.variance / (treatment.n * control.mean**2) + control.variance * treatment.mean**2 / (

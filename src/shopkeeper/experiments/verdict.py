@@ -73,17 +73,18 @@ def more_people_needed(comparison: Comparison, power: float = 0.8) -> int | None
 
 
 def _lift_text(comparison: Comparison) -> tuple[str, str, str]:
-    """The lift and its interval as text: relative when the control mean is not zero, else absolute."""
-    if (
-        comparison.rel_lift is not None
-        and comparison.rel_ci_low is not None
-        and comparison.rel_ci_high is not None
-    ):
-        return (
-            _percent(comparison.rel_lift),
-            _percent(comparison.rel_ci_low),
-            _percent(comparison.rel_ci_high),
+    """The lift and its interval as text: relative when there is a relative lift with a real interval,
+    else absolute (in percentage points for a proportion)."""
+    low, high = comparison.rel_ci_low, comparison.rel_ci_high
+    if comparison.rel_lift is not None and low is not None and high is not None:
+        degenerate = low == high and comparison.ci_low < comparison.ci_high
+        if not degenerate:
+            return _percent(comparison.rel_lift), _percent(low), _percent(high)
+    if comparison.kind == "proportion":
+        diff, ci_low, ci_high = (
+            f"{v * 100:.1f} points" for v in (comparison.diff, comparison.ci_low, comparison.ci_high)
         )
+        return diff, ci_low, ci_high
     return _number(comparison.diff), _number(comparison.ci_low), _number(comparison.ci_high)
 
 
