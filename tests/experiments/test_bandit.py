@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from shopkeeper.experiments.bandit import BetaBernoulliThompson, probability_best
+from shopkeeper.experiments.bandit import (
+    BetaBernoulliThompson,
+    NormalRevenueThompson,
+    probability_best,
+    probability_best_normal,
+)
 
 
 def _monte_carlo(alpha: list[float], beta: list[float], draws: int = 400_000) -> np.ndarray:
@@ -84,3 +89,48 @@ def test_bad_settings_and_rewards() -> None:
         bandit.partial_fit([2], [1.0])
     with pytest.raises(ValueError):
         probability_best([1, 0], [1, 1])
+
+
+@pytest.mark.parametrize(
+    ("means", "sds"),
+    [
+        ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+        ([1.0, 1.2], [0.5, 0.1]),
+        ([10.0, 10.5, 9.0, 30.0], [1.0, 1.0, 2.0, 0.01]),
+    ],
+)
+def test_normal_probability_best_matches_monte_carlo(means: list[float], sds: list[float]) -> None:
+    computed = probability_best_normal(means, sds)
+    rng = np.random.default_rng(1)
+    draws = rng.normal(np.array(means)[:, None], np.array(sds)[:, None], size=(len(means), 400_000))
+    sampled = np.bincount(draws.argmax(axis=0), minlength=len(means)) / draws.shape[1]
+    assert computed == pytest.approx(sampled, abs=0.004)
+
+
+def test_revenue_posterior_by_hand() -> None:
+    # Arm 0: revenues 0, 0, 10, 10 (mean 5, squared deviations 100); arm 1: nothing yet.
+    # Pooled: mean 5, variance 25. With prior_count 4: arm 0 mean (20 + 4 * 5) / 8 = 5,
+    # variance (100 + 4 * 25) / 8 = 25, sd of the mean sqrt(25 / 8); arm 1 mean 5, sd sqrt(25 / 4).
+    bandit = NormalRevenueThompson(n_arms=2, prior_count=4, random_state=0).fit([0, 0, 0, 0], [0, 0, 10, 10])
+    mean, sd = bandit.posterior()
+    assert mean == pytest.approx([5.0, 5.0])
+    assert sd == pytest.approx([np.sqrt(25 / 8), np.sqrt(25 / 4)])
+    assert bandit.probability_best() == pytest.approx([0.5, 0.5], abs=1e-6)
+
+
+def test_revenue_bandit_finds_the_arm_that_earns_most_per_exposure() -> None:
+    # Arm 1 converts less often but with bigger baskets: it earns the most per exposure (3.0 vs 2.0 and 1.5).
+    conversion = np.array([0.04, 0.03, 0.05])
+    basket = np.array([50.0, 100.0, 30.0])
+    rng = np.random.default_rng(8)
+    bandit = NormalRevenueThompson(n_arms=3, floor=0.02, random_state=9).fit([], [])
+    chosen: list[int] = []
+    for _ in range(40):
+        batch = np.array([bandit.choose().arm for _ in range(250)])
+        revenue = (rng.random(250) < conversion[batch]) * rng.exponential(basket[batch])
+        bandit.partial_fit(batch, revenue)
+        chosen += batch.tolist()
+    assert np.bincount(chosen[-2500:], minlength=3).argmax() == 1
+    assert bandit.propensities().min() >= 0.02
+    with pytest.raises(ValueError, match="finite"):
+        bandit.partial_fit([0], [float("nan")])
