@@ -1,5 +1,6 @@
 """Experiments: assignment, the holdout, lift statistics, verdicts, bandits and off-policy evaluation.
 
-The modules here are the pure numeric core: arrays and numbers in, numbers out. They never import the
-store or the web layer.
+The numeric core (`assign`, `stats`, `sequential`, `power`, `verdict`, `analysis`, `bandit`, `ope`) is pure:
+arrays and numbers in, numbers out; it never imports the store or the web layer (a test checks this). The
+modules that keep experiments in the database and serve them build on it.
 """
