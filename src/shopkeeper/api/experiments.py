@@ -1,0 +1,98 @@
+"""Experiments over HTTP (admin key): create, list, stop, and the verdict report (also of `holdout`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
+
+from shopkeeper.api.people import Admin, _state
+from shopkeeper.experiments.service import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, new_experiment
+
+router = APIRouter(tags=["experiments"])
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class VariantIn(BaseModel):
+    """One arm. `options` may set `model` (personalized | popularity), `n`, `max_per_category` and
+    `repeats`; an empty object is the placement as configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentIn(BaseModel):
+    """A new experiment: it starts running at once. The first variant is the control."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    placement: Name
+    variants: Annotated[list[VariantIn], Field(min_length=2, max_length=20)]
+    weights: list[StrictFloat | StrictInt] | None = None
+    audience: dict[str, Any] | None = None
+    bandit: StrictBool = False
+    window_days: Annotated[StrictInt, Field(ge=1, le=365)] = DEFAULT_WINDOW_DAYS
+    floor: Annotated[StrictFloat | StrictInt, Field(ge=0, le=0.5)] = DEFAULT_FLOOR
+    outcome_events: Annotated[
+        list[Annotated[StrictStr, Field(min_length=1, max_length=255)]], Field(max_length=20)
+    ] = []
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+@router.post("/v1/experiments", summary="Create and start an experiment (A/B/n or bandit) on a placement")
+async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> Response:
+    state = _state(request)
+    experiment = new_experiment(
+        body.name,
+        body.placement,
+        [(v.name, v.options) for v in body.variants],
+        placements=state.settings.placements(),
+        weights=None if body.weights is None else [float(w) for w in body.weights],
+        audience=body.audience,
+        bandit=body.bandit,
+        window_days=body.window_days,
+        floor=float(body.floor),
+        outcome_events=body.outcome_events,
+    )
+    created = await run_in_threadpool(state.decider.experiments.create, experiment)
+    return _json(created.to_json(), 201)
+
+
+@router.get("/v1/experiments", summary="Every experiment, oldest first")
+async def list_experiments(request: Request, _: Admin) -> Response:
+    service = _state(request).decider.experiments
+    found = await run_in_threadpool(service.experiments.list)
+    return _json({"experiments": [e.to_json() for e in found], "holdout": {"share": service.holdout.share}})
+
+
+@router.post("/v1/experiments/{name}/stop", summary="Stop an experiment: everyone gets the default again")
+async def stop_experiment(name: str, request: Request, _: Admin) -> Response:
+    service = _state(request).decider.experiments
+    stopped = await run_in_threadpool(service.stop, name)
+    return _json(stopped.to_json())
+
+
+@router.get(
+    "/v1/experiments/{name}/report",
+    summary="Per arm: people, conversions, revenue, lift with CIs, SRM, reach and the verdict",
+)
+async def experiment_report(
+    name: str,
+    request: Request,
+    _: Admin,
+    window_days: Annotated[int | None, Query(ge=1, le=365)] = None,
+) -> Response:
+    """`holdout` is the headline report: personalized against the universal holdout's baseline."""
+    service = _state(request).decider.experiments
+    report = await run_in_threadpool(lambda: service.report(name, window_days=window_days))
+    return _json(report)

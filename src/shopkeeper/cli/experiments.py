@@ -1,0 +1,254 @@
+"""`shopkeeper experiments`: create, list, stop and report experiments, and the holdout's report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json, settings_for
+from shopkeeper.errors import InvalidInput
+from shopkeeper.experiments.service import (
+    DEFAULT_FLOOR,
+    DEFAULT_WINDOW_DAYS,
+    ExperimentService,
+    holdout_from,
+    new_experiment,
+)
+from shopkeeper.store import Store
+
+app = typer.Typer(
+    help="A/B/n tests and bandits on decide placements, and the holdout's report "
+    "(`shopkeeper experiments report holdout`).",
+    no_args_is_help=True,
+)
+
+
+def _service(db: str | None) -> tuple[ExperimentService, Store]:
+    settings = settings_for(db)
+    holdout = holdout_from(settings.holdout_share, settings.holdout_salt)
+    store = open_store(db)
+    return ExperimentService(store, holdout=holdout), store
+
+
+def _variant(spec: str) -> tuple[str, Any]:
+    name, _, options = spec.partition("=")
+    if not options.strip():
+        return name.strip(), {}
+    try:
+        return name.strip(), orjson.loads(options)
+    except orjson.JSONDecodeError:
+        raise InvalidInput(
+            f"--variant {spec!r}: the options after '=' must be JSON, e.g. "
+            'small={"n": 4} or baseline={"model": "popularity"}',
+            field="variants",
+        ) from None
+
+
+def _weights(spec: str | None) -> list[float] | None:
+    if spec is None:
+        return None
+    try:
+        return [float(part) for part in spec.split(",")]
+    except ValueError:
+        raise InvalidInput(
+            f"--weights {spec!r}: give numbers separated by commas, e.g. 50,50", field="weights"
+        ) from None
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="A name for the experiment (letters, digits, _ . -).")],
+    placement: Annotated[str, typer.Option("--placement", help="The decide placement it runs on.")],
+    variant: Annotated[
+        list[str],
+        typer.Option(
+            "--variant",
+            help='NAME=JSON options, e.g. personalized= baseline={"model": "popularity"} '
+            'small={"n": 4, "max_per_category": 1} (options: model, n, max_per_category, repeats). '
+            "Repeat for each arm; the first is the control.",
+        ),
+    ],
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Traffic weights, one per variant: 50,25,25.")
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            "--audience",
+            help='Only people whose resolved trait passes: {"trait": "favourite_categories", '
+            '"contains": "Mugs"} or {"trait": "order_count", "gte": 2}.',
+        ),
+    ] = None,
+    bandit: Annotated[
+        bool, typer.Option("--bandit", help="Thompson sampling on conversions instead of fixed weights.")
+    ] = False,
+    floor: Annotated[
+        float, typer.Option("--floor", help="Bandits: the least chance every arm keeps.")
+    ] = DEFAULT_FLOOR,
+    window_days: Annotated[
+        int, typer.Option("--window-days", help="Days after first exposure that outcomes count.")
+    ] = DEFAULT_WINDOW_DAYS,
+    event: Annotated[
+        list[str] | None, typer.Option("--event", help="A named event to measure too (repeatable).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an experiment; it starts at once."""
+    rule = None
+    if audience is not None:
+        try:
+            rule = orjson.loads(audience)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("--audience must be a JSON object", field="audience") from None
+    settings = settings_for(db)
+    experiment = new_experiment(
+        name,
+        placement,
+        [_variant(v) for v in variant],
+        placements=settings.placements(),
+        weights=_weights(weights),
+        audience=rule,
+        bandit=bandit,
+        window_days=window_days,
+        floor=floor,
+        outcome_events=event or [],
+    )
+    service, store = _service(db)
+    try:
+        created = service.create(experiment)
+    finally:
+        store.close()
+    if as_json:
+        print_json(created.to_json())
+        return
+    arms = ", ".join(f"{v.name} ({s:.0%})" for v, s in zip(created.variants, created.shares, strict=True))
+    how = "a bandit over" if created.kind == "bandit" else "arms"
+    console.print(f"Started {created.name} on {created.placement}: {how} {arms}.")
+
+
+@app.command("list")
+def list_experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List experiments, running and stopped."""
+    service, store = _service(db)
+    try:
+        found = service.experiments.list()
+    finally:
+        store.close()
+    if as_json:
+        print_json({"experiments": [e.to_json() for e in found], "holdout": {"share": service.holdout.share}})
+        return
+    table = Table(title=f"Experiments (holdout: {service.holdout.share:.1%} of people)")
+    for column in ("name", "placement", "kind", "status", "variants", "window", "created"):
+        table.add_column(column)
+    for e in found:
+        table.add_row(
+            e.name,
+            e.placement,
+            e.kind,
+            e.status,
+            ", ".join(e.arms),
+            f"{e.window_days} d",
+            f"{e.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@app.command("stop")
+def stop(
+    name: Annotated[str, typer.Argument(help="The experiment to stop.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop an experiment: everyone gets the placement's default again. Its report stays."""
+    service, store = _service(db)
+    try:
+        stopped = service.stop(name)
+    finally:
+        store.close()
+    if as_json:
+        print_json(stopped.to_json())
+        return
+    console.print(f"Stopped {stopped.name}.")
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _lift(metric: dict[str, Any] | None) -> str:
+    if metric is None:
+        return "-"
+    if metric.get("rel_lift") is not None and metric.get("rel_ci_low") is not None:
+        return f"{metric['rel_lift']:+.1%} ({metric['rel_ci_low']:+.1%} to {metric['rel_ci_high']:+.1%})"
+    return f"{metric['diff']:+.4g} ({metric['ci_low']:+.4g} to {metric['ci_high']:+.4g})"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    title = f"{report['name']} ({report['kind']}, {report['placement']}, {report['status']})"
+    table = Table(title=title)
+    for column in (
+        "arm",
+        "people",
+        "conversions",
+        "rate",
+        "revenue/person",
+        "conversion lift (95% CI)",
+        "P(best)",
+    ):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm in report["arms"]:
+        by_metric = {m["metric"]: m for m in arm["metrics"]}
+        table.add_row(
+            arm["arm"] + (" (control)" if arm["arm"] == report["control"] else ""),
+            f"{arm['people']:,}",
+            f"{arm['conversions']:,}",
+            _rate(arm["conversion_rate"]),
+            _money(arm["revenue_per_person"]),
+            _lift(by_metric.get("conversion")),
+            f"{arm['probability_best']:.0%}" if arm["probability_best"] is not None else "-",
+        )
+    console.print(table)
+    srm = report["srm"]
+    srm_text = (
+        f"p = {srm['p_value']:.3g}{' MISMATCH' if srm['mismatch'] else ', fine'}"
+        if srm["checked"]
+        else f"not checked ({srm['reason']})"
+    )
+    reach = report["reach"]
+    share = "-" if reach["share"] is None else f"{reach['share']:.1%}"
+    console.print(
+        f"Window {report['window_days']} days ({report['window_open']:,} people still inside it); "
+        f"sample ratio {srm_text}; audience reach {share} of {reach['people']:,} known people; "
+        f"left out without consent: {report['excluded_no_consent']:,}."
+    )
+    for sentence in report["summary"]:
+        console.print(sentence)
+
+
+@app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="The experiment, or `holdout` for the headline report.")],
+    window_days: Annotated[
+        int | None, typer.Option("--window-days", help="Override the attribution window (days).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per arm: people, conversions, revenue, lift with 95% CIs, SRM, reach and the verdict."""
+    service, store = _service(db)
+    try:
+        found = service.report(name, window_days=window_days)
+    finally:
+        store.close()
+    if as_json:
+        print_json(found)
+        return
+    print_report(found)

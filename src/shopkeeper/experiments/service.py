@@ -1,0 +1,406 @@
+"""Experiments at decide time and at report time: the holdout, A/B/n arms, bandits, and their reports.
+
+The unit of assignment is the person, named by a stable external id so that every channel agrees:
+the person's first `userId` (the oldest linked), else their first `anonymousId`, else the id the call
+came with; an unknown visitor is assigned by the id they came with (`userId`, else `anonymousId`). A
+visitor who is later identified may so change unit once; reports count each person once, in the arm of
+their first exposure.
+
+Every decision falls in one universal cohort: `holdout` (a fixed share of people who get the
+non-personal popularity baseline everywhere and are in no experiment), `personalized` (everyone else),
+or `no_consent` (no personalization consent: they get the baseline whatever their arm, and reports leave
+them out). Within `personalized`, a running experiment on the placement whose audience the person is in
+picks an arm: by the unit's hash and the traffic weights (A/B/n), or by Thompson sampling (bandits).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, bindparam, or_, select
+
+from shopkeeper.decisions import Reason
+from shopkeeper.errors import InvalidInput
+from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
+from shopkeeper.experiments.bandit import BetaBernoulliThompson
+from shopkeeper.experiments.report import ReportSpec, build_report, conversions_by_person
+from shopkeeper.experiments.store import (
+    Experiment,
+    SqlExperiments,
+    Variant,
+    audience_reach,
+    load_exposures,
+    load_outcomes,
+    matches,
+    outcome_span,
+)
+from shopkeeper.placements import Placement
+from shopkeeper.profiles.service import ProfileService
+from shopkeeper.store import Store
+from shopkeeper.store.schema import identities, people
+
+HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
+MODELS = ("personalized", "popularity")
+DEFAULT_WINDOW_DAYS = 14
+DEFAULT_FLOOR = 0.05
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
+
+_UNIT_IDS = (
+    select(identities.c.kind, identities.c.value)
+    .where(
+        identities.c.person_id.in_(
+            select(people.c.person_id).where(
+                or_(people.c.person_id == bindparam("person"), people.c.merged_into == bindparam("person"))
+            )
+        ),
+        identities.c.kind.in_(("user_id", "anonymous_id")),
+    )
+    .order_by(identities.c.id)
+)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where one decision falls: the unit, the cohort, and the experiment's arm with its propensity."""
+
+    unit: str
+    cohort: str
+    arm: str
+    propensity: float | None
+    experiment: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    baseline: Reason | None = None  # set when the person is served the popularity baseline
+    note: Reason | None = None  # a reason to add (the experiment this decision is part of)
+
+    def placement(self, where: Placement, n: int) -> tuple[Placement, int]:
+        """The placement and size with this arm's options applied (they win over the caller's n)."""
+        changes: dict[str, Any] = {
+            k: self.options[k] for k in ("max_per_category", "repeats") if k in self.options
+        }
+        if "n" in self.options:
+            changes["max_n"] = max(where.max_n, int(self.options["n"]))
+        if changes:
+            where = replace(where, **changes)
+        return where, int(self.options.get("n", n))
+
+
+def parse_variant(name: str, options: Any) -> Variant:
+    """A variant's name and options, checked: `model` (personalized | popularity), `n` (1-50),
+    `max_per_category` (1-50), `repeats` (true/false)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (NO_CONSENT,):
+        raise InvalidInput(
+            f"variant name {name!r}: use 1-64 letters, digits, '_', '.' or '-' (not 'no_consent')",
+            field="variants",
+        )
+    if not isinstance(options, dict):
+        raise InvalidInput(f"variant {name}: options must be a JSON object", field="variants")
+    unknown = set(options) - {"model", "n", "max_per_category", "repeats"}
+    if unknown:
+        raise InvalidInput(
+            f"variant {name}: unknown option(s) {', '.join(sorted(unknown))}; "
+            "known: model, n, max_per_category, repeats",
+            field="variants",
+        )
+    if "model" in options and options["model"] not in MODELS:
+        raise InvalidInput(f"variant {name}: model must be one of {', '.join(MODELS)}", field="variants")
+    for key in ("n", "max_per_category"):
+        value = options.get(key)
+        if key in options and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 50):
+            raise InvalidInput(f"variant {name}: {key} must be a whole number from 1 to 50", field="variants")
+    if "repeats" in options and not isinstance(options["repeats"], bool):
+        raise InvalidInput(f"variant {name}: repeats must be true or false", field="variants")
+    return Variant(name, dict(options))
+
+
+def parse_audience(raw: Any) -> dict[str, Any] | None:
+    """An audience rule on one resolved trait: `{"trait": K, "contains": V}` (a list holds V, or a
+    category path has V as one of its parts), `{"trait": K, "equals": V}`, or numeric bounds
+    `{"trait": K, "gte": N}` / `"lte"` (both may be given). None: everyone."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("trait"), str) or not raw["trait"]:
+        raise InvalidInput('an audience is a JSON object with a "trait" name and one test', field="audience")
+    tests = set(raw) - {"trait"}
+    if not tests or not tests <= {"contains", "equals", "gte", "lte"}:
+        raise InvalidInput(
+            "an audience needs one test: contains, equals, or gte/lte (numbers)", field="audience"
+        )
+    if len(tests & {"contains", "equals"}) and len(tests) > 1:
+        raise InvalidInput("an audience uses one of contains, equals, or gte/lte", field="audience")
+    for bound in tests & {"gte", "lte"}:
+        value = raw[bound]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+            raise InvalidInput(f"audience {bound} must be a number", field="audience")
+    return dict(raw)
+
+
+def new_experiment(
+    name: str,
+    placement: str,
+    variants: Sequence[tuple[str, Any]],
+    *,
+    placements: dict[str, Placement],
+    weights: Sequence[float] | None = None,
+    audience: Any = None,
+    bandit: bool = False,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    floor: float = DEFAULT_FLOOR,
+    outcome_events: Sequence[str] = (),
+) -> Experiment:
+    """Check everything a new experiment says, precisely, and build it (running from now)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in _RESERVED:
+        raise InvalidInput(
+            f"experiment name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
+            "(holdout, personalized and no_consent are reserved)",
+            field="name",
+        )
+    if placement not in placements:
+        known = ", ".join(sorted(placements))
+        raise InvalidInput(f"unknown placement {placement!r}; known placements: {known}", field="placement")
+    parsed = [parse_variant(v, o) for v, o in variants]
+    if len(parsed) < 2:
+        raise InvalidInput(
+            "an experiment needs at least two variants (the first is the control)", field="variants"
+        )
+    if len({v.name for v in parsed}) != len(parsed):
+        raise InvalidInput("variant names must differ", field="variants")
+    if weights is None:
+        weights = [1.0] * len(parsed)
+    if len(weights) != len(parsed):
+        raise InvalidInput(
+            f"give one weight per variant ({len(parsed)}), not {len(weights)}", field="weights"
+        )
+    if any(not np.isfinite(w) or w <= 0 for w in weights):
+        raise InvalidInput("traffic weights must be positive numbers", field="weights")
+    if not isinstance(window_days, int) or not 1 <= window_days <= 365:
+        raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
+    if not 0 <= floor <= 1 / len(parsed):
+        raise InvalidInput(f"the exploration floor must be between 0 and 1/{len(parsed)}", field="floor")
+    events = [e for e in outcome_events]
+    if any(not isinstance(e, str) or not 0 < len(e) <= 255 for e in events):
+        raise InvalidInput("outcome events are event names of 1-255 characters", field="outcome_events")
+    return Experiment(
+        name=name,
+        placement=placement,
+        kind="bandit" if bandit else "ab",
+        status="running",
+        variants=tuple(parsed),
+        weights=tuple(float(w) for w in weights),
+        audience=parse_audience(audience),
+        outcome_events=tuple(dict.fromkeys(events)),
+        window_days=window_days,
+        floor=float(floor),
+        salt=f"experiment:{name}",
+        created_at=datetime.now(UTC),
+    )
+
+
+class ExperimentService:
+    """Assigns decisions to cohorts and arms, and reports. Thread-safe; one per process.
+
+    Running experiments are re-read every `poll_seconds`, and bandit posteriors every
+    `bandit_seconds`, so a `create` or `stop` from the CLI reaches a running server within seconds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        profiles: ProfileService | None = None,
+        *,
+        holdout: Holdout | None = None,
+        poll_seconds: float = 5.0,
+        bandit_seconds: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._profiles = profiles or ProfileService(store)
+        self.holdout = holdout or Holdout()
+        self.experiments = SqlExperiments(store.engine)
+        self._poll_seconds = poll_seconds
+        self._bandit_seconds = bandit_seconds
+        self._lock = threading.Lock()
+        self._running: dict[str, Experiment] = {}
+        self._checked = float("-inf")
+        self._bandits: dict[str, tuple[float, npt.NDArray[np.float64]]] = {}
+
+    # ---- at decide time ----------------------------------------------------------------------------
+
+    def unit_of(
+        self, conn: Connection, person_id: int | None, user_id: str | None, anonymous_id: str | None
+    ) -> str:
+        """The person's stable id (see the module docstring)."""
+        called = user_id if user_id is not None else anonymous_id
+        assert called is not None
+        if person_id is None:
+            return called
+        first: dict[str, str] = {}
+        for kind, value in conn.execute(_UNIT_IDS, {"person": person_id}):
+            first.setdefault(kind, value)
+        return first.get("user_id") or first.get("anonymous_id") or called
+
+    def running(self, placement: str) -> Experiment | None:
+        """The experiment running on this placement, if any (re-read every `poll_seconds`)."""
+        if time.monotonic() - self._checked >= self._poll_seconds:
+            with self._lock:
+                if time.monotonic() - self._checked >= self._poll_seconds:
+                    found = self.experiments.list(status="running")
+                    self._running = {e.placement: e for e in found}
+                    self._checked = time.monotonic()
+        return self._running.get(placement)
+
+    def refresh(self) -> None:
+        """Re-read experiments and bandit posteriors on the next decision."""
+        self._checked = float("-inf")
+        self._bandits.clear()
+
+    def assign(
+        self,
+        conn: Connection,
+        placement: str,
+        person_id: int | None,
+        user_id: str | None,
+        anonymous_id: str | None,
+        *,
+        consented: bool,
+    ) -> Assignment:
+        unit = self.unit_of(conn, person_id, user_id, anonymous_id)
+        experiment = self.running(placement)
+        if not consented:
+            return Assignment(unit, NO_CONSENT, NO_CONSENT, None, experiment.name if experiment else None)
+        if self.holdout.contains(unit):
+            share = self.holdout.share
+            reason = Reason(
+                "Popular in the shop right now. You are in the shop's comparison group: "
+                f"{share * 100:g}% of people, picked at random, see what is popular rather than picks "
+                "for them, so the shop can measure whether personalizing helps",
+                {"model": "popularity", "cohort": HOLDOUT},
+            )
+            return Assignment(unit, HOLDOUT, HOLDOUT, share, baseline=reason)
+        outside = Assignment(unit, PERSONALIZED, PERSONALIZED, 1 - self.holdout.share)
+        if experiment is None or not self._in_audience(conn, experiment, person_id):
+            return outside
+        if experiment.kind == "bandit":
+            shares = self.bandit_propensities(experiment)
+            u = unit_float(experiment.salt, unit)
+            index = min(int(np.searchsorted(np.cumsum(shares), u, side="right")), len(shares) - 1)
+            propensity = float(shares[index])
+        else:
+            index = choose_arm(experiment.salt, unit, experiment.weights)
+            propensity = experiment.shares[index]
+        variant = experiment.variants[index]
+        provenance = {"experiment": experiment.name, "arm": variant.name, "propensity": round(propensity, 6)}
+        baseline = None
+        if variant.options.get("model") == "popularity":
+            baseline = Reason(
+                "Popular in the shop right now: this placement is comparing popular picks with picks "
+                f"for each person (experiment {experiment.name}), and you were picked at random for "
+                "the popular ones",
+                {"model": "popularity", **provenance},
+            )
+        note = Reason(f"Part of the shop's experiment {experiment.name} (variant {variant.name})", provenance)
+        return Assignment(
+            unit, PERSONALIZED, variant.name, propensity, experiment.name, variant.options, baseline, note
+        )
+
+    def _in_audience(self, conn: Connection, experiment: Experiment, person_id: int | None) -> bool:
+        rule = experiment.audience
+        if rule is None:
+            return True
+        if person_id is None:
+            return False
+        found = self._profiles.traits_of(person_id, keys=(rule["trait"],), conn=conn).get(rule["trait"])
+        return matches(rule, None if found is None else found.value)
+
+    def bandit_propensities(self, experiment: Experiment) -> npt.NDArray[np.float64]:
+        """Each arm's chance under Thompson sampling with the floor, from conversions within the window
+        of each person's first exposure (a person still inside their window counts as not converted yet).
+        Refreshed every `bandit_seconds`; the arms' propensities sum to 1 and none is below the floor."""
+        cached = self._bandits.get(experiment.name)
+        if cached is not None and time.monotonic() - cached[0] < self._bandit_seconds:
+            return cached[1]
+        arms, rewards = self._bandit_log(experiment)
+        policy = BetaBernoulliThompson(len(experiment.variants), floor=experiment.floor).fit(arms, rewards)
+        shares = policy.propensities()
+        self._bandits[experiment.name] = (time.monotonic(), shares)
+        return shares
+
+    def _bandit_log(self, experiment: Experiment) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        exposures = load_exposures(self._store.engine, experiment.arms, experiment=experiment.name)
+        if exposures.arm.size == 0:
+            return exposures.arm, np.zeros(0)
+        since, until = outcome_span(exposures, experiment.window_days)
+        outcomes = load_outcomes(self._store.engine, since, until, ())
+        converted = conversions_by_person(exposures, outcomes, experiment.window_days)
+        return exposures.arm, converted.astype(np.float64)
+
+    # ---- managing and reporting ------------------------------------------------------------------
+
+    def create(self, experiment: Experiment) -> Experiment:
+        created = self.experiments.create(experiment)
+        self.refresh()
+        return created
+
+    def stop(self, name: str) -> Experiment:
+        if name == HOLDOUT:
+            raise InvalidInput(
+                "the holdout is not an experiment to stop; set SHOPKEEPER_HOLDOUT_SHARE=0 to end it",
+                field="name",
+            )
+        stopped = self.experiments.stop(name)
+        self.refresh()
+        return stopped
+
+    def report(self, name: str, *, window_days: int | None = None) -> dict[str, Any]:
+        """The report of an experiment, or of the universal holdout (`holdout`)."""
+        if window_days is not None and not 1 <= window_days <= 365:
+            raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
+        engine = self._store.engine
+        if name == HOLDOUT:
+            spec = ReportSpec(
+                name=HOLDOUT,
+                kind="holdout",
+                placement="every placement",
+                status="running" if self.holdout.share > 0 else "off",
+                arms=[HOLDOUT, PERSONALIZED],
+                labels=["baseline", "personalized"],
+                shares=[self.holdout.share, 1 - self.holdout.share] if 0 < self.holdout.share < 1 else None,
+                window_days=window_days or DEFAULT_WINDOW_DAYS,
+                outcome_events=[],
+            )
+            exposures = load_exposures(engine, spec.arms, cohort=True)
+            reach = audience_reach(engine, None)
+        else:
+            experiment = self.experiments.get(name)
+            spec = ReportSpec(
+                name=experiment.name,
+                kind=experiment.kind,
+                placement=experiment.placement,
+                status=experiment.status,
+                arms=experiment.arms,
+                labels=experiment.arms,
+                shares=experiment.shares if experiment.kind == "ab" else None,
+                window_days=window_days or experiment.window_days,
+                outcome_events=list(experiment.outcome_events),
+                audience=experiment.audience,
+            )
+            exposures = load_exposures(engine, spec.arms, experiment=name)
+            reach = audience_reach(engine, experiment.audience)
+        since, until = outcome_span(exposures, spec.window_days)
+        outcomes = load_outcomes(engine, since, until, spec.outcome_events)
+        return build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
+
+
+def holdout_from(share: float, salt: str) -> Holdout:
+    """The holdout a shop's settings describe (a bad share is a clear error)."""
+    try:
+        return Holdout(share=share, salt=salt or HOLDOUT_SALT)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="holdout_share") from None
