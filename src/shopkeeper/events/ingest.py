@@ -21,12 +21,16 @@ from shopkeeper.events.spec import Message, MessageType, parse_message
 from shopkeeper.privacy.consent import Purposes, record_from_events
 from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
+from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.identity import IdentityResolver
-from shopkeeper.store.interactions import record_interactions
+from shopkeeper.store.interactions import interaction_rows
+from shopkeeper.store.schema import interactions
 from shopkeeper.store.traits import mark_dirty
 
 _STAMPS = ("timestamp", "sentAt")
+_INTERACTION_COLUMNS = ("person_id", "item_id", "kind", "at", "quantity", "message_id")
+_INSERT_INTERACTIONS = BulkInsert(interactions, _INTERACTION_COLUMNS)
 
 
 class Ingestor:
@@ -105,6 +109,8 @@ class Ingestor:
         payload["receivedAt"] = received_at
         encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
         email = _email_of(message)
+        # Worked out here, outside the write lock; only the person is filled in under it.
+        found = interaction_rows(0, payload, timestamp) if message.type == "track" else []
         return {
             "message_id": message_id,
             "type": message.type,
@@ -118,6 +124,7 @@ class Ingestor:
             "key_id": key_id,
             "payload": encoded.decode(),
             "parsed": payload,
+            "interactions": [tuple(r[name] for name in _INTERACTION_COLUMNS[1:]) for r in found],
         }
 
     def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
@@ -160,48 +167,70 @@ class Ingestor:
             seen = self._store.events.existing_message_ids(
                 conn, (r["message_id"] for job in jobs for r in job.rows)
             )
-            fresh: list[dict[str, Any]] = []
+            fresh: list[dict[str, Any]] = []  # read, never changed: a failed group is written again
             results = []
             for job in jobs:
                 stored = 0
                 for row in job.rows:
                     if row["message_id"] not in seen:
                         seen.add(row["message_id"])
-                        fresh.append(dict(row))
+                        fresh.append(row)
                         stored += 1
                 results.append(
                     IngestResult(received=len(job.rows), stored=stored, duplicates=len(job.rows) - stored)
                 )
             resolver = IdentityResolver(conn, now)
             resolver.preload(_ids_of(fresh))
+            persons: list[int] = []
             for row in fresh:
                 if row["type"] == "alias":
-                    row["person_id"] = resolver.alias(row["previous_id"], row["user_id"], row["message_id"])
+                    person = resolver.alias(row["previous_id"], row["user_id"], row["message_id"])
                 else:
-                    row["person_id"] = resolver.resolve(
-                        row["user_id"], row["anonymous_id"], row["message_id"]
-                    )
+                    person = resolver.resolve(row["user_id"], row["anonymous_id"], row["message_id"])
                 if row["email"]:
-                    resolver.link_email(row["email"], row["person_id"], row["message_id"])
-            for row in fresh:
-                row["person_id"] = resolver.final_person(row["person_id"])
-                del row["previous_id"], row["email"]
-            parsed = [row.pop("parsed") for row in fresh]
-            self._store.events.append(conn, fresh)
-            record_interactions(conn, [{**row, "parsed": p} for row, p in zip(fresh, parsed, strict=True)])
-            mark_dirty(conn, {row["person_id"] for row in fresh})
-            record_from_events(conn, self._purposes, _consents_carried(fresh, parsed), actor="event")
+                    resolver.link_email(row["email"], person, row["message_id"])
+                persons.append(person)
+            resolver.flush()
+            persons = [resolver.final_person(person) for person in persons]
+            self._store.events.append_values(
+                conn,
+                (
+                    (
+                        row["message_id"],
+                        row["type"],
+                        row["event"],
+                        row["user_id"],
+                        row["anonymous_id"],
+                        person,
+                        row["timestamp"],
+                        row["received_at"],
+                        row["key_id"],
+                        row["payload"],
+                    )
+                    for row, person in zip(fresh, persons, strict=True)
+                ),
+            )
+            _INSERT_INTERACTIONS.execute(
+                conn,
+                (
+                    (person, *found)
+                    for row, person in zip(fresh, persons, strict=True)
+                    for found in row["interactions"]
+                ),
+            )
+            mark_dirty(conn, set(persons))
+            record_from_events(conn, self._purposes, _consents_carried(fresh, persons), actor="event")
         return results
 
 
 def _consents_carried(
-    rows: list[dict[str, Any]], parsed: list[dict[str, Any]]
+    rows: list[dict[str, Any]], persons: list[int]
 ) -> Iterator[tuple[int, str, datetime, Any]]:
     """(person, message id, time, consent) for the stored events that carry `context.consent`."""
-    for row, payload in zip(rows, parsed, strict=True):
-        context = payload.get("context")
+    for row, person in zip(rows, persons, strict=True):
+        context = row["parsed"].get("context")
         if isinstance(context, dict) and "consent" in context:
-            yield row["person_id"], row["message_id"], row["timestamp"], context["consent"]
+            yield person, row["message_id"], row["timestamp"], context["consent"]
 
 
 class _Job:

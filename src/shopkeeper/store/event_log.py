@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
+from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.schema import events
 
 # Built once: ingestion runs these for every batch.
 _EXISTING = select(events.c.message_id).where(events.c.message_id.in_(bindparam("ids", expanding=True)))
-_APPEND = insert(events)
+EVENT_COLUMNS = (
+    "message_id",
+    "type",
+    "event",
+    "user_id",
+    "anonymous_id",
+    "person_id",
+    "timestamp",
+    "received_at",
+    "key_id",
+    "payload",
+)
+_APPEND = BulkInsert(events, EVENT_COLUMNS)
 
 
 class SqlEventLog:
@@ -32,9 +45,14 @@ class SqlEventLog:
         return found
 
     @staticmethod
-    def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(_APPEND, list(rows))
+    def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows given as dicts with the `EVENT_COLUMNS` (a missing `key_id` is NULL)."""
+        _APPEND.execute(conn, (tuple(row.get(name) for name in EVENT_COLUMNS) for row in rows))
+
+    @staticmethod
+    def append_values(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Append rows given as value tuples in `EVENT_COLUMNS` order: ingestion's path."""
+        _APPEND.execute(conn, rows)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

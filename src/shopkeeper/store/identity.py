@@ -10,12 +10,13 @@ Rules (see the README, "Identity"):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, text, update
 
 from shopkeeper.records import Identity, IdentityKind, Merge
-from shopkeeper.store.schema import events, identities, merges, people
+from shopkeeper.store.bulk import BulkInsert
+from shopkeeper.store.schema import events, identities, interactions, merges, people
 from shopkeeper.store.traits import forget_person, mark_dirty
 
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
@@ -49,9 +50,19 @@ _KNOWN = (
     .where(identities.c.kind == "user_id", identities.c.person_id.in_(bindparam("people", expanding=True)))
     .distinct()
 )
-_INSERT_PERSON = insert(people)
-_INSERT_IDENTITY = insert(identities)
+_REFUSED = select(merges.c.id).where(
+    merges.c.from_person_id == bindparam("source"),
+    merges.c.into_person_id == bindparam("target"),
+    merges.c.outcome == "refused",
+)
+_INSERT_PEOPLE = BulkInsert(people, ("person_id", "created_at"))
+_INSERT_IDENTITIES = BulkInsert(identities, ("kind", "value", "person_id", "created_at", "message_id"))
 _INSERT_MERGE = insert(merges)
+_NEWEST_PERSON = select(func.max(people.c.person_id))
+# Ids for new people, taken from the sequence behind `people.person_id` in one round trip.
+_NEXT_PEOPLE = text(
+    "SELECT nextval(pg_get_serial_sequence('people', 'person_id')) FROM generate_series(1, :n)"
+)
 
 
 class IdentityResolver:
@@ -60,6 +71,10 @@ class IdentityResolver:
     It caches what it has read or written, so a batch of messages costs one lookup query. It also
     remembers the ids it found missing: nothing else writes identities while the write transaction holds
     the store's write lock, so a missing id can only appear through this resolver's own `_link`.
+
+    New people and their ids are written together by `flush` (two statements for any number of them);
+    their person ids are reserved up front, so nothing needs renaming afterwards. A merge flushes first,
+    because it updates rows in the database.
     """
 
     def __init__(self, conn: Connection, now: datetime) -> None:
@@ -70,6 +85,12 @@ class IdentityResolver:
         self._known: dict[int, bool] = {}  # person_id -> has a user_id
         self._refused: set[tuple[int, int]] = set()
         self.merged: dict[int, int] = {}  # from -> into, within this transaction
+        self._free_ids: list[int] = []  # reserved for new people, unused yet (popped from the end)
+        self._next_sqlite_id: int | None = None
+        self._created: set[int] = set()  # people made in this transaction
+        self._new_people: list[tuple[int, datetime]] = []  # rows waiting for `flush`
+        self._new_links: list[tuple[str, str, int, datetime, str]] = []
+        self._new_refusals: list[dict[str, Any]] = []
 
     def preload(self, keys: set[tuple[IdentityKind, str]]) -> None:
         """Read the people behind these ids, and whether each has a user_id, in one query."""
@@ -104,35 +125,58 @@ class IdentityResolver:
             self._load_known({person_id})
         return self._person_of[key]
 
+    def _reserve_id(self) -> int:
+        """A person id for someone new. Every new person takes an id that was missing when asked, so
+        reserving one per missing id on PostgreSQL's sequence seldom needs a second round trip."""
+        if self._conn.dialect.name != "postgresql":
+            # SQLite gives a new row max(rowid) + 1; the write lock keeps anyone else from inserting.
+            if self._next_sqlite_id is None:
+                self._next_sqlite_id = int(self._conn.scalar(_NEWEST_PERSON) or 0) + 1
+            person_id = self._next_sqlite_id
+            self._next_sqlite_id += 1
+            return person_id
+        if not self._free_ids:
+            wanted = max(1, sum(1 for kind, _ in self._absent if kind != "email"))
+            self._free_ids = [int(i) for i in self._conn.scalars(_NEXT_PEOPLE, {"n": wanted})][::-1]
+        return self._free_ids.pop()
+
     def _new_person(self) -> int:
-        person_id = self._conn.execute(_INSERT_PERSON, {"created_at": self._now}).inserted_primary_key
-        assert person_id is not None
-        self._known[person_id[0]] = False
-        return int(person_id[0])
+        person_id = self._reserve_id()
+        self._new_people.append((person_id, self._now))
+        self._created.add(person_id)
+        self._known[person_id] = False
+        return person_id
 
     def _link(self, kind: IdentityKind, value: str, person_id: int, message_id: str) -> None:
-        self._conn.execute(
-            _INSERT_IDENTITY,
-            {
-                "kind": kind,
-                "value": value,
-                "person_id": person_id,
-                "created_at": self._now,
-                "message_id": message_id,
-            },
-        )
+        self._new_links.append((kind, value, person_id, self._now, message_id))
         self._person_of[(kind, value)] = person_id
         self._absent.discard((kind, value))
         if kind == "user_id":
             self._known[person_id] = True
 
+    def flush(self) -> None:
+        """Write the new people, then their ids, then the refusals: one executemany each."""
+        conn = self._conn
+        if self._new_people:
+            _INSERT_PEOPLE.execute(conn, self._new_people)
+            self._new_people = []
+        if self._new_links:
+            _INSERT_IDENTITIES.execute(conn, self._new_links)
+            self._new_links = []
+        if self._new_refusals:
+            conn.execute(_INSERT_MERGE, self._new_refusals)
+            self._new_refusals = []
+
     def _merge(self, source: int, target: int, reason: str, message_id: str) -> None:
+        self.flush()  # the updates below must see this transaction's people and ids
         conn = self._conn
         conn.execute(update(identities).where(identities.c.person_id == source).values(person_id=target))
         conn.execute(update(events).where(events.c.person_id == source).values(person_id=target))
+        # What they did as the merged person is theirs too: decide and training read interactions.
+        conn.execute(update(interactions).where(interactions.c.person_id == source).values(person_id=target))
         conn.execute(update(people).where(people.c.merged_into == source).values(merged_into=target))
         conn.execute(update(people).where(people.c.person_id == source).values(merged_into=target))
-        self._record(source, target, "merged", reason, message_id)
+        conn.execute(_INSERT_MERGE, self._merge_row(source, target, "merged", reason, message_id))
         forget_person(conn, source)
         mark_dirty(conn, [target])
         for key, person_id in self._person_of.items():
@@ -148,28 +192,22 @@ class IdentityResolver:
         if (source, target) in self._refused:
             return
         self._refused.add((source, target))
-        already = self._conn.scalar(
-            select(merges.c.id).where(
-                merges.c.from_person_id == source,
-                merges.c.into_person_id == target,
-                merges.c.outcome == "refused",
-            )
-        )
-        if already is None:
-            self._record(source, target, "refused", reason, message_id)
+        # Someone made in this transaction cannot have been refused before.
+        new = source in self._created or target in self._created
+        if new or self._conn.scalar(_REFUSED, {"source": source, "target": target}) is None:
+            self._new_refusals.append(self._merge_row(source, target, "refused", reason, message_id))
 
-    def _record(self, source: int, target: int, outcome: str, reason: str, message_id: str) -> None:
-        self._conn.execute(
-            _INSERT_MERGE,
-            {
-                "from_person_id": source,
-                "into_person_id": target,
-                "outcome": outcome,
-                "reason": reason,
-                "message_id": message_id,
-                "at": self._now,
-            },
-        )
+    def _merge_row(
+        self, source: int, target: int, outcome: str, reason: str, message_id: str
+    ) -> dict[str, Any]:
+        return {
+            "from_person_id": source,
+            "into_person_id": target,
+            "outcome": outcome,
+            "reason": reason,
+            "message_id": message_id,
+            "at": self._now,
+        }
 
     def resolve(self, user_id: str | None, anonymous_id: str | None, message_id: str) -> int:
         """The person a message with these ids belongs to, stitching the ids when it may."""
@@ -231,6 +269,9 @@ class IdentityResolver:
             self._link("email", email, person_id, message_id)
 
     def final_person(self, person_id: int) -> int:
+        """The person a resolved id ended up as, after this transaction's merges. Flushes first."""
+        if self._new_people or self._new_links or self._new_refusals:
+            self.flush()
         return self.merged.get(person_id, person_id)
 
 

@@ -1,0 +1,1 @@
+"""Parts of benchmarks/ingest_http.py: workload, server, load generators, databases."""
