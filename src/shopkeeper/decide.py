@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from shopkeeper.decisions import DecidedItem, Decision, DecisionLog, Reason
 from shopkeeper.errors import InvalidInput
+from shopkeeper.experiments.service import HOLDOUT, ExperimentService
 from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
 from shopkeeper.privacy.consent import PURPOSE_WORDS, Purposes
 from shopkeeper.profiles.service import ProfileService
@@ -89,6 +90,7 @@ class Decider:
         poll_seconds: float = 5.0,
         log: DecisionLog | None = None,
         purposes: Purposes | None = None,
+        experiments: ExperimentService | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -102,6 +104,7 @@ class Decider:
         self.log = log or DecisionLog(store)
         self._pasts: dict[int, _Past] = {}
         self._purposes = purposes or Purposes()
+        self.experiments = experiments or ExperimentService(store, profiles)
         self._popular_top: dict[tuple[int, int], tuple[IntArray, FloatArray]] = {}
 
     # ---- models ----------------------------------------------------------------------------------
@@ -158,6 +161,11 @@ class Decider:
             if where.purpose is not None and not self._purposes.allows(conn, person_id, where.purpose):
                 return self._suppressed(where, person_id, where.purpose)
             consented = self._purposes.allows(conn, person_id, "personalization")
+            # The universal holdout and any experiment on this placement: who is the unit, which arm.
+            arm = self.experiments.assign(
+                conn, where.name, person_id, user_id, anonymous_id, consented=consented
+            )
+            where, n = arm.placement(where, n)
             traits = (
                 self._profiles.traits_of(person_id, keys=RULE_TRAITS, conn=conn)
                 if person_id is not None and consented
@@ -166,13 +174,31 @@ class Decider:
             paused = _paused(traits, where)
             if paused is not None:
                 return Decision(str(uuid.uuid4()), where.name, person_id, [], [paused], None, False)
+            held_out = arm.cohort == HOLDOUT
+            if held_out:
+                traits = {}  # the holdout sees the shop's plain baseline: nothing about them is used
             if bundle is None:
                 decision = self._without_model(where, n, person_id, traits)
             else:
-                past = self._past(bundle, person_id, conn) if person_id is not None and consented else None
-                decision = self._with_model(
-                    bundle, where, n, person_id, traits, past, conn, consented=consented
+                past = (
+                    self._past(bundle, person_id, conn)
+                    if person_id is not None and consented and not held_out
+                    else None
                 )
+                decision = self._with_model(
+                    bundle,
+                    where,
+                    n,
+                    person_id,
+                    traits,
+                    past,
+                    conn,
+                    consented=consented,
+                    baseline=arm.baseline,
+                )
+            if arm.note is not None:
+                decision.reasons.append(arm.note)
+            decision = replace(decision, cohort=arm.cohort, experiment=arm.experiment, arm=arm.arm)
         self.log.log(
             {
                 "decision_id": decision.decision_id,
@@ -184,6 +210,11 @@ class Decider:
                 "items": orjson.dumps([i.to_json() for i in decision.items]).decode(),
                 "reasons": orjson.dumps([r.to_json() for r in decision.reasons]).decode(),
                 "at": datetime.now(UTC),
+                "unit": arm.unit,
+                "cohort": arm.cohort,
+                "experiment": arm.experiment,
+                "arm": arm.arm,
+                "propensity": arm.propensity,
             }
         )
         return decision
@@ -220,10 +251,11 @@ class Decider:
         conn: Connection,
         *,
         consented: bool = True,
+        baseline: Reason | None = None,
     ) -> Decision:
         past = past or _Past.of(bundle, None, [])
         history = past.history
-        personalized = past.personalized
+        personalized = past.personalized and consented and baseline is None
         stated_categories = _stated(traits, "favourite_categories")
         reasons: list[Reason] = []
         how_many = (50 if stated_categories and not personalized else CANDIDATES_PER_SLOT) * n
@@ -239,6 +271,10 @@ class Decider:
                     {"model": bundle.model.name, "model_version": bundle.version},
                 )
             )
+        elif baseline is not None and consented:
+            # The holdout, or an experiment's popularity arm: the non-personal baseline, said plainly.
+            picks, picked_scores = self._popular(bundle, how_many, exclude)
+            reasons.append(Reason(baseline.text, {**baseline.provenance, "model_version": bundle.version}))
         elif not consented:
             picks, picked_scores = self._popular(bundle, how_many, exclude)
             reasons.append(

@@ -48,6 +48,11 @@ class Decision:
     reasons: list[Reason]
     model_version: int | None
     personalized: bool
+    # Where the decision fell (logged with it; see shopkeeper.experiments.service): the universal cohort
+    # (holdout | personalized | no_consent), and the experiment and arm when one applied.
+    cohort: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

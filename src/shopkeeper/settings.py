@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "", description="The shop's public base URL for links (default: http://HOST:PORT)."
     )
+    holdout_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="The share of people in the universal holdout, who get the popularity baseline "
+        "everywhere: the control of the headline personalization lift. 0 turns it off.",
+    )
+    holdout_salt: str = Field(
+        "shopkeeper-holdout",
+        min_length=1,
+        description="Salts the holdout's hash. Changing it draws a new holdout (and starts its report "
+        "afresh).",
+    )
 
     def placements(self) -> dict[str, Placement]:
         """The built-in placements, with those in `placements_json` added or replaced."""

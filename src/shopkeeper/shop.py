@@ -8,6 +8,7 @@ from typing import Any
 from shopkeeper.decide import Decider
 from shopkeeper.decisions import Decision
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.experiments.service import ExperimentService, holdout_from
 from shopkeeper.privacy import rights
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.service import Actor, PrivacyService
@@ -169,6 +170,11 @@ class Shop:
                 load_model,
                 placements=self.settings.placements(),
                 purposes=self.purposes,
+                experiments=ExperimentService(
+                    self.store,
+                    self.profiles,
+                    holdout=holdout_from(self.settings.holdout_share, self.settings.holdout_salt),
+                ),
             )
         return self._decider
 

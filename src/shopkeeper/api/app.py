@@ -15,11 +15,12 @@ from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopkeeper.api import centre, decide, items, people, privacy, tracking
+from shopkeeper.api import centre, decide, experiments, items, people, privacy, tracking
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.experiments.service import ExperimentService, holdout_from
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.service import PrivacyService
 from shopkeeper.privacy.tokens import signing_secret
@@ -43,7 +44,17 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     profiles = ProfileService(store)
     purposes = Purposes(settings.consent_purposes, settings.consent_default)
     ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=purposes)
-    decider = Decider(store, profiles, load_model, placements=settings.placements(), purposes=purposes)
+    trials = ExperimentService(
+        store, profiles, holdout=holdout_from(settings.holdout_share, settings.holdout_salt)
+    )
+    decider = Decider(
+        store,
+        profiles,
+        load_model,
+        placements=settings.placements(),
+        purposes=purposes,
+        experiments=trials,
+    )
     state = AppState(
         settings,
         store,
@@ -75,6 +86,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(people.router)
     app.include_router(items.router)
     app.include_router(decide.router)
+    app.include_router(experiments.router)
     app.include_router(centre.router)
     _add_health(app, state)
     _add_error_handlers(app)

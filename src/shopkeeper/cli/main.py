@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import demo, evaluate, imports, keys, lift, people, serve, train
+from shopkeeper.cli import demo, evaluate, experiments, imports, keys, lift, people, serve, train
 from shopkeeper.cli import privacy as rights
 from shopkeeper.errors import ShopkeeperError
 
@@ -22,6 +22,7 @@ app.command("serve")(serve.serve)
 app.command("evaluate")(evaluate.evaluate)
 app.command("lift")(lift.lift)
 app.add_typer(keys.app, name="keys")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(people.app, name="people")
 for name in ("link", "export", "erase", "consent"):
     people.app.command(name)(getattr(rights, name))

@@ -290,3 +290,33 @@ shop_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
 )
+
+# ---- experiments (migration 0005) --------------------------------------------------------------------
+# Every decision records who it was for (`unit`, the person's stable id: see experiments.service), the
+# universal cohort (holdout | personalized | no_consent), and, when one applies, the experiment, the arm
+# and the probability with which that arm was chosen (its propensity).
+decisions.append_column(Column("unit", String(255), nullable=True))
+decisions.append_column(Column("cohort", String(16), nullable=True))
+decisions.append_column(Column("experiment", String(64), nullable=True))
+decisions.append_column(Column("arm", String(64), nullable=True))
+decisions.append_column(Column("propensity", Float, nullable=True))
+Index("ix_decisions_experiment_unit", decisions.c.experiment, decisions.c.unit)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("placement", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # ab | bandit
+    Column("status", String(16), nullable=False),  # running | stopped
+    Column("variants", Text, nullable=False),  # JSON: [{"name", "options"}], the first is the control
+    Column("weights", Text, nullable=False),  # JSON: one traffic weight per variant
+    Column("audience", Text, nullable=True),  # JSON rule on a resolved trait; NULL: everyone
+    Column("outcome_events", Text, nullable=False),  # JSON: named events measured besides purchases
+    Column("window_days", Integer, nullable=False),  # the attribution window after first exposure
+    Column("floor", Float, nullable=False),  # bandits: the least chance each arm keeps
+    Column("salt", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime, nullable=True),
+    Index(None, "placement", "status"),
+)
