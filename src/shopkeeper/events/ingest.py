@@ -23,13 +23,14 @@ from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.event_log import APPEND_EVENTS
 from shopkeeper.store.identity import IdentityResolver
 from shopkeeper.store.interactions import interaction_rows
 from shopkeeper.store.schema import interactions
 from shopkeeper.store.traits import mark_dirty
 
 _STAMPS = ("timestamp", "sentAt")
-_INTERACTION_COLUMNS = ("person_id", "item_id", "kind", "at", "quantity", "message_id")
+_INTERACTION_COLUMNS = ("item_id", "kind", "at", "quantity", "message_id", "person_id")
 _INSERT_INTERACTIONS = BulkInsert(interactions, _INTERACTION_COLUMNS)
 
 
@@ -109,22 +110,40 @@ class Ingestor:
         payload["receivedAt"] = received_at
         encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
         email = _email_of(message)
-        # Worked out here, outside the write lock; only the person is filled in under it.
+        # The rows' values are worked out and bound here, outside the write lock; only the person is
+        # added under it.
+        dialect = self._store.engine.dialect
         found = interaction_rows(0, payload, timestamp) if message.type == "track" else []
+        event = message.event if message.type == "track" else message.name
         return {
+            # what identity resolution and the consent hook read
             "message_id": message_id,
             "type": message.type,
-            "event": message.event if message.type == "track" else message.name,
             "user_id": message.userId,
             "anonymous_id": message.anonymousId,
             "previous_id": message.previousId,
             "email": email,
             "timestamp": timestamp,
-            "received_at": received_at,
-            "key_id": key_id,
-            "payload": encoded.decode(),
             "parsed": payload,
-            "interactions": [tuple(r[name] for name in _INTERACTION_COLUMNS[1:]) for r in found],
+            # the events row, bound for the driver but for the person; and the interactions it implies
+            "bound": APPEND_EVENTS.bind(
+                dialect,
+                (
+                    message_id,
+                    message.type,
+                    event,
+                    message.userId,
+                    message.anonymousId,
+                    timestamp,
+                    received_at,
+                    key_id,
+                    encoded.decode(),
+                ),
+            ),
+            "interactions": [
+                _INSERT_INTERACTIONS.bind(dialect, [r[name] for name in _INTERACTION_COLUMNS[:-1]])
+                for r in found
+            ],
         }
 
     def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
@@ -192,31 +211,17 @@ class Ingestor:
                 persons.append(person)
             resolver.flush()
             persons = [resolver.final_person(person) for person in persons]
-            self._store.events.append_values(
-                conn,
-                (
-                    (
-                        row["message_id"],
-                        row["type"],
-                        row["event"],
-                        row["user_id"],
-                        row["anonymous_id"],
-                        person,
-                        row["timestamp"],
-                        row["received_at"],
-                        row["key_id"],
-                        row["payload"],
-                    )
-                    for row, person in zip(fresh, persons, strict=True)
-                ),
+            self._store.events.append_bound(
+                conn, ((*row["bound"], person) for row, person in zip(fresh, persons, strict=True))
             )
             _INSERT_INTERACTIONS.execute(
                 conn,
                 (
-                    (person, *found)
+                    (*found, person)
                     for row, person in zip(fresh, persons, strict=True)
                     for found in row["interactions"]
                 ),
+                bound=True,
             )
             mark_dirty(conn, set(persons))
             record_from_events(conn, self._purposes, _consents_carried(fresh, persons), actor="event")

@@ -48,10 +48,23 @@ class BulkInsert:
             prepared = self._prepared[dialect.name] = (sql, processors)
         return prepared
 
-    def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> int:
-        """Insert the rows (value tuples in `columns` order); the number inserted."""
+    def bind(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
+        """The values of the first `len(values)` columns as the driver takes them, so that the work can
+        be done before a lock is taken; finish the row and pass it to `execute(..., bound=True)`."""
+        _, processors = self._prepare(dialect)
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(values, processors[: len(values)], strict=True)
+        )
+
+    def execute(self, conn: Connection, rows: Iterable[Sequence[Any]], *, bound: bool = False) -> int:
+        """Insert the rows (value tuples in `columns` order); the number inserted.
+
+        `bound=True`: the values went through `bind` already (the columns left for `execute` to fill must
+        then need no processing, like integer ids).
+        """
         sql, processors = self._prepare(conn.dialect)
-        active = [(i, p) for i, p in enumerate(processors) if p is not None]
+        active = [] if bound else [(i, p) for i, p in enumerate(processors) if p is not None]
         if active:
             params = []
             for row in rows:

@@ -14,19 +14,20 @@ from shopkeeper.store.schema import events
 
 # Built once: ingestion runs these for every batch.
 _EXISTING = select(events.c.message_id).where(events.c.message_id.in_(bindparam("ids", expanding=True)))
+# The person last: ingestion binds the rest before it takes the write lock, and adds the person under it.
 EVENT_COLUMNS = (
     "message_id",
     "type",
     "event",
     "user_id",
     "anonymous_id",
-    "person_id",
     "timestamp",
     "received_at",
     "key_id",
     "payload",
+    "person_id",
 )
-_APPEND = BulkInsert(events, EVENT_COLUMNS)
+APPEND_EVENTS = BulkInsert(events, EVENT_COLUMNS)
 
 
 class SqlEventLog:
@@ -47,12 +48,13 @@ class SqlEventLog:
     @staticmethod
     def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append rows given as dicts with the `EVENT_COLUMNS` (a missing `key_id` is NULL)."""
-        _APPEND.execute(conn, (tuple(row.get(name) for name in EVENT_COLUMNS) for row in rows))
+        APPEND_EVENTS.execute(conn, (tuple(row.get(name) for name in EVENT_COLUMNS) for row in rows))
 
     @staticmethod
-    def append_values(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-        """Append rows given as value tuples in `EVENT_COLUMNS` order: ingestion's path."""
-        _APPEND.execute(conn, rows)
+    def append_bound(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Append rows given as value tuples in `EVENT_COLUMNS` order, all but the person already bound
+        with `APPEND_EVENTS.bind`: ingestion's path."""
+        APPEND_EVENTS.execute(conn, rows, bound=True)
 
     def count(self) -> int:
         with self._engine.connect() as conn:
