@@ -15,7 +15,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from shopkeeper.recommend._model import ArrayModel
-from shopkeeper.recommend.base import FloatArray, History, Interactions
+from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
 from shopkeeper.recommend.signals import decayed_matrix, person_vector, window_popularity
 
 
@@ -61,10 +61,15 @@ class ALSRecommender(ArrayModel):
         return self
 
     def person_factors(self, history: History, now: float) -> FloatArray:
-        """Solve (YᵀY + Yᵀ(C - I)Y + λI) x = YᵀC p for the person's factors, exactly."""
+        """The person's factors, solved from their history (see `fold_in`)."""
         self._check_fitted()
+        items, counts = person_vector(history, len(self.item_factors_), now)
+        return self.fold_in(items, counts)
+
+    def fold_in(self, items: IntArray, counts: FloatArray) -> FloatArray:
+        """Solve (YᵀY + Yᵀ(C - I)Y + λI) x = YᵀC p for a person's factors, exactly, from their
+        distinct `items` and invoices per item (`counts`)."""
         factors = self.item_factors_
-        items, counts = person_vector(history, len(factors), now)
         if not len(items):
             return np.zeros(factors.shape[1])
         confidence = self.alpha * counts

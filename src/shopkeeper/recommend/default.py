@@ -1,25 +1,31 @@
 """The default model: candidates from several recommenders, re-ranked by gradient-boosted trees.
 
-Stage 1 gathers candidates for a person: everything they bought, plus the top items of EASE,
-time-decayed co-occurrence and ALS (fold-in) for their history, plus the week's best sellers.
+Stage 1 gathers candidates for a person: their `own_candidates` strongest own items (decayed invoice
+count), the top `model_candidates` of EASE, time-decayed co-occurrence and ALS (fold-in) for their
+`history_items` most recent items, and the week's best sellers: about 120 items for a typical person.
 Stage 2 scores each candidate with trees over per-(person, item) features (`features.FEATURES`: how
-often and how recently they bought it, their own re-order rhythm, the models' scores, item trends,
-repeat rates, days since the item last sold...).
+often and how recently they bought it, their own re-order rhythm and how due the item is, the
+models' scores and ranks, item trends and repeat rates...).
 
-The trees learn from the training data alone: `fit` replays the last `windows` periods of
-`window_days` inside it (features from before each period, labels = what people bought in it),
-then refits the candidate models on everything. No hyperparameter of this model is tuned on a test
-window. Scoring one person is a few sparse products and one pass down the trees: well under a ms.
+The trees learn from the training data alone: `fit` replays `windows` label periods of `window_days`,
+each `stride_days` apart and ending at the end of the data (features from before each period,
+labels = what people bought in it; the candidate models are refitted every `parts_every` windows on
+the data before it), then refits the candidate models on everything. These settings were chosen on
+validation windows before 2011-08-01 of the Online Retail file, never on a test window.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import numpy.typing as npt
+from scipy import sparse
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from shopkeeper.recommend._model import NotFittedError
 from shopkeeper.recommend.als import ALSRecommender
@@ -37,8 +43,10 @@ from shopkeeper.recommend.blend import BlendRecommender
 from shopkeeper.recommend.ease import DEFAULT_MAX_ITEMS, EASERecommender
 from shopkeeper.recommend.features import ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
-from shopkeeper.recommend.signals import DAY
+from shopkeeper.recommend.signals import DAY, decay
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 class RerankRecommender:
@@ -48,10 +56,15 @@ class RerankRecommender:
 
     def __init__(
         self,
-        windows: int = 2,
+        windows: int = 4,
         window_days: float = 30.0,
+        stride_days: float = 15.0,
+        parts_every: int = 2,
+        max_users_per_window: int = 100_000,
+        own_candidates: int = 100,
         model_candidates: int = 50,
         trending_candidates: int = 20,
+        history_items: int = 100,
         ease_l2: float = 500.0,
         ease_max_items: int = DEFAULT_MAX_ITEMS,
         als_factors: int = 64,
@@ -65,8 +78,13 @@ class RerankRecommender:
     ) -> None:
         self.windows = windows
         self.window_days = window_days
+        self.stride_days = stride_days
+        self.parts_every = parts_every
+        self.max_users_per_window = max_users_per_window
+        self.own_candidates = own_candidates
         self.model_candidates = model_candidates
         self.trending_candidates = trending_candidates
+        self.history_items = history_items
         self.ease_l2 = ease_l2
         self.ease_max_items = ease_max_items
         self.als_factors = als_factors
@@ -87,69 +105,129 @@ class RerankRecommender:
         self.ease_ = EASERecommender(self.ease_l2, self.ease_max_items).fit(interactions)
         self.cooccurrence_ = CooccurrenceRecommender().fit(interactions)
         self.als_ = ALSRecommender(
-            self.als_factors, self.als_regularization, self.als_alpha, random_state=self.random_state
-        ).fit(interactions)
+            max(self.als_factors, 1), self.als_regularization, self.als_alpha, random_state=self.random_state
+        )
+        if self.als_factors > 0:
+            self.als_.fit(interactions)
         self.stats_ = ItemStats.of(interactions)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Arrays derived from the fitted parts that every score needs (not saved: cheap to rebuild)."""
+        n_items = len(self.stats_.buyers_all)
+        self.n_items_ = n_items
+        ease_position = np.full(n_items, -1, np.int64)
+        ease_position[self.ease_.items_] = np.arange(len(self.ease_.items_))
+        self.ease_position_ = ease_position
+        self.ease_full_ = len(self.ease_.items_) == n_items
+        self.trending_ = _best(self.stats_.buyers_7 + 1e-3 * self.stats_.buyers_30, self.trending_candidates)
+        self.popular_ = _best(self.stats_.buyers_30 + 1e-3 * self.stats_.buyers_all, self.model_candidates)
+
+    def _windows(self, interactions: Interactions) -> Iterator[tuple[float, Interactions, BoolArray]]:
+        """(label start, data before it, mask of the purchases in the label window), oldest first."""
+        end = interactions.end
+        for window in reversed(range(self.windows)):
+            label_end = end - window * self.stride_days * DAY
+            label_start = label_end - self.window_days * DAY
+            before = _subset(interactions, interactions.times < label_start)
+            during = (interactions.times >= label_start) & (interactions.times < label_end + 1.0)
+            during &= interactions.kinds == 0
+            if len(before.times) and during.any():
+                yield label_start, before, during
 
     def fit(self, interactions: Interactions) -> Self:
         rng = np.random.default_rng(self.random_state)
         blocks: list[FloatArray] = []
         labels: list[FloatArray] = []
-        end = interactions.end
-        for window in range(self.windows):
-            label_end = end - window * self.window_days * DAY
-            label_start = label_end - self.window_days * DAY
-            before = _subset(interactions, interactions.times < label_start)
-            during = (interactions.times >= label_start) & (interactions.times < label_end + 1.0)
-            during &= interactions.kinds == 0
-            if not len(before.times) or not during.any():
-                continue
-            self._fit_parts(before)
+        for number, (label_start, before, during) in enumerate(self._windows(interactions)):
+            if number % max(self.parts_every, 1) == 0:
+                self._fit_parts(before)
+            else:
+                self.stats_ = ItemStats.of(before)
+                self._prepare()
             wanted = _grouped(interactions.user_idx[during], interactions.item_idx[during])
             starts = np.searchsorted(before.user_idx, np.arange(before.n_users + 1))
-            for user, items in wanted.items():
-                if starts[user] == starts[user + 1]:
-                    continue
-                history = _history(before, starts, user)
-                candidates, features = self._features(history, label_start)
-                label = np.isin(candidates, items).astype(np.float64)
+            users = [u for u in wanted if starts[u] < starts[u + 1]]
+            if len(users) > self.max_users_per_window:
+                users = sorted(rng.choice(users, self.max_users_per_window, replace=False).tolist())
+            for user in users:
+                candidates, features = self._features(_history(before, starts, user), label_start)
+                label = np.isin(candidates, wanted[user]).astype(np.float64)
                 keep = (label > 0) | (rng.random(len(label)) < self.negative_share)
                 blocks.append(features[keep])
                 labels.append(label[keep])
         self._fit_parts(interactions)
         if not blocks or len({float(v) for y in labels for v in np.unique(y)}) < 2:
             raise NotFittedError("rerank needs purchases in at least one window of the training data")
-        booster = HistGradientBoostingClassifier(
-            max_iter=self.trees,
-            max_depth=self.max_depth,
-            learning_rate=self.learning_rate,
-            min_samples_leaf=50,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=self.random_state,
-        ).fit(np.vstack(blocks), np.concatenate(labels))
+        # One OpenMP thread: on two shared cores, scikit-learn's threads spin at their barriers and
+        # train ten times slower than one thread alone (2 s for ~150k rows).
+        with threadpool_limits(1, "openmp"):
+            booster = HistGradientBoostingClassifier(
+                max_iter=self.trees,
+                max_depth=self.max_depth,
+                learning_rate=self.learning_rate,
+                min_samples_leaf=50,
+                l2_regularization=1.0,
+                early_stopping=False,
+                random_state=self.random_state,
+            ).fit(np.vstack(blocks), np.concatenate(labels))
         self.trees_ = from_histogram_boosting(booster)
         buyers = self.stats_.buyers_30 + self.stats_.buyers_all / (self.stats_.buyers_all.max() + 1.0)
         self.popularity_ = buyers / (buyers.max() + 1.0) if len(buyers) else buyers
         return self
 
     # -- scoring -----------------------------------------------------------------------------
+    def _model_scores(self, person: PersonItems, now: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """EASE, co-occurrence and ALS scores over the whole catalog, from the person's most recent
+        `history_items` items (a cap that bounds the cost for the biggest buyers)."""
+        n_items = self.n_items_
+        recent = person.recent(self.history_items)
+        items = person.items[recent]
+        ease = np.zeros(n_items)
+        rows = self.ease_position_[items]
+        rows = rows[rows >= 0]
+        if len(rows):
+            summed = self.ease_.weights_[rows].sum(axis=0, dtype=np.float32)
+            if self.ease_full_:
+                ease = summed.astype(np.float64)
+            else:
+                ease[self.ease_.items_] = summed
+        age = np.maximum(now - person.last[recent], 0.0)
+        presence = np.minimum(
+            person.invoices[recent] * decay(age, self.cooccurrence_.person_half_life_days), 1.0
+        )
+        cooccurrence = _rows_sum(self.cooccurrence_.similarity_, items, presence)
+        if self.als_factors > 0:
+            als = self.als_.item_factors_ @ self.als_.fold_in(items, person.invoices[recent])
+        else:
+            als = np.zeros(n_items)
+        return ease, cooccurrence, als
+
     def _features(self, history: History, now: float) -> tuple[IntArray, FloatArray]:
-        n_items = len(self.stats_.buyers_all)
-        person = PersonItems.of(history, n_items)
-        ease = self.ease_.score(history, now)
-        cooccurrence = self.cooccurrence_.score(history, now)
-        als = self.als_.score(history, now)
-        k = self.model_candidates
-        pools = [person.items]
+        person = PersonItems.of(history, self.n_items_, now)
         if len(person.items):
-            pools += [_best(ease, k), _best(cooccurrence, k), _best(als, k)]
-        pools.append(_best(self.stats_.buyers_7 + 1e-3 * self.stats_.buyers_30, self.trending_candidates))
-        if not len(person.items):
-            pools.append(_best(self.stats_.buyers_30 + 1e-3 * self.stats_.buyers_all, k))
-        candidates = np.unique(np.concatenate(pools)).astype(np.int64)
+            ease, cooccurrence, als = self._model_scores(person, now)
+            k = self.model_candidates
+            pools = [
+                person.items[person.strongest(self.own_candidates)],
+                _best(ease, k),
+                _best(cooccurrence, k),
+                _best(als, k if self.als_factors > 0 else 0),
+                self.trending_,
+            ]
+            candidates = np.unique(np.concatenate(pools))
+            ease, cooccurrence, als = ease[candidates], cooccurrence[candidates], als[candidates]
+        else:
+            candidates = np.unique(np.concatenate([self.trending_, self.popular_]))
+            ease = cooccurrence = als = np.zeros(len(candidates))
         features = person_item_features(
-            candidates, person, history, now, self.stats_, ease, cooccurrence, als
+            candidates,
+            person,
+            now,
+            self.stats_.table(candidates, now),
+            ease,
+            cooccurrence,
+            als,
         )
         return candidates, features
 
@@ -159,7 +237,7 @@ class RerankRecommender:
         candidates, features = self._features(history, now)
         raw = self.trees_.predict(features)
         # Everything outside the candidates ranks below them, in popularity order.
-        scores = np.asarray(self.popularity_, dtype=np.float64) + (float(raw.min()) - 2.0)
+        scores: FloatArray = self.popularity_ + (float(raw.min()) - 2.0)
         scores[candidates] = raw
         return scores
 
@@ -170,7 +248,8 @@ class RerankRecommender:
             raise NotFittedError("rerank is not fitted: nothing to save")
         self.ease_.save(directory / "ease")
         self.cooccurrence_.save(directory / "cooccurrence")
-        self.als_.save(directory / "als")
+        if self.als_factors > 0:
+            self.als_.save(directory / "als")
         save_arrays(
             directory,
             self.name,
@@ -187,10 +266,13 @@ class RerankRecommender:
         model = cls(**params)
         model.ease_ = EASERecommender.load(directory / "ease")
         model.cooccurrence_ = CooccurrenceRecommender.load(directory / "cooccurrence")
-        model.als_ = ALSRecommender.load(directory / "als")
+        model.als_ = (
+            ALSRecommender.load(directory / "als") if model.als_factors > 0 else ALSRecommender(factors=1)
+        )
         model.stats_ = ItemStats.from_arrays(arrays)
         model.trees_ = TreeEnsemble.from_arrays(arrays, "trees_")
-        model.popularity_ = arrays["popularity_"]
+        model.popularity_ = np.asarray(arrays["popularity_"], dtype=np.float64)
+        model._prepare()
         return model
 
 
@@ -250,3 +332,19 @@ def _best(scores: FloatArray, k: int) -> IntArray:
     if k <= 0:
         return np.zeros(0, np.int64)
     return np.argpartition(-scores, k - 1)[:k].astype(np.int64)
+
+
+def _rows_sum(matrix: sparse.csr_matrix, rows: IntArray, weights: FloatArray) -> FloatArray:
+    """`weights @ matrix[rows]` as a dense vector, with numpy alone (scipy's row indexing costs more
+    than the sum for the few dozen rows of one person)."""
+    indptr = matrix.indptr
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(matrix.shape[1])
+    ends = np.cumsum(lengths)
+    positions = np.arange(total) + np.repeat(starts - (ends - lengths), lengths)
+    values = matrix.data[positions] * np.repeat(weights, lengths)
+    summed: FloatArray = np.bincount(matrix.indices[positions], values, matrix.shape[1]).astype(np.float64)
+    return summed

@@ -8,7 +8,7 @@ candidates and a few dozen shallow trees takes well under a millisecond.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,16 +30,28 @@ class TreeEnsemble:
     roots: IntArray
     depth: int
     baseline: float
+    _children: IntArray = field(init=False, repr=False, compare=False)
+    _feature: IntArray = field(init=False, repr=False, compare=False)
+    _roots: IntArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived once for `predict`: node k's children side by side (2k: left, 2k+1: right), and
+        # native index types, so each level of the walk is four `take`s and a comparison.
+        object.__setattr__(
+            self, "_children", np.column_stack((self.left, self.right)).ravel().astype(np.intp)
+        )
+        object.__setattr__(self, "_feature", self.feature.astype(np.intp))
+        object.__setattr__(self, "_roots", self.roots.astype(np.intp))
 
     def predict(self, features: FloatArray) -> FloatArray:
         """Raw scores (log-odds for a classifier), one per row of `features` (no NaN: use a sentinel)."""
         n_rows, n_features = features.shape
         flat = np.ascontiguousarray(features, dtype=np.float64).ravel()
         row_start = (np.arange(n_rows, dtype=np.intp) * n_features)[:, None]
-        node = np.repeat(self.roots[None, :].astype(np.intp), n_rows, axis=0)
+        node = np.broadcast_to(self._roots, (n_rows, len(self._roots)))
         for _ in range(self.depth):
-            value = flat.take(row_start + self.feature.take(node))
-            node = np.where(value <= self.threshold.take(node), self.left.take(node), self.right.take(node))
+            value = flat.take(row_start + self._feature.take(node))
+            node = self._children.take(2 * node + (value > self.threshold.take(node)))
         total: FloatArray = self.baseline + self.value.take(node).sum(axis=1)
         return total
 

@@ -1,0 +1,91 @@
+"""The default re-ranker's parts: its training windows, the person features and the fast row sums."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from shopkeeper.recommend.base import History, Interactions
+from shopkeeper.recommend.default import RerankRecommender, _rows_sum
+from shopkeeper.recommend.features import FEATURES, NEVER, ItemStats, PersonItems, person_item_features
+
+DAY = 86_400.0
+
+
+def test_rows_sum_is_the_weighted_sum_of_the_sparse_rows() -> None:
+    rng = np.random.default_rng(0)
+    matrix = sparse.random(40, 30, density=0.2, random_state=1, format="csr")
+    for rows in (np.array([3, 7, 7, 39]), np.array([0]), np.zeros(0, np.int64)):
+        weights = rng.random(len(rows))
+        expected = np.asarray(weights @ matrix[rows].toarray()).ravel() if len(rows) else np.zeros(30)
+        np.testing.assert_allclose(_rows_sum(matrix, rows.astype(np.int64), weights), expected, atol=1e-12)
+
+
+def test_person_items_sum_invoices_and_rhythm() -> None:
+    now = 100 * DAY
+    # Item 4 bought on days 10, 40 and 70; item 2 once on day 70 (same order as item 4's last).
+    history = History(
+        np.array([4, 4, 2, 4, 9], np.int64),
+        np.array([10, 40, 70, 70, 80]) * DAY,
+        np.ones(5),
+        np.array([0, 0, 0, 0, 2], np.int64),  # the last one is a view: not a purchase
+    )
+    person = PersonItems.of(history, n_items=10, now=now)
+    assert person.items.tolist() == [2, 4]
+    assert person.invoices.tolist() == [1.0, 3.0]
+    assert (person.last / DAY).tolist() == [70.0, 70.0]
+    assert (person.first / DAY).tolist() == [70.0, 10.0]
+    assert person.orders == 3  # days 10, 40, 70
+    np.testing.assert_allclose(person.decayed_30, [0.5, 0.5 + 0.25 + 0.125])
+
+    stats = ItemStats.of(
+        Interactions(
+            user_idx=np.array([0, 0, 1], np.int64),
+            item_idx=np.array([4, 4, 2], np.int64),
+            times=np.array([10, 50, 60]) * DAY,
+            weights=np.ones(3),
+            kinds=np.zeros(3, np.int64),
+            user_ids=["a", "b"],
+            item_ids=[str(i) for i in range(10)],
+        )
+    )
+    candidates = np.array([2, 4, 5], np.int64)
+    zeros = np.zeros(3)
+    rows = person_item_features(candidates, person, now, stats.table(candidates, now), zeros, zeros, zeros)
+    column = {name: rows[:, k] for k, name in enumerate(FEATURES)}
+    assert rows.shape == (3, len(FEATURES)) and np.isfinite(rows).all()
+    assert column["owned"].tolist() == [1.0, 1.0, 0.0]
+    assert column["invoices"].tolist() == [1.0, 3.0, 0.0]
+    assert column["days_since_item"].tolist() == [30.0, 30.0, NEVER]
+    assert column["own_gap_days"].tolist() == [NEVER, 30.0, NEVER]  # (70 - 10) / 2 reorders
+    assert column["overdue"].tolist() == [-1.0, 1.0, -1.0]
+    assert column["repeat_rank"].tolist() == [2.0, 1.0, NEVER]
+    assert column["person_order_gap"].tolist() == [30.0] * 3
+    # Item 4 was re-bought by person a after 40 days: its typical gap is 40 days.
+    assert column["item_gap_days"].tolist() == [NEVER, 40.0, NEVER]
+
+
+def test_training_windows_never_see_their_own_labels() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    times = np.sort(rng.uniform(0, 200, n)) * DAY
+    data = Interactions(
+        user_idx=rng.integers(0, 50, n).astype(np.int64),
+        item_idx=rng.integers(0, 30, n).astype(np.int64),
+        times=times,
+        weights=np.ones(n),
+        kinds=np.zeros(n, np.int64),
+        user_ids=[str(u) for u in range(50)],
+        item_ids=[str(i) for i in range(30)],
+    )
+    model = RerankRecommender(windows=3, window_days=30.0, stride_days=15.0)
+    windows = list(model._windows(data))
+    starts = [start for start, _, _ in windows]
+    assert len(windows) == 3
+    assert starts == sorted(starts)  # oldest first
+    np.testing.assert_allclose(np.diff(starts), 15 * DAY)
+    for start, before, during in windows:
+        assert before.times.max() < start
+        assert data.times[during].min() >= start
+        assert data.times[during].max() <= start + 30 * DAY + 1.0
+        assert before.n_items == data.n_items  # the same index space
