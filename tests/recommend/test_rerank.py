@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy import sparse
+from tests.recommend.test_models import END, GROUP, a_person, checkerboard
 
 from shopkeeper.recommend.base import History, Interactions
 from shopkeeper.recommend.default import RerankRecommender, _rows_sum
@@ -89,3 +92,15 @@ def test_training_windows_never_see_their_own_labels() -> None:
         assert data.times[during].min() >= start
         assert data.times[during].max() <= start + 30 * DAY + 1.0
         assert before.n_items == data.n_items  # the same index space
+
+
+def test_rerank_without_als_saves_and_loads(tmp_path: Path) -> None:
+    data = checkerboard()
+    model = RerankRecommender(als_factors=0, trees=10, max_depth=3, negative_share=1.0).fit(data)
+    model.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "als").exists()
+    loaded = RerankRecommender.load(tmp_path / "m")
+    person = a_person([0, 1], [3, 10])
+    np.testing.assert_allclose(loaded.score(person, END), model.score(person, END), rtol=1e-12)
+    best = np.argsort(-loaded.score(person, END))[:5]
+    assert set(best.tolist()) <= set(range(GROUP))  # the checkerboard's group A
