@@ -35,11 +35,11 @@ class ExperimentIn(BaseModel):
     name: Name
     placement: Name
     variants: Annotated[list[VariantIn], Field(min_length=2, max_length=20)]
-    weights: list[StrictFloat | StrictInt] | None = None
+    weights: list[Any] | None = None  # checked by new_experiment: positive numbers, one per variant
     audience: dict[str, Any] | None = None
     bandit: StrictBool = False
     window_days: Annotated[StrictInt, Field(ge=1, le=365)] = DEFAULT_WINDOW_DAYS
-    floor: Annotated[StrictFloat | StrictInt, Field(ge=0, le=0.5)] = DEFAULT_FLOOR
+    floor: Annotated[StrictFloat, Field(ge=0, le=0.5)] = DEFAULT_FLOOR
     outcome_events: Annotated[
         list[Annotated[StrictStr, Field(min_length=1, max_length=255)]], Field(max_length=20)
     ] = []
@@ -57,11 +57,11 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
         body.placement,
         [(v.name, v.options) for v in body.variants],
         placements=state.settings.placements(),
-        weights=None if body.weights is None else [float(w) for w in body.weights],
+        weights=body.weights,
         audience=body.audience,
         bandit=body.bandit,
         window_days=body.window_days,
-        floor=float(body.floor),
+        floor=body.floor,
         outcome_events=body.outcome_events,
     )
     created = await run_in_threadpool(state.decider.experiments.create, experiment)

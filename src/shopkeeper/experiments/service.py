@@ -179,7 +179,9 @@ def new_experiment(
         raise InvalidInput(
             f"give one weight per variant ({len(parsed)}), not {len(weights)}", field="weights"
         )
-    if any(not np.isfinite(w) or w <= 0 for w in weights):
+    if any(
+        not isinstance(w, int | float) or isinstance(w, bool) or not np.isfinite(w) or w <= 0 for w in weights
+    ):
         raise InvalidInput("traffic weights must be positive numbers", field="weights")
     if not isinstance(window_days, int) or not 1 <= window_days <= 365:
         raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
