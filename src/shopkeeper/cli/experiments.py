@@ -188,6 +188,8 @@ def _lift(metric: dict[str, Any] | None) -> str:
         return "-"
     if metric.get("rel_lift") is not None and metric.get("rel_ci_low") is not None:
         return f"{metric['rel_lift']:+.1%} ({metric['rel_ci_low']:+.1%} to {metric['rel_ci_high']:+.1%})"
+    if metric.get("kind") == "proportion":  # no relative lift when the control is 0: points
+        return f"{metric['diff'] * 100:+.1f} pts ({metric['ci_low'] * 100:+.1f} to {metric['ci_high'] * 100:+.1f})"
     return f"{metric['diff']:+.4g} ({metric['ci_low']:+.4g} to {metric['ci_high']:+.4g})"
 
 
@@ -203,7 +205,7 @@ def print_report(report: dict[str, Any]) -> None:
         "conversion lift (95% CI)",
         "P(best)",
     ):
-        table.add_column(column, justify="left" if column == "arm" else "right")
+        table.add_column(column, justify="left" if column == "arm" else "right", no_wrap=column == "arm")
     for arm in report["arms"]:
         by_metric = {m["metric"]: m for m in arm["metrics"]}
         table.add_row(
