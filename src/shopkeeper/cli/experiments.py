@@ -189,7 +189,8 @@ def _lift(metric: dict[str, Any] | None) -> str:
     if metric.get("rel_lift") is not None and metric.get("rel_ci_low") is not None:
         return f"{metric['rel_lift']:+.1%} ({metric['rel_ci_low']:+.1%} to {metric['rel_ci_high']:+.1%})"
     if metric.get("kind") == "proportion":  # no relative lift when the control is 0: points
-        return f"{metric['diff'] * 100:+.1f} pts ({metric['ci_low'] * 100:+.1f} to {metric['ci_high'] * 100:+.1f})"
+        low, high = metric["ci_low"] * 100, metric["ci_high"] * 100
+        return f"{metric['diff'] * 100:+.1f} pts ({low:+.1f} to {high:+.1f})"
     return f"{metric['diff']:+.4g} ({metric['ci_low']:+.4g} to {metric['ci_high']:+.4g})"
 
 
