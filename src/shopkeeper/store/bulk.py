@@ -26,6 +26,8 @@ class BulkInsert:
         if missing:  # a typo fails at import, not on the first write
             raise KeyError(f"{table.name} has no column {missing[0]!r}")
         self._prepared: dict[str, tuple[str, tuple[_Processor, ...]]] = {}
+        self._active: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
+        self._last: dict[int, tuple[Any, Dialect, Any]] = {}  # column -> (value, dialect, bound value)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -51,11 +53,29 @@ class BulkInsert:
     def bind(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
         """The values of the first `len(values)` columns as the driver takes them, so that the work can
         be done before a lock is taken; finish the row and pass it to `execute(..., bound=True)`."""
-        _, processors = self._prepare(dialect)
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(values, processors[: len(values)], strict=True)
-        )
+        active = self._active.get(dialect.name)
+        if active is None:
+            _, processors = self._prepare(dialect)
+            active = self._active[dialect.name] = tuple(
+                (i, p) for i, p in enumerate(processors) if p is not None
+            )
+        if not active:
+            return tuple(values)
+        bound = list(values)
+        size = len(bound)
+        last = self._last
+        for index, process in active:
+            if index < size:
+                value = bound[index]
+                # Rows of one call share values (the time received): process each object once. The
+                # entry is replaced whole, so a thread never pairs one value with another's result.
+                entry = last.get(index)
+                if entry is not None and entry[0] is value and entry[1] is dialect:
+                    bound[index] = entry[2]
+                else:
+                    bound[index] = processed = process(value)
+                    last[index] = (value, dialect, processed)
+        return tuple(bound)
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]], *, bound: bool = False) -> int:
         """Insert the rows (value tuples in `columns` order); the number inserted.
