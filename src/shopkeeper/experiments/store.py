@@ -207,13 +207,22 @@ def _persons_of_units(engine: Engine, units: Sequence[str]) -> dict[str, int]:
     return found
 
 
+def epoch_seconds(engine: Engine, column: Any) -> Any:
+    """A SQL expression for a UtcDateTime column as seconds since 1970 (a float), on either backend:
+    reading floats skips parsing a datetime per row."""
+    if engine.dialect.name == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return func.extract("epoch", column)
+
+
 def load_exposures(
     engine: Engine, arms: Sequence[str], *, experiment: str | None = None, cohort: bool = False
 ) -> Exposures:
     """First exposures per person for an experiment's arms, or (cohort=True) the universal cohorts.
 
     A person is keyed by their person id (after merges) when known, else by the unit they came with,
-    and counted once, in the arm of their earliest exposure.
+    and counted once, in the arm of their earliest exposure. One grouped query, which a covering index
+    answers in index order; the rest is numpy.
     """
     label = decisions.c.cohort if cohort else decisions.c.arm
     where = decisions.c.cohort.is_not(None) if cohort else decisions.c.experiment == experiment
@@ -222,40 +231,48 @@ def load_exposures(
             decisions.c.unit,
             func.max(decisions.c.person_id),
             label,
-            func.min(decisions.c.at),
+            epoch_seconds(engine, func.min(decisions.c.at)),
             func.min(decisions.c.propensity),
         )
         .where(where)
-        .group_by(decisions.c.unit, label)
+        .group_by(*((label, decisions.c.unit) if cohort else (decisions.c.unit, label)))  # index order
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+    if not rows:
+        empty = np.zeros(0)
+        return Exposures(empty.astype(np.int64), empty, empty.astype(np.int64), empty, 0)
+    units, persons, labels, stamps, propensities = zip(*rows, strict=True)
     index = {name: i for i, name in enumerate(arms)}
+    arm = np.fromiter((index.get(a, -1) for a in labels), np.int64, len(rows))
+    person = np.fromiter((-1 if p is None else p for p in persons), np.int64, len(rows))
+    unknown = np.flatnonzero(person < 0)
+    if unknown.size:  # visitors the store came to know after their decision
+        late = _persons_of_units(engine, [units[i] for i in unknown if units[i] is not None])
+        for i in unknown:
+            person[i] = late.get(units[i], -1)
     merged = _merged(engine)
-    unknown = [unit for unit, person, *_ in rows if person is None and unit is not None]
-    late = _persons_of_units(engine, unknown) if unknown else {}
-    first: dict[object, tuple[float, int, int, float]] = {}
-    excluded: set[object] = set()
-    for unit, person, arm, at, propensity in rows:
-        if person is None and unit in late:
-            person = late[unit]
-        if person is not None:
-            person = merged.get(int(person), int(person))
-        key: object = person if person is not None else ("unit", unit)
-        if arm not in index:
-            excluded.add(key)
-            continue
-        stamp = at.timestamp()
-        seen = first.get(key)
-        if seen is None or stamp < seen[0]:
-            first[key] = (stamp, index[arm], -1 if person is None else int(person), propensity or 0.0)
-    values = list(first.values())
+    if merged:
+        person = np.fromiter((merged.get(p, p) for p in person.tolist()), np.int64, len(rows))
+    # The key: the person when known, else a distinct negative number per unit.
+    key = person.copy()
+    strangers = np.flatnonzero(person < 0)
+    if strangers.size:
+        names = {u: -2 - n for n, u in enumerate(dict.fromkeys(units[i] for i in strangers))}
+        key[strangers] = [names[units[i]] for i in strangers]
+    at = np.asarray(stamps, np.float64)
+    propensity = np.fromiter((0.0 if p is None else p for p in propensities), np.float64, len(rows))
+    valid = arm >= 0
+    order = np.lexsort((at[valid], key[valid]))
+    chosen = np.flatnonzero(valid)[order]
+    first = chosen[np.unique(key[chosen], return_index=True)[1]]
+    excluded = np.setdiff1d(np.unique(key[~valid]), key[first]).size
     return Exposures(
-        arm=np.fromiter((v[1] for v in values), np.int64, len(values)),
-        first_at=np.fromiter((v[0] for v in values), np.float64, len(values)),
-        person=np.fromiter((v[2] for v in values), np.int64, len(values)),
-        propensity=np.fromiter((v[3] for v in values), np.float64, len(values)),
-        excluded=len(excluded - set(first)),
+        arm=arm[first],
+        first_at=at[first],
+        person=person[first],
+        propensity=propensity[first],
+        excluded=int(excluded),
     )
 
 

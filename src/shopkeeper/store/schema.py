@@ -300,7 +300,24 @@ decisions.append_column(Column("cohort", String(16), nullable=True))
 decisions.append_column(Column("experiment", String(64), nullable=True))
 decisions.append_column(Column("arm", String(64), nullable=True))
 decisions.append_column(Column("propensity", Float, nullable=True))
-Index("ix_decisions_experiment_unit", decisions.c.experiment, decisions.c.unit)
+# Covering indexes for reports: each unit's first exposure per arm is read in index order.
+Index(
+    "ix_decisions_experiment_unit",
+    decisions.c.experiment,
+    decisions.c.unit,
+    decisions.c.arm,
+    decisions.c.at,
+    decisions.c.person_id,
+    decisions.c.propensity,
+)
+Index(
+    "ix_decisions_cohort_unit",
+    decisions.c.cohort,
+    decisions.c.unit,
+    decisions.c.at,
+    decisions.c.person_id,
+    decisions.c.propensity,
+)
 
 experiments = Table(
     "experiments",

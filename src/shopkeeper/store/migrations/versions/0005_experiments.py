@@ -27,7 +27,18 @@ def upgrade() -> None:
         batch.add_column(sa.Column("experiment", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("arm", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("propensity", sa.Float(), nullable=True))
-    op.create_index("ix_decisions_experiment_unit", "decisions", ["experiment", "unit"], unique=False)
+    op.create_index(
+        "ix_decisions_experiment_unit",
+        "decisions",
+        ["experiment", "unit", "arm", "at", "person_id", "propensity"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_decisions_cohort_unit",
+        "decisions",
+        ["cohort", "unit", "at", "person_id", "propensity"],
+        unique=False,
+    )
     op.create_table(
         "experiments",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -53,6 +64,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_experiments_placement_status"), table_name="experiments")
     op.drop_table("experiments")
+    op.drop_index("ix_decisions_cohort_unit", table_name="decisions")
     op.drop_index("ix_decisions_experiment_unit", table_name="decisions")
     with op.batch_alter_table("decisions") as batch:
         for column in ("propensity", "arm", "experiment", "cohort", "unit"):
