@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy import sparse
 from tests.recommend.test_models import END, GROUP, a_person, checkerboard
 
@@ -94,11 +95,12 @@ def test_training_windows_never_see_their_own_labels() -> None:
         assert before.n_items == data.n_items  # the same index space
 
 
-def test_rerank_without_als_saves_and_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("als_factors", [0, 4])
+def test_rerank_with_or_without_als_saves_and_loads(tmp_path: Path, als_factors: int) -> None:
     data = checkerboard()
-    model = RerankRecommender(als_factors=0, trees=10, max_depth=3, negative_share=1.0).fit(data)
+    model = RerankRecommender(als_factors=als_factors, trees=10, max_depth=3, negative_share=1.0).fit(data)
     model.save(tmp_path / "m")
-    assert not (tmp_path / "m" / "als").exists()
+    assert (tmp_path / "m" / "als").exists() == (als_factors > 0)
     loaded = RerankRecommender.load(tmp_path / "m")
     person = a_person([0, 1], [3, 10])
     np.testing.assert_allclose(loaded.score(person, END), model.score(person, END), rtol=1e-12)
