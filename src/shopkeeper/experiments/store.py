@@ -314,7 +314,8 @@ def load_outcomes(engine: Engine, since: datetime, until: datetime, named: Seque
     """Orders and named events between `since` and `until`, with people resolved through merges."""
     names = [ORDER_COMPLETED, *[n for n in named if n != ORDER_COMPLETED]]
     kinds = {name: i for i, name in enumerate(names)}
-    query = select(events.c.person_id, events.c.timestamp, events.c.event, events.c.payload).where(
+    stamp = epoch_seconds(engine, events.c.timestamp)
+    query = select(events.c.person_id, stamp, events.c.event, events.c.payload).where(
         and_(
             events.c.type == "track",
             events.c.event.in_(names),
@@ -328,10 +329,10 @@ def load_outcomes(engine: Engine, since: datetime, until: datetime, named: Seque
     kind: list[int] = []
     revenue: list[float] = []
     with engine.connect() as conn:
-        for pid, stamp, name, payload in conn.execute(query):
+        for pid, seconds, name, payload in conn.execute(query):
             pid = int(pid)
             person.append(merged.get(pid, pid))
-            at.append(stamp.timestamp())
+            at.append(float(seconds))
             k = kinds[name]
             kind.append(k)
             revenue.append(_revenue(payload) if k == 0 else 0.0)
