@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Dialect, Table
 
 _Processor = Callable[[Any], Any] | None
@@ -97,3 +98,12 @@ class BulkInsert:
         if params:
             conn.exec_driver_sql(sql, params)
         return len(params)
+
+
+def any_of(dialect: Dialect, values: Sequence[str]) -> tuple[str, Any]:
+    """`IN <one parameter>` for a list of strings, and that parameter: a PostgreSQL array, or a JSON
+    array that SQLite unpacks with `json_each`. The SQL stays the same whatever the list's length, so
+    nothing is compiled again per call, and both backends still look each value up in the index."""
+    if dialect.name == "postgresql":
+        return "= ANY(%s)", list(values)
+    return "IN (SELECT value FROM json_each(?))", orjson.dumps(list(values)).decode()

@@ -7,13 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, func, select
 
-from shopkeeper.store.bulk import BulkInsert
+from shopkeeper.store.bulk import BulkInsert, any_of
 from shopkeeper.store.schema import events
 
-# Built once: ingestion runs these for every batch.
-_EXISTING = select(events.c.message_id).where(events.c.message_id.in_(bindparam("ids", expanding=True)))
 # The person last: ingestion binds the rest before it takes the write lock, and adds the person under it.
 EVENT_COLUMNS = (
     "message_id",
@@ -39,11 +37,12 @@ class SqlEventLog:
     @staticmethod
     def existing_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
         wanted = list(set(message_ids))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found.update(conn.scalars(_EXISTING, {"ids": chunk}))
-        return found
+        if not wanted:
+            return set()
+        condition, param = any_of(conn.dialect, wanted)
+        table = conn.dialect.identifier_preparer.format_table(events)
+        query = f"SELECT message_id FROM {table} WHERE message_id {condition}"
+        return {row[0] for row in conn.exec_driver_sql(query, (param,))}
 
     @staticmethod
     def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Dialect, Engine, bindparam, func, insert, or_, select, text, update
 
 from shopkeeper.records import Identity, IdentityKind, Merge
-from shopkeeper.store.bulk import BulkInsert
+from shopkeeper.store.bulk import BulkInsert, any_of
 from shopkeeper.store.schema import events, identities, interactions, merges, people
 from shopkeeper.store.traits import forget_person, mark_dirty
 
@@ -23,25 +23,26 @@ _SHARED_DEVICE = "anonymousId already belongs to another known user (shared devi
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
 
 # Built once: a resolver runs these per message, and building a statement costs more than running it.
-_user_ids = identities.alias("user_ids")
-# Each kind is matched with its values, so that the (kind, value) unique index answers: `value IN (...)`
-# alone would scan the whole table on both backends.
-_PRELOAD = select(
-    identities.c.kind,
-    identities.c.value,
-    identities.c.person_id,
-    select(_user_ids.c.id)
-    .where(_user_ids.c.person_id == identities.c.person_id, _user_ids.c.kind == "user_id")
-    .exists()
-    .label("known"),
-).where(
-    or_(
-        *(
-            and_(identities.c.kind == kind, identities.c.value.in_(bindparam(kind, expanding=True)))
-            for kind in LOOKUP_ORDER
-        )
+
+
+def _preload_sql(dialect: Dialect) -> str:
+    """The people behind a batch's ids, and whether each has a user_id, in one query of fixed text.
+
+    Each kind is matched with its values, so that the (kind, value) unique index answers: `value IN
+    (...)` alone would scan the whole table on both backends. The values come as one array parameter
+    per kind (`any_of`), so the text never changes and is never compiled again.
+    """
+    table = dialect.identifier_preparer.format_table(identities)
+    condition = any_of(dialect, [])[0]
+    wanted = " OR ".join(f"(i.kind = '{kind}' AND i.value {condition})" for kind in LOOKUP_ORDER)
+    return (
+        f"SELECT i.kind, i.value, i.person_id, EXISTS (SELECT 1 FROM {table} u "
+        f"WHERE u.person_id = i.person_id AND u.kind = 'user_id') AS known "
+        f"FROM {table} i WHERE {wanted}"
     )
-)
+
+
+_PRELOAD: dict[str, str] = {}  # dialect name -> SQL
 _LOOKUP = select(identities.c.person_id).where(
     identities.c.kind == bindparam("kind"), identities.c.value == bindparam("value")
 )
@@ -99,7 +100,10 @@ class IdentityResolver:
         values: dict[str, list[str]] = {kind: [] for kind in LOOKUP_ORDER}
         for kind, value in keys:
             values[kind].append(value)
-        for kind, value, person_id, known in self._conn.execute(_PRELOAD, values):
+        dialect = self._conn.dialect
+        sql = _PRELOAD.get(dialect.name) or _PRELOAD.setdefault(dialect.name, _preload_sql(dialect))
+        params = tuple(any_of(dialect, values[kind])[1] for kind in LOOKUP_ORDER)
+        for kind, value, person_id, known in self._conn.exec_driver_sql(sql, params):
             self._person_of[(kind, value)] = person_id
             self._known.setdefault(person_id, bool(known))
         self._absent.update(key for key in keys if key not in self._person_of)
@@ -174,8 +178,12 @@ class IdentityResolver:
         conn.execute(update(events).where(events.c.person_id == source).values(person_id=target))
         # What they did as the merged person is theirs too: decide and training read interactions.
         conn.execute(update(interactions).where(interactions.c.person_id == source).values(person_id=target))
-        conn.execute(update(people).where(people.c.merged_into == source).values(merged_into=target))
-        conn.execute(update(people).where(people.c.person_id == source).values(merged_into=target))
+        # The source, and whoever had been merged into it, now point at the target.
+        conn.execute(
+            update(people)
+            .where(or_(people.c.person_id == source, people.c.merged_into == source))
+            .values(merged_into=target)
+        )
         conn.execute(_INSERT_MERGE, self._merge_row(source, target, "merged", reason, message_id))
         forget_person(conn, source)
         mark_dirty(conn, [target])
