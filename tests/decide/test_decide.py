@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from shopkeeper import InvalidInput, Shop
 from shopkeeper.catalog import parse_items
+from shopkeeper.events.ingest import Ingestor
 from shopkeeper.settings import Settings
-from shopkeeper.store.schema import decisions
+from shopkeeper.store import Store
+from shopkeeper.store.schema import decisions, interactions
 
 ITEMS = [
     {"item_id": "mug-red", "title": "RED SPOTTY MUG", "category": "Kitchen > Mugs", "price": 2.5},
@@ -193,3 +195,24 @@ def test_placements_are_configurable(database_url: str) -> None:
         assert not {i.item_id for i in decision.items} & {"mug-red", "mug-blue", "bag", "lunch"}
     with pytest.raises(InvalidInput, match="PLACEMENTS_JSON"):
         Settings(database_url=database_url, placements_json='{"x": {"colour": 1}}').placements()
+
+
+def test_what_a_merged_person_did_counts_for_the_person_they_joined(store: Store) -> None:
+    ingestor = Ingestor(store)
+    ingestor.ingest([{"type": "track", "userId": "k1", "event": "Signed Up", "messageId": "m1"}])
+    ingestor.ingest(
+        [
+            {
+                "type": "track",
+                "anonymousId": "a1",
+                "event": "Product Viewed",
+                "messageId": "m2",
+                "properties": {"product_id": "p1"},
+            }
+        ]
+    )
+    ingestor.ingest([{"type": "identify", "userId": "k1", "anonymousId": "a1", "messageId": "m3"}])
+    with store.engine.connect() as conn:
+        person = store.identities.find_person("k1", conn)
+        owners = conn.execute(select(interactions.c.person_id, interactions.c.item_id)).all()
+    assert [tuple(o) for o in owners] == [(person, "p1")]
