@@ -257,3 +257,26 @@ def test_one_running_experiment_per_placement_and_unknown_names(shop: Shop) -> N
         experiments.stop("nope")
     with pytest.raises(InvalidInput, match="SHOPKEEPER_HOLDOUT_SHARE"):
         experiments.stop("holdout")
+
+
+def test_a_bandit_logs_each_choice_with_its_thompson_propensity(shop: Shop) -> None:
+    experiments = service(shop)
+    experiments.create(
+        new_experiment(
+            "ts",
+            "web",
+            [("a", {}), ("b", {"n": 3}), ("c", {"max_per_category": 1})],
+            bandit=True,
+            floor=0.1,
+            placements=PLACEMENTS,
+        )
+    )
+    shares = experiments.bandit_propensities(experiments.experiments.get("ts"))
+    assert shares.sum() == pytest.approx(1.0) and shares.min() >= 0.1
+    users = [f"b{i}" for i in range(60) if not HOLDOUT.contains(f"b{i}")]
+    arms = {user: shop.decide(anonymous_id=user).arm for user in users}
+    rows = [r for r in logged(shop) if r.experiment == "ts"]
+    assert len(rows) == len(users) and {r.arm for r in rows} == {"a", "b", "c"}
+    for row in rows:
+        assert row.arm == arms[row.unit]
+        assert row.propensity == pytest.approx(shares[["a", "b", "c"].index(row.arm)])
