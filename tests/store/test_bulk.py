@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, text
 
 from shopkeeper.store import Store
 from shopkeeper.store.bulk import BulkInsert
-from shopkeeper.store.schema import events
+from shopkeeper.store.schema import events, profile_dirty
 
 COLUMNS = ("message_id", "type", "event", "user_id", "anonymous_id", "person_id", "timestamp", "received_at")
 AT = datetime(2024, 11, 29, 9, 0, 0, tzinfo=UTC)  # no microseconds: SQLite's text format still has them
@@ -55,6 +55,24 @@ def test_bulk_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
     with store.engine.connect() as conn:
         stored = conn.execute(select(events.c.timestamp).where(events.c.message_id == "yb")).scalar_one()
     assert stored == AT and stored.tzinfo is not None
+
+
+def test_a_column_that_is_null_in_every_row_and_many_statements(store: Store) -> None:
+    # PostgreSQL gets multi-row VALUES: a column of NULLs only must still take the column's type, and
+    # rows past one statement's share of parameters go in the next statement.
+    rows = [(f"n{i}", "page", None, None, "a", i, AT, AT, None, "{}") for i in range(2_000)]
+    with store.engine.begin() as conn:
+        assert BulkInsert(events, (*COLUMNS, "key_id", "payload")).execute(conn, rows) == 2_000
+    assert store.events.count() == 2_000
+    assert store.events.stored_message_ids(["n0", "n1999", "n2000"]) == {"n0", "n1999"}
+
+
+def test_duplicates_can_be_skipped(store: Store) -> None:
+    with store.engine.begin() as conn:
+        marks = BulkInsert(profile_dirty, ("person_id",), skip_duplicates=True)
+        assert marks.execute(conn, [(1,), (2,)]) == 2
+        marks.execute(conn, [(2,), (3,)])
+        assert sorted(conn.scalars(select(profile_dirty.c.person_id))) == [1, 2, 3]
 
 
 def test_nothing_to_insert_runs_nothing(store: Store) -> None:

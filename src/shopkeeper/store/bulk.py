@@ -1,9 +1,13 @@
-"""Many rows into one table in one DBAPI `executemany`: the lean path that ingestion writes through.
+"""Many rows into one table in one round trip: the lean path that ingestion writes through.
 
 SQLAlchemy's own executemany builds and processes a parameter dict per row (about 10 µs each); at
 thousands of rows a second that is a large share of the write path, spent under the write lock. Here
 each column's bind processor is looked up once per dialect and applied in a plain loop, so values are
 stored exactly as `conn.execute(insert(table), rows)` would store them.
+
+SQLite gets one DBAPI `executemany` (its loop is in C). PostgreSQL gets one multi-row `INSERT ...
+VALUES (...), (...)` per chunk of rows: psycopg's executemany pipelines a statement per row, and its
+per-row Python work was the largest cost of a batch.
 """
 
 from __future__ import annotations
@@ -15,18 +19,21 @@ import orjson
 from sqlalchemy import Connection, Dialect, Table
 
 _Processor = Callable[[Any], Any] | None
+_MAX_PARAMETERS = 16_000  # per PostgreSQL statement (the protocol allows 65,535)
 
 
 class BulkInsert:
     """`INSERT INTO table (columns) VALUES (...)` for rows given as tuples in `columns` order."""
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], *, skip_duplicates: bool = False) -> None:
+        """`skip_duplicates`: `ON CONFLICT DO NOTHING` (a row that breaks a unique key is left out)."""
         self._table = table
         self._columns = tuple(columns)
+        self._suffix = " ON CONFLICT DO NOTHING" if skip_duplicates else ""
         missing = [name for name in self._columns if name not in table.c]
         if missing:  # a typo fails at import, not on the first write
             raise KeyError(f"{table.name} has no column {missing[0]!r}")
-        self._prepared: dict[str, tuple[str, tuple[_Processor, ...]]] = {}
+        self._prepared: dict[str, tuple[str, str, tuple[_Processor, ...]]] = {}
         self._active: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
         self._last: dict[int, tuple[Any, Dialect, Any]] = {}  # column -> (value, dialect, bound value)
 
@@ -34,21 +41,22 @@ class BulkInsert:
     def columns(self) -> tuple[str, ...]:
         return self._columns
 
-    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[_Processor, ...]]:
+    def _prepare(self, dialect: Dialect) -> tuple[str, str, tuple[_Processor, ...]]:
+        """`INSERT INTO t (columns) VALUES `, one row's `(?, ?, ...)`, and each column's processor."""
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
             quote = dialect.identifier_preparer
             marker = "?" if dialect.paramstyle == "qmark" else "%s"
-            sql = (
+            head = (
                 f"INSERT INTO {quote.format_table(self._table)} "
-                f"({', '.join(quote.quote(name) for name in self._columns)}) "
-                f"VALUES ({', '.join(marker for _ in self._columns)})"
+                f"({', '.join(quote.quote(name) for name in self._columns)}) VALUES "
             )
+            row = f"({', '.join(marker for _ in self._columns)})"
             processors = tuple(
                 self._table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in self._columns
             )
-            prepared = self._prepared[dialect.name] = (sql, processors)
+            prepared = self._prepared[dialect.name] = (head, row, processors)
         return prepared
 
     def bind(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
@@ -56,7 +64,7 @@ class BulkInsert:
         be done before a lock is taken; finish the row and pass it to `execute(..., bound=True)`."""
         active = self._active.get(dialect.name)
         if active is None:
-            _, processors = self._prepare(dialect)
+            processors = self._prepare(dialect)[2]
             active = self._active[dialect.name] = tuple(
                 (i, p) for i, p in enumerate(processors) if p is not None
             )
@@ -84,7 +92,7 @@ class BulkInsert:
         `bound=True`: the values went through `bind` already (the columns left for `execute` to fill must
         then need no processing, like integer ids).
         """
-        sql, processors = self._prepare(conn.dialect)
+        head, row_sql, processors = self._prepare(conn.dialect)
         active = [] if bound else [(i, p) for i, p in enumerate(processors) if p is not None]
         if active:
             params = []
@@ -95,8 +103,17 @@ class BulkInsert:
                 params.append(tuple(values))
         else:
             params = [tuple(row) for row in rows]
-        if params:
-            conn.exec_driver_sql(sql, params)
+        if not params:
+            return 0
+        if conn.dialect.name != "postgresql":
+            conn.exec_driver_sql(head + row_sql + self._suffix, params)
+            return len(params)
+        per_statement = max(1, _MAX_PARAMETERS // len(self._columns))
+        for start in range(0, len(params), per_statement):
+            chunk = params[start : start + per_statement]
+            rows_sql = ", ".join([row_sql] * len(chunk))
+            flat = tuple(value for row in chunk for value in row)
+            conn.exec_driver_sql(head + rows_sql + self._suffix, flat)
         return len(params)
 
 

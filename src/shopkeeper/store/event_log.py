@@ -42,7 +42,7 @@ class SqlEventLog:
         condition, param = any_of(conn.dialect, wanted)
         table = conn.dialect.identifier_preparer.format_table(events)
         query = f"SELECT message_id FROM {table} WHERE message_id {condition}"
-        return {row[0] for row in conn.exec_driver_sql(query, (param,))}
+        return {row[0] for row in conn.exec_driver_sql(query, (param,)).fetchall()}
 
     @staticmethod
     def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -103,7 +103,7 @@ class IdentityResolver:
         dialect = self._conn.dialect
         sql = _PRELOAD.get(dialect.name) or _PRELOAD.setdefault(dialect.name, _preload_sql(dialect))
         params = tuple(any_of(dialect, values[kind])[1] for kind in LOOKUP_ORDER)
-        for kind, value, person_id, known in self._conn.exec_driver_sql(sql, params):
+        for kind, value, person_id, known in self._conn.exec_driver_sql(sql, params).fetchall():
             self._person_of[(kind, value)] = person_id
             self._known.setdefault(person_id, bool(known))
         self._absent.update(key for key in keys if key not in self._person_of)
