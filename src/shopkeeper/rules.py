@@ -1,0 +1,374 @@
+"""The rules decide applies after scoring, and the reasons it gives for each item.
+
+Only items in stock (in the person's stated size, per category when they stated `sizes`), never stated
+dislikes or rejected items, a diversity cap per category; each rule that removes an item adds a reason.
+Each chosen item says why: bought before, like something the person bought or looked at, or popular.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Connection, bindparam, select
+
+from shopkeeper.decisions import DecidedItem, Reason
+from shopkeeper.placements import Placement
+from shopkeeper.profiles.traits import ResolvedTrait
+from shopkeeper.recommend.base import History, IntArray
+from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
+from shopkeeper.store.schema import item_variants, items
+from shopkeeper.training import ModelBundle
+
+_CATALOG = (
+    select(
+        items.c.item_id, items.c.title, items.c.category, item_variants.c.attributes, item_variants.c.stock
+    )
+    .select_from(items.outerjoin(item_variants, item_variants.c.item_id == items.c.item_id))
+    .where(items.c.item_id.in_(bindparam("ids", expanding=True)))
+)
+
+
+class _Catalog:
+    """What the rules need of an item: its title, category, and (when it has variants) their stock."""
+
+    __slots__ = ("category", "title", "variants")
+
+    def __init__(self, title: str, category: str) -> None:
+        self.title = title
+        self.category = category
+        self.variants: list[tuple[dict[str, Any], int | None]] = []
+
+
+def apply_rules(
+    bundle: ModelBundle,
+    where: Placement,
+    n: int,
+    traits: dict[str, ResolvedTrait],
+    candidates: list[str],
+    scores: np.ndarray,
+    past: Past,
+    reasons: list[Reason],
+    conn: Connection,
+    *,
+    personalized: bool,
+    stated_categories: list[str],
+) -> list[DecidedItem]:
+    size_trait = traits.get("size")
+    size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
+    sizes_trait = traits.get("sizes")
+    sizes = (
+        {str(k).lower(): str(v) for k, v in sizes_trait.value.items()}
+        if sizes_trait is not None and sizes_trait.source == "stated" and isinstance(sizes_trait.value, dict)
+        else {}
+    )
+    disliked = set(stated(traits, "disliked_categories"))
+    rejected = set(stated(traits, "rejected_items"))
+    removed = {"dislike": 0, "rejected": 0, "stock": 0, "size": 0, "diversity": 0}
+    per_category: dict[str, int] = {}
+    ranked = list(zip(candidates, scores.tolist(), strict=True))
+    # Catalog rows are read as the rules reach the candidates, a chunk at a time: most decisions
+    # stop within the first `n` or so of their `8 n` candidates.
+    catalog: dict[str, _Catalog] = {}
+    read = 0
+    if stated_categories and not personalized:
+        # Cold start within the stated categories: those come first, popularity orders each group.
+        catalog = _read_catalog(conn, candidates)
+        read = len(candidates)
+        ranked.sort(key=lambda pair: (_in(catalog.get(pair[0]), stated_categories) is None, -pair[1]))
+    chosen: list[tuple[str, float, _Catalog | None, list[Reason]]] = []
+    for position, (item_id, score) in enumerate(ranked):
+        if position >= read:
+            chunk = [c for c, _ in ranked[read : read + max(read, 2 * n)]]
+            catalog.update(_read_catalog(conn, chunk))
+            read += len(chunk)
+        info = catalog.get(item_id)
+        category = info.category if info else ""
+        if item_id in rejected:
+            removed["rejected"] += 1
+            continue
+        if category and any(category == d or category.startswith(d + " > ") for d in disliked):
+            removed["dislike"] += 1
+            continue
+        item_reasons: list[Reason] = []
+        if info is not None and info.variants and where.in_stock_only:
+            item_size = _size_for(info, size, sizes)
+            verdict = _stock(info, item_size)
+            if verdict == "out":
+                removed["stock"] += 1
+                continue
+            if verdict == "not_in_size":
+                removed["size"] += 1
+                continue
+            if verdict == "in_size":
+                item_reasons.append(
+                    Reason(
+                        f"In stock in your size {item_size}",
+                        {
+                            "trait": "sizes" if item_size != size else "size",
+                            "source": "stated",
+                            "rule": "in_stock_in_size",
+                        },
+                    )
+                )
+        top_level = category.split(" > ")[0] if category else ""
+        if top_level and per_category.get(top_level, 0) >= where.max_per_category:
+            removed["diversity"] += 1
+            continue
+        per_category[top_level] = per_category.get(top_level, 0) + 1
+        liked = _in(info, stated_categories)
+        if liked:
+            item_reasons.append(
+                Reason(f"You told us you like {liked}", {"trait": "favourite_categories", "source": "stated"})
+            )
+        chosen.append((item_id, float(score), info, item_reasons))
+        if len(chosen) == n:
+            break
+    whys = _why(bundle, [item_id for item_id, *_ in chosen], past, personalized, catalog, conn)
+    decided = [
+        DecidedItem(item_id, score, [*why, *item_reasons], info.title if info else "")
+        for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
+    ]
+    notes = {
+        "rejected": ("Left out {} items you told us are not for you", {"trait": "rejected_items"}),
+        "dislike": (
+            "Left out {} items in categories you told us you don't like",
+            {"trait": "disliked_categories"},
+        ),
+        "stock": ("Left out {} items that are out of stock", {"rule": "in_stock"}),
+        "size": (
+            "Left out {} items not in stock in your size "
+            + ", ".join([*(f"{v} ({k})" for k, v in sizes.items()), *([size] if size else [])]),
+            {"trait": "size", "rule": "in_size"},
+        ),
+        "diversity": (
+            f"Left out {{}} items to show at most {where.max_per_category} per category",
+            {"rule": "diversity_cap"},
+        ),
+    }
+    for key, count in removed.items():
+        if count:
+            text, provenance = notes[key]
+            source = {"source": "stated"} if "trait" in provenance else {}
+            reasons.append(Reason(text.format(count), {**provenance, **source, "count": count}))
+    return decided
+
+
+def _why(
+    bundle: ModelBundle,
+    chosen: list[str],
+    past: Past,
+    personalized: bool,
+    catalog: dict[str, _Catalog],
+    conn: Connection,
+) -> list[list[Reason]]:
+    """Why each chosen item: bought before, like something they bought or looked at, or popular.
+    The titles of the items they are like are read in one query."""
+    last_event, owned = past.last_event, past.owned
+    nearest: list[tuple[int, float] | None] = []
+    had = None
+    for item_id in chosen:
+        index = bundle.index.get(item_id)
+        near = None
+        if index is not None and index not in owned and personalized:
+            if had is None:
+                had = np.zeros(len(bundle.item_ids), np.bool_)
+                had[past.had] = True
+            near = bundle.neighbours.nearest_marked(index, had)
+        nearest.append(near)
+    missing = [bundle.item_ids[near[0]] for near in nearest if near is not None]
+    missing = [item_id for item_id in dict.fromkeys(missing) if item_id not in catalog]
+    if missing:
+        catalog.update(_read_catalog(conn, missing))
+    whys: list[list[Reason]] = []
+    for item_id, near in zip(chosen, nearest, strict=True):
+        index = bundle.index.get(item_id)
+        if index is not None and index in owned:
+            kind, at, mid = last_event[index]
+            title = catalog[item_id].title if item_id in catalog else item_id
+            whys.append(
+                [
+                    Reason(
+                        f"Because you bought {title} on {_day(at)}",
+                        {"signal": "repeat", "event": mid, "item_id": item_id},
+                    )
+                ]
+            )
+        elif near is not None:
+            other = bundle.item_ids[near[0]]
+            kind, at, mid = last_event[near[0]]
+            verb = "bought" if kind == PURCHASE else "looked at"
+            title = catalog[other].title if other in catalog else other
+            whys.append(
+                [
+                    Reason(
+                        f"Because you {verb} {title} on {_day(at)}",
+                        {
+                            "signal": "similar_items",
+                            "event": mid,
+                            "item_id": other,
+                            "similarity": round(near[1], 3),
+                        },
+                    )
+                ]
+            )
+        else:
+            whys.append(
+                [
+                    Reason(
+                        "Popular with customers right now",
+                        {"model": "popularity", "model_version": bundle.version},
+                    )
+                ]
+            )
+    return whys
+
+
+def _read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, _Catalog]:
+    """What the rules need of these items, in one query; items not in the catalog are left out."""
+    if not item_ids:
+        return {}
+    found: dict[str, _Catalog] = {}
+    for item_id, title, category, attributes, stock in conn.execute(_CATALOG, {"ids": list(item_ids)}):
+        info = found.get(item_id)
+        if info is None:
+            info = found[item_id] = _Catalog(
+                title.strip().capitalize() if title.isupper() else title, category
+            )
+        if attributes is not None:  # an item with no variants comes as one row of NULLs
+            info.variants.append((orjson.loads(attributes), stock))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Past:
+    """What a person did, in one model version's item space: kept between calls while it is current."""
+
+    newest: int | None  # the newest interaction's id when read: the cache's check
+    version: int
+    history: History
+    last_event: dict[int, tuple[int, datetime, str]]  # the newest event of each item
+    owned: AbstractSet[int]
+    owned_array: IntArray  # `owned`, sorted
+    had: IntArray  # every item with an event, sorted
+    personalized: bool
+
+    @classmethod
+    def of(cls, bundle: ModelBundle, newest: int | None, rows: Sequence[Any]) -> Past:
+        history, last = _history(bundle, rows)
+        owned = frozenset(int(i) for i in history.purchases().item_idx)
+        return cls(
+            newest=newest,
+            version=bundle.version,
+            history=history,
+            last_event=last,
+            owned=owned,
+            owned_array=np.asarray(sorted(owned), np.int64),
+            had=np.asarray(sorted(last), np.int64),
+            personalized=bool(len(history.purchases()) or (history.kinds == VIEW).any()),
+        )
+
+
+def _history(
+    bundle: ModelBundle, rows: Sequence[Any]
+) -> tuple[History, dict[int, tuple[int, datetime, str]]]:
+    """The person's interactions in the model's item space, and the newest event of each item."""
+    item_idx, times, kinds = [], [], []
+    last: dict[int, tuple[int, datetime, str]] = {}
+    seen: set[tuple[int, str]] = set()
+    for item_id, kind, at, message_id in rows:
+        index = bundle.index.get(item_id)
+        if index is None or kind == RETURN or (index, message_id) in seen:
+            continue
+        seen.add((index, message_id))
+        item_idx.append(index)
+        times.append(at.timestamp())
+        kinds.append(kind)
+        if kind == PURCHASE or index not in last or last[index][0] != PURCHASE:
+            last[index] = (kind, at, message_id)
+    history = History(
+        np.asarray(item_idx, np.int64),
+        np.asarray(times, np.float64),
+        np.ones(len(item_idx)),
+        np.asarray(kinds, np.int64),
+    )
+    return history, last
+
+
+def stated(traits: dict[str, ResolvedTrait], key: str) -> list[str]:
+    trait = traits.get(key)
+    if trait is None or trait.source != "stated":
+        return []
+    value = trait.value
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _in(info: _Catalog | None, categories: list[str]) -> str | None:
+    if info is None or not info.category:
+        return None
+    for category in categories:
+        if info.category == category or info.category.startswith(category + " > "):
+            return category
+    return None
+
+
+def _stock(info: _Catalog, size: str | None) -> str:
+    """`out` (no variant in stock), `not_in_size`, `in_size`, or `ok` (stock not tracked, or no size)."""
+    tracked = [(attrs, stock) for attrs, stock in info.variants if stock is not None]
+    if not tracked:
+        return "ok"
+    if all(stock <= 0 for _, stock in tracked):
+        return "out"
+    if size is None:
+        return "ok"
+    sized = [(attrs, stock) for attrs, stock in tracked if "size" in attrs]
+    if not sized:
+        return "ok"
+    if any(str(attrs["size"]).lower() == size.lower() and stock > 0 for attrs, stock in sized):
+        return "in_size"
+    return "not_in_size"
+
+
+def _size_for(info: _Catalog, size: str | None, sizes: dict[str, str]) -> str | None:
+    """The person's stated size for this item: from `sizes` when a key names the item's category or a
+    word of its title (`{"trousers": "34"}`), else their one `size`."""
+    if sizes:
+        words = {w for part in info.category.lower().split(" > ") for w in (part, *part.split())}
+        words |= set(info.title.lower().split())
+        for kind, value in sizes.items():
+            if kind in words or kind.rstrip("s") in words:
+                return value
+    return size
+
+
+def paused(traits: dict[str, ResolvedTrait], where: Placement) -> Reason | None:
+    """For a channel that reaches out (email, staff), the person's stated pause or "never"."""
+    if where.purpose is None:
+        return None
+    frequency = traits.get("contact_frequency")
+    if frequency is not None and frequency.source == "stated" and frequency.value == "never":
+        return Reason(
+            "Nothing to send: you told us not to contact you",
+            {"trait": "contact_frequency", "source": "stated"},
+        )
+    pause = traits.get("pause_until")
+    if pause is not None and pause.source == "stated" and isinstance(pause.value, str):
+        try:
+            until = date.fromisoformat(pause.value[:10])
+        except ValueError:
+            return None
+        if until >= datetime.now(UTC).date():
+            return Reason(
+                f"Nothing to send: you asked us to pause until {until.day} {until:%b %Y}",
+                {"trait": "pause_until", "source": "stated"},
+            )
+    return None
+
+
+def _day(at: datetime) -> str:
+    return f"{at.day} {at:%b %Y}"
