@@ -12,6 +12,7 @@ from tests.recommend.test_models import END, GROUP, a_person, checkerboard
 from shopkeeper.recommend.base import History, Interactions
 from shopkeeper.recommend.default import RerankRecommender, _rows_sum
 from shopkeeper.recommend.features import FEATURES, NEVER, ItemStats, PersonItems, person_item_features
+from shopkeeper.recommend.signals import window_popularity
 
 DAY = 86_400.0
 
@@ -106,3 +107,23 @@ def test_rerank_with_or_without_als_saves_and_loads(tmp_path: Path, als_factors:
     np.testing.assert_allclose(loaded.score(person, END), model.score(person, END), rtol=1e-12)
     best = np.argsort(-loaded.score(person, END))[:5]
     assert set(best.tolist()) <= set(range(GROUP))  # the checkerboard's group A
+
+
+def test_item_stats_count_recent_buyers_like_window_popularity() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    data = Interactions(
+        user_idx=rng.integers(0, 60, n).astype(np.int64),
+        item_idx=rng.integers(0, 40, n).astype(np.int64),
+        times=rng.uniform(0, 150, n).round(1) * DAY,
+        weights=np.ones(n),
+        kinds=rng.choice([0, 0, 0, 2], n).astype(np.int64),  # some views, which never count
+        user_ids=[str(u) for u in range(60)],
+        item_ids=[str(i) for i in range(40)],
+    )
+    stats = ItemStats.of(data)
+    for days, counted in ((7.0, stats.buyers_7), (30.0, stats.buyers_30), (90.0, stats.buyers_90)):
+        np.testing.assert_array_equal(counted, window_popularity(data, days))
+    earlier = window_popularity(data, 30.0, end=data.end - 30 * DAY)
+    np.testing.assert_array_equal(stats.buyers_prev_30, earlier)
+    np.testing.assert_array_equal(stats.buyers_all, window_popularity(data, None))

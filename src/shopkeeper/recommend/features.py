@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
-from shopkeeper.recommend.signals import DAY, window_popularity
+from shopkeeper.recommend.signals import DAY
 
 NEVER = 10_000.0  # "days since" for something that never happened: far beyond any real gap
 HORIZON_DAYS = 30.0  # the re-ranker predicts purchases over the next month
@@ -99,11 +99,20 @@ class ItemStats:
         gap_sum = np.bincount(pair_item, weights=gaps, minlength=n)
         seen = np.isfinite(first)
         end = interactions.end
+
+        def recent(days: float) -> FloatArray:
+            """People who bought each item in the last `days` (as `window_popularity`, from the pairs)."""
+            latest = (span_last > end - days * DAY).astype(np.float64)
+            lately: FloatArray = np.bincount(pair_item, weights=latest, minlength=n).astype(np.float64)
+            return lately
+
+        earlier = (times <= end - 30.0 * DAY) & (times > end - 60.0 * DAY)
+        earlier_pairs = np.unique(pair[earlier])
         return cls(
-            buyers_7=window_popularity(interactions, 7.0),
-            buyers_30=window_popularity(interactions, 30.0),
-            buyers_90=window_popularity(interactions, 90.0),
-            buyers_prev_30=window_popularity(interactions, 30.0, end=end - 30.0 * DAY),
+            buyers_7=recent(7.0),
+            buyers_30=recent(30.0),
+            buyers_90=recent(90.0),
+            buyers_prev_30=np.bincount(earlier_pairs % max(n, 1), minlength=n).astype(np.float64),
             buyers_all=buyers,
             first_sale=np.where(seen, first, 0.0),
             last_sale=np.where(seen, last, 0.0),
