@@ -3,6 +3,7 @@
 from shopkeeper.decisions import DecidedItem, Decision, Reason
 from shopkeeper.errors import (
     AuthenticationError,
+    Conflict,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -17,6 +18,7 @@ from shopkeeper.shop import Shop
 __all__ = [
     "ApiKey",
     "AuthenticationError",
+    "Conflict",
     "DecidedItem",
     "Decision",
     "Identity",

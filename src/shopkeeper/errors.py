@@ -55,6 +55,13 @@ class NotFound(ShopkeeperError):
     code = "not_found"
 
 
+class Conflict(ShopkeeperError):
+    """The request clashes with what exists: a name already taken, a placement already busy."""
+
+    status = 409
+    code = "conflict"
+
+
 class StoreError(ShopkeeperError):
     status = 503
     code = "store_unavailable"

@@ -135,9 +135,9 @@ def test_errors_for_names_conflicts_and_bodies(live_server: LiveServer) -> None:
     url, admin = live_server.url, _admin(live_server)
     assert httpx.post(f"{url}/v1/experiments", headers=admin, json=BODY).status_code == 201
     again = httpx.post(f"{url}/v1/experiments", headers=admin, json=BODY)
-    assert again.status_code == 400 and again.json()["error"]["code"] == "conflict"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
     busy = httpx.post(f"{url}/v1/experiments", headers=admin, json={**BODY, "name": "other"})
-    assert busy.status_code == 400 and busy.json()["error"]["field"] == "placement"
+    assert busy.status_code == 409 and busy.json()["error"]["field"] == "placement"
     for method, path in (("GET", "/v1/experiments/nope/report"), ("POST", "/v1/experiments/nope/stop")):
         missing = httpx.request(method, url + path, headers=admin)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from shopkeeper import InvalidInput, NotFound, Shop
 from shopkeeper.catalog import parse_items
 from shopkeeper.decide import Decider
+from shopkeeper.errors import Conflict
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.service import ExperimentService, new_experiment
 from shopkeeper.settings import Settings
@@ -206,7 +207,7 @@ def test_stopping_returns_everyone_to_the_default(shop: Shop) -> None:
     assert [e.status for e in experiments.experiments.list()] == ["stopped"]
     # A stopped experiment frees its placement; its name is never reused.
     experiments.create(new_experiment("s2", "web", [("a", {}), ("b", {})], placements=PLACEMENTS))
-    with pytest.raises(InvalidInput, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         experiments.create(new_experiment("s", "email", [("a", {}), ("b", {})], placements=PLACEMENTS))
 
 
@@ -248,7 +249,7 @@ def test_every_mistake_in_a_new_experiment_is_named(kwargs: dict[str, Any], fiel
 def test_one_running_experiment_per_placement_and_unknown_names(shop: Shop) -> None:
     experiments = service(shop)
     experiments.create(new_experiment("one", "web", [("a", {}), ("b", {})], placements=PLACEMENTS))
-    with pytest.raises(InvalidInput, match="already runs experiment 'one'") as caught:
+    with pytest.raises(Conflict, match="already runs experiment 'one'") as caught:
         experiments.create(new_experiment("two", "web", [("a", {}), ("b", {})], placements=PLACEMENTS))
     assert caught.value.code == "conflict"
     with pytest.raises(NotFound):

@@ -16,8 +16,9 @@ import numpy.typing as npt
 import orjson
 from sqlalchemy import Engine, and_, func, insert, select, update
 
-from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.profiles.traits import resolve
+from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import decisions, events, experiments, identities, people, traits
 from shopkeeper.store.traits import to_record
 
@@ -105,12 +106,12 @@ class SqlExperiments:
         self._engine = engine
 
     def create(self, experiment: Experiment) -> Experiment:
-        with self._engine.begin() as conn:
+        # The write lock: two creates at once cannot both find the name free or the placement idle.
+        with write_transaction(self._engine) as conn:
             if conn.scalar(select(experiments.c.name).where(experiments.c.name == experiment.name)):
-                raise InvalidInput(
+                raise Conflict(
                     f"an experiment named {experiment.name!r} already exists; names are never reused",
                     field="name",
-                    code="conflict",
                 )
             busy = conn.scalar(
                 select(experiments.c.name).where(
@@ -118,10 +119,9 @@ class SqlExperiments:
                 )
             )
             if busy is not None:
-                raise InvalidInput(
+                raise Conflict(
                     f"placement {experiment.placement!r} already runs experiment {busy!r}; stop it first",
                     field="placement",
-                    code="conflict",
                 )
             conn.execute(
                 insert(experiments).values(
