@@ -16,6 +16,7 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
+from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments.service import ExperimentService, new_experiment
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
@@ -218,3 +219,20 @@ def test_bandit_propensities_are_a_distribution_with_a_floor_and_follow_the_rewa
     assert shares == pytest.approx(learned, abs=0.03)
     report = service.report("ts")
     assert not report["srm"]["checked"] and report["arms"][1]["probability_best"] > 0.99
+
+
+def test_a_revenue_bandit_moves_traffic_to_the_arm_that_earns_more(store: Store) -> None:
+    """SIMULATED: the same conversion rate in every arm, but arm b's buyers spend five times as much.
+    A conversion bandit cannot tell them apart; a revenue bandit can."""
+    arms = ["a", "b"]
+    by_revenue = create(store, "rev", arms, bandit=True, reward="revenue", floor=0.05)
+    assert by_revenue.experiments.get("rev").kind == "bandit_revenue"
+    for arm, spend, first in (("a", 10.0, 0), ("b", 50.0, 10_000)):
+        simulate(store, "rev", [arm], [400], [0.2], seed=9, spend=spend, first_person=first)
+    learned = by_revenue.bandit_propensities(by_revenue.experiments.get("rev"))
+    assert learned.sum() == pytest.approx(1.0) and learned.min() >= 0.05 - 1e-12
+    assert learned[1] > 0.9
+    with pytest.raises(InvalidInput, match="reward"):
+        new_experiment("x", "web", [("a", {}), ("b", {})], placements=PLACEMENTS, reward="click", bandit=True)
+    with pytest.raises(InvalidInput, match="bandits"):
+        new_experiment("x", "web", [("a", {}), ("b", {})], placements=PLACEMENTS, reward="revenue")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -38,6 +38,7 @@ class ExperimentIn(BaseModel):
     weights: list[Any] | None = None  # checked by new_experiment: positive numbers, one per variant
     audience: dict[str, Any] | None = None
     bandit: StrictBool = False
+    reward: Literal["conversion", "revenue"] = "conversion"  # a bandit's reward
     window_days: Annotated[StrictInt, Field(ge=1, le=365)] = DEFAULT_WINDOW_DAYS
     floor: Annotated[StrictFloat, Field(ge=0, le=0.5)] = DEFAULT_FLOOR
     outcome_events: Annotated[
@@ -60,6 +61,7 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
         weights=body.weights,
         audience=body.audience,
         bandit=body.bandit,
+        reward=body.reward,
         window_days=body.window_days,
         floor=body.floor,
         outcome_events=body.outcome_events,

@@ -83,8 +83,11 @@ def create(
         ),
     ] = None,
     bandit: Annotated[
-        bool, typer.Option("--bandit", help="Thompson sampling on conversions instead of fixed weights.")
+        bool, typer.Option("--bandit", help="Thompson sampling instead of fixed weights.")
     ] = False,
+    reward: Annotated[
+        str, typer.Option("--reward", help="Bandits: learn from `conversion` (Beta-Bernoulli) or `revenue`.")
+    ] = "conversion",
     floor: Annotated[
         float, typer.Option("--floor", help="Bandits: the least chance every arm keeps.")
     ] = DEFAULT_FLOOR,
@@ -113,6 +116,7 @@ def create(
         weights=_weights(weights),
         audience=rule,
         bandit=bandit,
+        reward=reward,
         window_days=window_days,
         floor=floor,
         outcome_events=event or [],
@@ -126,7 +130,7 @@ def create(
         print_json(created.to_json())
         return
     arms = ", ".join(f"{v.name} ({s:.0%})" for v, s in zip(created.variants, created.shares, strict=True))
-    how = "a bandit over" if created.kind == "bandit" else "arms"
+    how = "a bandit over" if created.kind.startswith("bandit") else "arms"
     console.print(f"Started {created.name} on {created.placement}: {how} {arms}.")
 
 

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, bindparam, or_, select
 from shopkeeper.decisions import Reason
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
-from shopkeeper.experiments.bandit import BetaBernoulliThompson
-from shopkeeper.experiments.report import ReportSpec, build_report, conversions_by_person
+from shopkeeper.experiments.bandit import BetaBernoulliThompson, NormalRevenueThompson
+from shopkeeper.experiments.report import ReportSpec, build_report, conversions_by_person, person_outcomes
 from shopkeeper.experiments.store import (
     Experiment,
     SqlExperiments,
@@ -51,6 +51,8 @@ HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
 MODELS = ("personalized", "popularity")
 DEFAULT_WINDOW_DAYS = 14
 DEFAULT_FLOOR = 0.05
+REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or normal on revenue per person
+BANDITS = ("bandit", "bandit_revenue")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
 
@@ -152,6 +154,7 @@ def new_experiment(
     weights: Sequence[float] | None = None,
     audience: Any = None,
     bandit: bool = False,
+    reward: str = "conversion",
     window_days: int = DEFAULT_WINDOW_DAYS,
     floor: float = DEFAULT_FLOOR,
     outcome_events: Sequence[str] = (),
@@ -187,13 +190,17 @@ def new_experiment(
         raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
     if not 0 <= floor <= 1 / len(parsed):
         raise InvalidInput(f"the exploration floor must be between 0 and 1/{len(parsed)}", field="floor")
+    if reward not in REWARDS:
+        raise InvalidInput("a bandit's reward is conversion or revenue", field="reward")
+    if reward != "conversion" and not bandit:
+        raise InvalidInput("reward applies to bandits; an A/B test reports every metric", field="reward")
     events = [e for e in outcome_events]
     if any(not isinstance(e, str) or not 0 < len(e) <= 255 for e in events):
         raise InvalidInput("outcome events are event names of 1-255 characters", field="outcome_events")
     return Experiment(
         name=name,
         placement=placement,
-        kind="bandit" if bandit else "ab",
+        kind=("bandit" if reward == "conversion" else "bandit_revenue") if bandit else "ab",
         status="running",
         variants=tuple(parsed),
         weights=tuple(float(w) for w in weights),
@@ -289,7 +296,7 @@ class ExperimentService:
         outside = Assignment(unit, PERSONALIZED, PERSONALIZED, 1 - self.holdout.share)
         if experiment is None or not self._in_audience(conn, experiment, person_id):
             return outside
-        if experiment.kind == "bandit":
+        if experiment.kind in BANDITS:
             shares = self.bandit_propensities(experiment)
             u = unit_float(experiment.salt, unit)
             index = min(int(np.searchsorted(np.cumsum(shares), u, side="right")), len(shares) - 1)
@@ -329,8 +336,12 @@ class ExperimentService:
         if cached is not None and time.monotonic() - cached[0] < self._bandit_seconds:
             return cached[1]
         arms, rewards = self._bandit_log(experiment)
-        policy = BetaBernoulliThompson(len(experiment.variants), floor=experiment.floor).fit(arms, rewards)
-        shares = policy.propensities()
+        policy: BetaBernoulliThompson | NormalRevenueThompson
+        if experiment.kind == "bandit_revenue":
+            policy = NormalRevenueThompson(len(experiment.variants), floor=experiment.floor)
+        else:
+            policy = BetaBernoulliThompson(len(experiment.variants), floor=experiment.floor)
+        shares = policy.fit(arms, rewards).propensities()
         self._bandits[experiment.name] = (time.monotonic(), shares)
         return shares
 
@@ -340,6 +351,9 @@ class ExperimentService:
             return exposures.arm, np.zeros(0)
         since, until = outcome_span(exposures, experiment.window_days)
         outcomes = load_outcomes(self._store.engine, since, until, ())
+        if experiment.kind == "bandit_revenue":
+            spent = person_outcomes(exposures, outcomes, experiment.window_days, 0).revenue
+            return exposures.arm, spent
         converted = conversions_by_person(exposures, outcomes, experiment.window_days)
         return exposures.arm, converted.astype(np.float64)
 

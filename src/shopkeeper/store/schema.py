@@ -324,7 +324,7 @@ experiments = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("placement", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # ab | bandit
+    Column("kind", String(16), nullable=False),  # ab | bandit | bandit_revenue
     Column("status", String(16), nullable=False),  # running | stopped
     Column("variants", Text, nullable=False),  # JSON: [{"name", "options"}], the first is the control
     Column("weights", Text, nullable=False),  # JSON: one traffic weight per variant
