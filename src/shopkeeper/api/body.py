@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -47,15 +46,22 @@ async def read_json(request: Request, limit: int) -> Any:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", field="body", code="invalid_json") from None
-    if _LONG_DIGITS.search(data):
+    if _has_long_digit_run(data):
         _check_integers(data)
     return parsed
 
 
 # orjson reads integers beyond 64 bits as floats, silently rounding them. Bodies with a run of 19+ digits
 # are rare, so only those are read again, exactly, to refuse such integers instead of changing them.
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# Finding the run: every digit becomes "0" (one C pass), then one substring search; a regex over a
+# 500 KB batch costs far more.
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 _INT64 = 2**63
+
+
+def _has_long_digit_run(data: bytes) -> bool:
+    return _LONG_RUN in data.translate(_DIGITS_TO_ZERO)
 
 
 def _check_integers(data: bytes) -> None:

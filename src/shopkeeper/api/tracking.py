@@ -162,5 +162,6 @@ def _register(kind: str) -> None:
     )
 
 
-for _kind in _SHORT:
+# /v1/batch first: the router tries routes in order, and batches are most of the traffic.
+for _kind in sorted(_SHORT, key=lambda kind: kind != "batch"):
     _register(_kind)

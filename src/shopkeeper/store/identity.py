@@ -22,8 +22,6 @@ from shopkeeper.store.traits import forget_person, mark_dirty
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
 
-# Built once: a resolver runs these per message, and building a statement costs more than running it.
-
 
 def _preload_sql(dialect: Dialect) -> str:
     """The people behind a batch's ids, and whether each has a user_id, in one query of fixed text.
@@ -42,6 +40,7 @@ def _preload_sql(dialect: Dialect) -> str:
     )
 
 
+# Built once: a resolver runs these per message, and building a statement costs more than running it.
 _PRELOAD: dict[str, str] = {}  # dialect name -> SQL
 _LOOKUP = select(identities.c.person_id).where(
     identities.c.kind == bindparam("kind"), identities.c.value == bindparam("value")
