@@ -238,6 +238,13 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for sentence in report["summary"]:
         console.print(sentence)
+    for value in report.get("off_policy", []):  # bandits: each arm's value had everyone got it
+        shown = _money if value["reward"] == "revenue" else _rate
+        console.print(
+            f"Off-policy: serving {value['arm']} to everyone would give about {shown(value['dr'])} "
+            f"{value['reward']} per person (doubly robust; 95% CI {shown(value['ci_low'])} to "
+            f"{shown(value['ci_high'])}; IPW {shown(value['ipw'])}, self-normalized {shown(value['snipw'])})."
+        )
 
 
 @app.command("report")

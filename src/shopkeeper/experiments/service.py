@@ -31,9 +31,12 @@ from shopkeeper.decisions import Reason
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
 from shopkeeper.experiments.bandit import BetaBernoulliThompson, NormalRevenueThompson
+from shopkeeper.experiments.ope import PerActionMeanModel, evaluate_policy
 from shopkeeper.experiments.report import ReportSpec, build_report, conversions_by_person, person_outcomes
 from shopkeeper.experiments.store import (
     Experiment,
+    Exposures,
+    Outcomes,
     SqlExperiments,
     Variant,
     audience_reach,
@@ -411,7 +414,47 @@ class ExperimentService:
             reach = audience_reach(engine, experiment.audience)
         since, until = outcome_span(exposures, spec.window_days)
         outcomes = load_outcomes(engine, since, until, spec.outcome_events)
-        return build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
+        report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
+        if spec.kind in BANDITS:
+            report["off_policy"] = off_policy_values(spec, exposures, outcomes)
+        return report
+
+
+def off_policy_values(spec: ReportSpec, exposures: Exposures, outcomes: Outcomes) -> list[dict[str, Any]]:
+    """What each arm would have earned had it been served to everyone, estimated from the bandit's own
+    log (each person's first exposure and its logged propensity): IPW, self-normalized IPW and doubly
+    robust, with 95% bootstrap intervals around the doubly robust one. The reward is the bandit's own:
+    conversion, or revenue per person."""
+    seen = exposures.arm >= 0
+    if not seen.any() or (exposures.propensity[seen] <= 0).any():
+        return []
+    per_person = person_outcomes(exposures, outcomes, spec.window_days, 0)
+    rewards = per_person.revenue if spec.kind == "bandit_revenue" else per_person.converted.astype(np.float64)
+    actions, rewards, logged = exposures.arm[seen], rewards[seen], exposures.propensity[seen]
+    n_arms = len(spec.arms)
+    model = PerActionMeanModel(n_arms).fit(actions, rewards)
+    estimates = model.predict(n=actions.size)
+    values = []
+    for k, arm in enumerate(spec.arms):
+        always = np.zeros((actions.size, n_arms))
+        always[:, k] = 1.0
+        found = {
+            e.estimator: e
+            for e in evaluate_policy(
+                rewards, actions, logged, always, estimates, n_bootstrap=200, random_state=k
+            )
+        }
+        dr = found["dr"]
+        values.append(
+            {
+                "arm": arm,
+                "reward": "revenue" if spec.kind == "bandit_revenue" else "conversion",
+                **{name: round(e.estimate, 6) for name, e in found.items()},
+                "ci_low": round(dr.ci_low, 6),
+                "ci_high": round(dr.ci_high, 6),
+            }
+        )
+    return values
 
 
 def holdout_from(share: float, salt: str) -> Holdout:
