@@ -1,4 +1,11 @@
-"""Batched HTTP ingestion (/v1/batch) on SQLite and PostgreSQL, against a raw `executemany` anchor."""
+"""Batched HTTP ingestion (/v1/batch) on SQLite and PostgreSQL, against a raw `executemany` anchor.
+
+Phases per backend: an open loop at a fixed offered rate (acknowledgement latency), a closed loop
+(sustained events/s), the anchor, and the write path alone in this process (CPU ms and SQL statements
+per batch: the figures that hold still on a busy machine). The parts live in `ingest_support/`.
+
+    .venv/bin/python benchmarks/ingest_http.py [--backend sqlite|postgresql|both] [--json]
+"""
 
 from __future__ import annotations
 

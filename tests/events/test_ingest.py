@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.events.ingest import Ingestor, correct_skew
+from shopkeeper.events.ingest import Ingestor, _Job, correct_skew
 from shopkeeper.events.spec import parse_message
 from shopkeeper.store import Store
 
@@ -90,3 +90,32 @@ def test_an_endpoint_refuses_a_message_of_another_type() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_message({"type": "identify", "userId": "u"}, type_="track")
     assert caught.value.field == "type"
+
+
+def _job(ingestor: Ingestor, *messages: dict[str, object]) -> _Job:
+    rows = [ingestor._to_row(m, parse_message(m), None, None, None, NOW, None) for m in messages]
+    return _Job(rows, NOW)
+
+
+def test_one_call_failing_in_a_group_commit_fails_alone(store: Store) -> None:
+    # Calls waiting on the writer go in one transaction; when it fails, each is written on its own, from
+    # rows the failed attempt must not have changed (person ids, links and new people are all redone).
+    ingestor = Ingestor(store)
+    first = _job(ingestor, {"type": "page", "anonymousId": "a", "messageId": "m1"})
+    broken = _job(ingestor, {"type": "page", "anonymousId": "b", "messageId": "m2"})
+    broken.rows[0]["bound"] = broken.rows[0]["bound"][:3]  # the database refuses this row
+    last = _job(
+        ingestor,
+        {"type": "identify", "anonymousId": "a", "userId": "u", "messageId": "m3"},
+        {"type": "page", "userId": "v", "messageId": "m4"},
+    )
+    ingestor._write_together([first, broken, last])
+    assert first.result is not None and first.result.stored == 1
+    assert last.result is not None and last.result.stored == 2
+    assert broken.error is not None and broken.result is None
+    assert store.events.count() == 3
+    person = store.person_summary("u")
+    assert person.event_count == 2
+    assert store.person_summary("a").person_id == person.person_id
+    assert store.person_summary("v").event_count == 1
+    assert not store.events.stored_message_ids(["m2"])
