@@ -12,7 +12,7 @@ from tests.recommend.test_models import END, GROUP, a_person, checkerboard
 from shopkeeper.recommend.base import History, Interactions
 from shopkeeper.recommend.default import RerankRecommender, _rows_sum
 from shopkeeper.recommend.features import FEATURES, NEVER, ItemStats, PersonItems, person_item_features
-from shopkeeper.recommend.signals import window_popularity
+from shopkeeper.recommend.signals import distinct, window_popularity
 
 DAY = 86_400.0
 
@@ -127,3 +127,9 @@ def test_item_stats_count_recent_buyers_like_window_popularity() -> None:
     earlier = window_popularity(data, 30.0, end=data.end - 30 * DAY)
     np.testing.assert_array_equal(stats.buyers_prev_30, earlier)
     np.testing.assert_array_equal(stats.buyers_all, window_popularity(data, None))
+
+
+def test_distinct_is_numpy_unique() -> None:
+    rng = np.random.default_rng(5)
+    for values in (rng.integers(0, 30, 200), rng.random(50).round(1), np.zeros(0, np.int64), np.array([7])):
+        np.testing.assert_array_equal(distinct(values), np.unique(values))

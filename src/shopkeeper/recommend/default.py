@@ -49,7 +49,7 @@ from shopkeeper.recommend.blend import BlendRecommender
 from shopkeeper.recommend.ease import EASERecommender
 from shopkeeper.recommend.features import ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
-from shopkeeper.recommend.signals import DAY, decay
+from shopkeeper.recommend.signals import DAY, decay, distinct
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
 
 BoolArray = npt.NDArray[np.bool_]
@@ -222,10 +222,10 @@ class RerankRecommender:
                 _best(als, k if self.als_factors > 0 else 0),
                 self.trending_,
             ]
-            candidates = np.unique(np.concatenate(pools))
+            candidates = distinct(np.concatenate(pools))
             ease, cooccurrence, als = ease[candidates], cooccurrence[candidates], als[candidates]
         else:
-            candidates = np.unique(np.concatenate([self.trending_, self.popular_]))
+            candidates = distinct(np.concatenate([self.trending_, self.popular_]))
             ease = cooccurrence = als = np.zeros(len(candidates))
         features = person_item_features(
             candidates,
@@ -319,11 +319,11 @@ def _subset(interactions: Interactions, keep: Any) -> Interactions:
 def _grouped(users: IntArray, items: IntArray) -> dict[int, IntArray]:
     """Each user's distinct items, sorted."""
     width = int(items.max()) + 1 if len(items) else 1
-    pairs = np.unique(users.astype(np.int64) * width + items)
-    owners, distinct = pairs // width, pairs % width
+    pairs = distinct(users.astype(np.int64) * width + items)
+    owners, bought = pairs // width, pairs % width
     unique, starts = np.unique(owners, return_index=True)
     bounds = [*starts.tolist(), len(pairs)]
-    return {int(u): distinct[bounds[k] : bounds[k + 1]] for k, u in enumerate(unique)}
+    return {int(u): bought[bounds[k] : bounds[k + 1]] for k, u in enumerate(unique)}
 
 
 def _history(interactions: Interactions, starts: IntArray, user: int) -> History:

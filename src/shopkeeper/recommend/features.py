@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
-from shopkeeper.recommend.signals import DAY
+from shopkeeper.recommend.signals import DAY, distinct
 
 NEVER = 10_000.0  # "days since" for something that never happened: far beyond any real gap
 HORIZON_DAYS = 30.0  # the re-ranker predicts purchases over the next month
@@ -107,7 +107,7 @@ class ItemStats:
             return lately
 
         earlier = (times <= end - 30.0 * DAY) & (times > end - 60.0 * DAY)
-        earlier_pairs = np.unique(pair[earlier])
+        earlier_pairs = distinct(pair[earlier])
         return cls(
             buyers_7=recent(7.0),
             buyers_30=recent(30.0),
@@ -184,7 +184,7 @@ class PersonItems:
             last=last,
             decayed_30=_sums(inverse, weights * np.exp2(-age / 30.0), size),
             decayed_180=_sums(inverse, weights * np.exp2(-age / 180.0), size),
-            orders=len(np.unique(times)),
+            orders=len(distinct(times)),
             first_order=float(times.min()),
             last_order=float(times.max()),
         )
