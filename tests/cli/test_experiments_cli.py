@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert
+from tests.cli.in_process import run_main
 
-from shopkeeper.cli.main import main
 from shopkeeper.store import Store
 from shopkeeper.store.schema import decisions
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run `shopkeeper experiments ARGS` in this process through the command's entry point."""
-    old_argv = sys.argv
-    sys.argv = ["shopkeeper", "experiments", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = old_argv
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(capsys, "experiments", *args)
 
 
 def expose(url: str, experiment: str, arms: list[str], per_arm: int) -> None:

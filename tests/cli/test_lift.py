@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep
-
-from shopkeeper.cli.main import main
+from tests.cli.in_process import run_main
 
 SHOPPERS = (
     Path(__file__).parent.parent.parent.parent
@@ -39,17 +38,7 @@ CONTRACT_KEYS = {
 
 def run_lift(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run `shopkeeper lift ARGS` in this process through the same entry point as the command."""
-    old_argv = sys.argv
-    sys.argv = ["shopkeeper", "lift", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = old_argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(capsys, "lift", *args)
 
 
 def write_synthetic(path: Path, n: int = 20_000, seed: int = 11) -> dict[str, np.ndarray]:
