@@ -101,7 +101,8 @@ def consent(
         since = choice["at"][:16] if choice["at"] else "(default)"
         table.add_row(purpose, "yes" if choice["granted"] else "no", since, choice["channel"] or "")
     console.print(table)
-    console.print(f"{len(result['history'])} recorded changes.")
+    changes = len(result["history"])
+    console.print(f"{changes} recorded change{'' if changes == 1 else 's'}.")
 
 
 @maintenance.command("purge")

@@ -101,7 +101,8 @@ def _summary(profile: dict[str, Any], n_events: int, n_decisions: int, ledger: l
         f"We hold {n_events} events about you (what you did in the shop), {told} things you told us, "
         f"{saw} we saw and {guessed} we guessed. We have chosen what to show you {n_decisions} times. "
         f"You allow us to use your data for: {', '.join(agreed) or 'nothing beyond what is necessary'} "
-        f"({len(ledger)} consent changes recorded). You can correct any of it, or ask us to erase it all."
+        f"({len(ledger)} consent change{'' if len(ledger) == 1 else 's'} recorded). You can correct any of "
+        "it, or ask us to erase it all."
     )
 
 
