@@ -106,7 +106,7 @@ def _srm(spec: ReportSpec, counts: list[int]) -> dict[str, Any]:
             "reason": "a bandit moves traffic between arms on purpose, so there is no fixed ratio to check",
         }
     if sum(counts) == 0:
-        return {"checked": True, "mismatch": False, "p_value": 1.0, "chi2": 0.0, "expected": {}}
+        return {"checked": False, "reason": "nobody has been exposed yet"}
     check = sample_ratio_mismatch(counts, spec.shares)
     return {
         "checked": True,
