@@ -139,9 +139,11 @@ class Decider:
             person_id = self._find(user_id, anonymous_id, conn)
             # Consent is checked here, at the point of use: the channel's purpose first (an email needs
             # email_marketing), then personalization, without which nothing about the person is used.
-            if where.purpose is not None and not self._purposes.allows(conn, person_id, where.purpose):
+            asked = ("personalization",) if where.purpose is None else ("personalization", where.purpose)
+            allowed = self._purposes.allows_all(conn, person_id, asked)
+            if where.purpose is not None and not allowed[where.purpose]:
                 return self._suppressed(where, person_id, where.purpose)
-            consented = self._purposes.allows(conn, person_id, "personalization")
+            consented = allowed["personalization"]
             # The universal holdout and any experiment on this placement: who is the unit, which arm.
             arm = self.experiments.assign(
                 conn, where.name, person_id, user_id, anonymous_id, consented=consented

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from shopkeeper.events.importers import (
     open_file,
     open_sample,
 )
+from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.store import Store
 
 SHOWN_BAD_ROWS = 10
@@ -168,12 +170,20 @@ def import_orders_command(
         report = _run(
             store, source, format, column_mapping, show_progress=not as_json and sys.stderr.isatty()
         )
+        # Derive the imported people's profiles now, so that the first decision for each of them
+        # doesn't pay for it.
+        started = time.perf_counter()
+        rebuilt = ProfileBuilder(store).refresh_dirty()
+        rebuild_seconds = time.perf_counter() - started
     finally:
         store.close()
         source.close()
     if as_json:
-        print_json(report.to_json())
+        print_json(
+            {**report.to_json(), "profiles_rebuilt": rebuilt, "rebuild_seconds": round(rebuild_seconds, 2)}
+        )
         return
+    console.print(f"Profiles of {rebuilt:,} people derived in {rebuild_seconds:.1f} s.")
     _print_summary(report)
 
 

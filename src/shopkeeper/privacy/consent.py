@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, func, or_, select
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.store.schema import consents, people
@@ -129,17 +129,18 @@ class Purposes:
 
     def allows(self, conn: Connection, person_id: int | None, purpose: str) -> bool:
         """May this person's data be used for `purpose` now? (One indexed query.)"""
-        if purpose == NECESSARY:
-            return True
-        if person_id is None:
-            return self.default_granted
-        granted = conn.scalar(
-            select(consents.c.granted)
-            .where(consents.c.person_id.in_(_owners(person_id)), consents.c.purpose == purpose)
-            .order_by(consents.c.id.desc())
-            .limit(1)
-        )
-        return self.default_granted if granted is None else bool(granted)
+        return self.allows_all(conn, person_id, (purpose,))[purpose]
+
+    def allows_all(self, conn: Connection, person_id: int | None, purposes: Sequence[str]) -> dict[str, bool]:
+        """`allows` for several purposes in one query (decide asks for two on every call). The statement
+        is built once, so a call costs the query, not the building of it."""
+        found = {p: True if p == NECESSARY else self.default_granted for p in purposes}
+        asked = [p for p in purposes if p != NECESSARY]
+        if person_id is None or not asked:
+            return found
+        for purpose, granted in conn.execute(_NEWEST_CHOICES, {"person": person_id, "purposes": asked}):
+            found[purpose] = bool(granted)  # oldest first: the newest entry per purpose wins
+        return found
 
 
 def _owners(person_id: int) -> Select[tuple[int]]:
@@ -148,6 +149,20 @@ def _owners(person_id: int) -> Select[tuple[int]]:
     return select(people.c.person_id).where(
         or_(people.c.person_id == person_id, people.c.merged_into == person_id)
     )
+
+
+_NEWEST_CHOICES = (
+    select(consents.c.purpose, consents.c.granted)
+    .where(
+        consents.c.person_id.in_(
+            select(people.c.person_id).where(
+                or_(people.c.person_id == bindparam("person"), people.c.merged_into == bindparam("person"))
+            )
+        ),
+        consents.c.purpose.in_(bindparam("purposes", expanding=True)),
+    )
+    .order_by(consents.c.id)
+)
 
 
 def record(
