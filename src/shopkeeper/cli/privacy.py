@@ -101,8 +101,8 @@ def consent(
         since = choice["at"][:16] if choice["at"] else "(default)"
         table.add_row(purpose, "yes" if choice["granted"] else "no", since, choice["channel"] or "")
     console.print(table)
-    changes = len(result["history"])
-    console.print(f"{changes} recorded change{'' if changes == 1 else 's'}.")
+    recorded = len(result["history"])
+    console.print(f"{recorded} recorded change{'' if recorded == 1 else 's'}.")
 
 
 @maintenance.command("purge")
