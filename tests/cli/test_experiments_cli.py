@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 from tests.cli.in_process import run_main
+from tests.cli.test_lift import CONTRACT_KEYS
 
 from shopkeeper.store import Store
 from shopkeeper.store.schema import decisions
@@ -84,17 +85,7 @@ def test_create_list_report_and_stop_with_json(capsys: pytest.CaptureFixture[str
     assert report["name"] == "picks" and report["window_days"] == 10 and report["people"] == 60
     assert [a["arm"] for a in report["arms"]] == ["personalized", "baseline"]
     metric = report["arms"][1]["metrics"][0]
-    assert {
-        "metric",
-        "control",
-        "treatment",
-        "diff",
-        "ci_low",
-        "ci_high",
-        "rel_lift",
-        "verdict",
-        "summary",
-    } <= set(metric)
+    assert set(metric) >= CONTRACT_KEYS
     assert report["srm"]["checked"] and report["reach"]["people"] == 0
     code, out, _ = run(capsys, "report", "picks", "--db", sqlite_url)
     assert code == 0 and "personalized (control)" in out and "sample ratio" in out

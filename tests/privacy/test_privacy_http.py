@@ -279,10 +279,14 @@ def test_profile_access_is_audited_without_naming_the_person(live_server: LiveSe
             httpx.get(f"{live_server.url}/v1/people/{PERSON}{path}", headers=admin(live_server)).status_code
             == 200
         )
+    url = f"{live_server.url}/v1/people/{PERSON}"
+    httpx.put(f"{url}/preferences", headers=admin(live_server), json={"size": "M"})
+    httpx.post(f"{url}/rejections", headers=admin(live_server), json={"key": "favourite_categories"})
     with live_server.store.engine.connect() as conn:
         rows = conn.execute(select(audit_log).order_by(audit_log.c.id)).all()
     actions = [r.action for r in rows]
-    assert {"read_profile", "explain", "read_consent", "export"} <= set(actions)
+    # One entry per access: a change answering with the profile is not also a read.
+    assert actions == ["read_profile", "explain", "read_consent", "export", "set_preferences", "reject_guess"]
     assert all(r.actor.startswith("admin key sk_admin_") for r in rows)
     assert all(PERSON not in r.detail and EMAIL not in r.detail for r in rows)
     assert len({r.person_id for r in rows}) == 1

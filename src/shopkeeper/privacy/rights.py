@@ -46,7 +46,7 @@ def export(
     privacy: PrivacyService, profiles: ProfileService, store: Store, ref: str, actor: Actor
 ) -> dict[str, Any]:
     """Everything the shop holds about a person, as JSON, with a readable summary first."""
-    profile = privacy.profile(ref, actor)
+    profile = privacy.profile(ref, actor, audited=False)  # the export itself is audited below
     person_id = int(profile["person_id"])
     with store.engine.connect() as conn:
         everyone = person_ids_of(conn, person_id)

@@ -95,10 +95,12 @@ class PrivacyService:
 
     # ---- reading ------------------------------------------------------------------------------------
 
-    def profile(self, ref: str, actor: Actor) -> dict[str, Any]:
-        """The person with their traits (as `GET /v1/people/{id}`), and their consent."""
+    def profile(self, ref: str, actor: Actor, *, audited: bool = True) -> dict[str, Any]:
+        """The person with their traits (as `GET /v1/people/{id}`), and their consent. `audited=False`
+        when the caller's own action is audited already (a change answers with the profile)."""
         profile = self._profiles.get(ref)
-        self.audit_now(actor, "read_profile", profile.summary.person_id)
+        if audited:
+            self.audit_now(actor, "read_profile", profile.summary.person_id)
         with self._store.engine.connect() as conn:
             choices = self.purposes.current(conn, profile.summary.person_id)
         return {**profile.to_json(), "consent": {p: c.to_json() for p, c in choices.items()}}
@@ -199,7 +201,7 @@ class PrivacyService:
         self._ingestor.ingest([event], where="preferences")
         self.audit_now(actor, "set_preferences", person_id, keys=sorted(stated))
         self._on_change([person_id])
-        return self.profile(ref, Actor(actor.kind, actor.label))
+        return self.profile(ref, actor, audited=False)
 
     def reject(self, ref: str, body: Any, actor: Actor) -> dict[str, Any]:
         """ "That's not me": drop a guess, and never make it again from the same evidence."""
@@ -223,4 +225,4 @@ class PrivacyService:
             rejections.reject(conn, person_id, guess, key, value)
             audit(conn, actor, "reject_guess", person_id, key=key)
         self._on_change([person_id])
-        return self.profile(ref, actor)
+        return self.profile(ref, actor, audited=False)
