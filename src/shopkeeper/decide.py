@@ -3,6 +3,10 @@
 It resolves the person, reads their resolved traits and their history, scores items with the current
 model version, applies the rules (in stock in the stated size, never stated dislikes or rejected items,
 repeats or not, a diversity cap per category), explains every item, and logs the decision as an exposure.
+
+What it reads about a person, and the model's ranking for them, is kept between calls and checked on
+every call with one statement (`serving_cache`): a known person with nothing new costs that statement,
+the rules and the explanations. After a purchase or any other change, their next call reads them afresh.
 """
 
 from __future__ import annotations
@@ -19,24 +23,26 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 
 from shopkeeper.decisions import Decision, DecisionLog, Reason
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.service import HOLDOUT, ExperimentService
+from shopkeeper.experiments.service import HOLDOUT, ExperimentService, unit_from
 from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
 from shopkeeper.privacy.consent import PURPOSE_WORDS, Purposes
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.recommend.base import FloatArray, IntArray, Recommender, top_n
-from shopkeeper.rules import Past, apply_rules, paused, stated
+from shopkeeper.rules import CatalogRow, Past, apply_rules, paused, read_catalog, stated
+from shopkeeper.serving_cache import CatalogCache, Found, Lookup, PersonState, PersonStates
 from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
-from shopkeeper.store.schema import interactions
+from shopkeeper.store.schema import audit_log, interactions
 from shopkeeper.training import ModelBundle
 
 CANDIDATES_PER_SLOT = 8
-HISTORY_CACHE = 10_000
+PEOPLE_KEPT = 10_000  # people whose state a process keeps (least recently decided go first)
+RANKED_KEEP = 100  # the model's best items kept per person: enough for n = 12 at 8 candidates a slot
 # The traits the rules read; only these are fetched and resolved.
 RULE_TRAITS = (
     "size",
@@ -48,8 +54,14 @@ RULE_TRAITS = (
     "contact_frequency",
 )
 
-_NEWEST_INTERACTION = select(func.max(interactions.c.id)).where(
-    interactions.c.person_id == bindparam("person")
+_RECENT_PEOPLE = (
+    select(interactions.c.person_id)
+    .group_by(interactions.c.person_id)
+    .order_by(func.max(interactions.c.at).desc(), interactions.c.person_id)
+    .limit(bindparam("limit"))
+)
+_ERASURES = select(audit_log.c.id, audit_log.c.person_id).where(
+    audit_log.c.id > bindparam("after"), audit_log.c.action == "erase"
 )
 _HISTORY = (
     select(interactions.c.item_id, interactions.c.kind, interactions.c.at, interactions.c.message_id)
@@ -72,6 +84,7 @@ class Decider:
         log: DecisionLog | None = None,
         purposes: Purposes | None = None,
         experiments: ExperimentService | None = None,
+        warm_people: int = 0,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -83,8 +96,16 @@ class Decider:
         self._bundle: ModelBundle | None = None
         self._lock = threading.Lock()
         self.log = log or DecisionLog(store)
-        self._pasts: dict[int, Past] = {}
         self._purposes = purposes or Purposes()
+        self._purpose_names = self._purposes.names
+        self._default_consent = self._purposes.defaults(self._purpose_names)
+        self._lookup = Lookup(store.engine)
+        self._states = PersonStates(max(PEOPLE_KEPT, warm_people))
+        self._warm_people = warm_people
+        self.warmed: int | None = None  # the model version whose preparing finished
+        self._erasures_seen: int | None = None  # the newest audit log id looked at for erasures
+        self._closed = threading.Event()
+        self._catalog = CatalogCache(self._read_catalog)
         self.experiments = experiments or ExperimentService(store, profiles)
         self._popular_top: dict[tuple[int, int], tuple[IntArray, FloatArray]] = {}
 
@@ -97,23 +118,72 @@ class Decider:
         with self._lock:
             if time.monotonic() - self._checked < self._poll_seconds:
                 return self._bundle
+            self._drop_erased()
             latest = self._registry.latest_version()
             if latest is not None and (self._bundle is None or self._bundle.version != latest):
                 with tempfile.TemporaryDirectory() as tmp:
                     record = self._registry.unpack(latest, Path(tmp))
                     self._bundle = ModelBundle.load(Path(tmp), latest, record.summary, self._load_model)
+                if self._warm_people > 0:
+                    threading.Thread(
+                        target=self._warm, args=(self._bundle,), name="shopkeeper-warm", daemon=True
+                    ).start()
             self._checked = time.monotonic()
         return self._bundle
+
+    def _drop_erased(self) -> None:
+        """Drop the people erased through any process since the last look (the audit log names each
+        erasure), so that nothing about them stays in this process's memory either."""
+        with self._store.engine.connect() as conn:
+            if self._erasures_seen is None:
+                self._erasures_seen = conn.scalar(select(func.max(audit_log.c.id))) or 0
+                return
+            rows = conn.execute(_ERASURES, {"after": self._erasures_seen}).all()
+        if rows:
+            self._erasures_seen = max(row.id for row in rows)
+            self.erased([row.person_id for row in rows if row.person_id is not None])
+
+    def _warm(self, bundle: ModelBundle) -> None:
+        """Prepare the most recently active people's states and rankings for a new model version, so
+        that their first decision costs what later ones do. It reads as decide reads (so it also brings
+        profiles that wait for a rebuild up to date), and stops when the model is replaced or the decider
+        closes."""
+        try:
+            with self._store.engine.connect() as conn:
+                people = conn.scalars(_RECENT_PEOPLE, {"limit": self._warm_people}).all()
+            for person_id in people:
+                if self._closed.is_set() or self._bundle is not bundle:
+                    return
+                state = self._state(self._lookup.stamp_of(person_id))
+                if state.consent["personalization"]:
+                    past = self._past(bundle, state)
+                    if past.personalized:
+                        self._ranked(bundle, state, past, RANKED_KEEP, None)
+            self.warmed = bundle.version
+        except Exception:  # the store closed under it, say: preparing is only ever an optimisation
+            return
+
+    def close(self) -> None:
+        """Stop preparing decisions in the background."""
+        self._closed.set()
 
     def refresh(self) -> None:
         """Look for a new model version now."""
         self._checked = float("-inf")
 
     def forget(self, person_ids: Sequence[int]) -> None:
-        """Drop what this process keeps about these people (their history cache): after an erasure, or a
-        change of consent or preferences."""
-        for person_id in person_ids:
-            self._pasts.pop(person_id, None)
+        """Drop what this process keeps about these people now (after a change of consent or
+        preferences: the next call's stamp would say so too)."""
+        self._states.forget(person_ids)
+
+    def erased(self, person_ids: Sequence[int]) -> None:
+        """Drop what this process keeps about these erased people, for good. Other processes can no
+        longer find them; what they kept is never used again and ages out."""
+        self._states.forget(person_ids, erased=True)
+
+    def _read_catalog(self, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
+        with self._store.engine.connect() as conn:
+            return read_catalog(conn, item_ids)
 
     # ---- deciding --------------------------------------------------------------------------------
 
@@ -133,55 +203,43 @@ class Decider:
         if user_id is None and anonymous_id is None:
             raise InvalidInput("decide needs userId or anonymousId", field="userId")
         external = user_id if user_id is not None else anonymous_id
+        assert external is not None
         bundle = self.bundle()
-        # One read connection for the whole decision: opening one costs more than most of its queries.
-        with self._store.engine.connect() as conn:
-            person_id = self._find(user_id, anonymous_id, conn)
-            # Consent is checked here, at the point of use: the channel's purpose first (an email needs
-            # email_marketing), then personalization, without which nothing about the person is used.
-            asked = ("personalization",) if where.purpose is None else ("personalization", where.purpose)
-            allowed = self._purposes.allows_all(conn, person_id, asked)
-            if where.purpose is not None and not allowed[where.purpose]:
-                return self._suppressed(where, person_id, where.purpose)
-            consented = allowed["personalization"]
-            # The universal holdout and any experiment on this placement: who is the unit, which arm.
-            arm = self.experiments.assign(
-                conn, where.name, person_id, user_id, anonymous_id, consented=consented
+        # One statement finds the person and says whether what is kept about them is current; another
+        # says whether the kept catalog is. Everything else is read only when it changed.
+        found = self._lookup.find((user_id, anonymous_id))
+        self._catalog.check(self._lookup.catalog_stamp())
+        state = self._state(found) if found is not None else None
+        person_id = found.person_id if found is not None else None
+        # Consent is checked here, at the point of use: the channel's purpose first (an email needs
+        # email_marketing), then personalization, without which nothing about the person is used.
+        allowed = state.consent if state is not None else self._default_consent
+        if where.purpose is not None and not allowed.get(where.purpose, False):
+            return self._suppressed(where, person_id, where.purpose)
+        consented = allowed["personalization"]
+        # The universal holdout and any experiment on this placement: who is the unit, which arm.
+        unit = unit_from(state.unit_ids if state is not None else {}, external)
+        arm = self.experiments.assign(
+            None, where.name, person_id, user_id, anonymous_id, consented=consented, unit=unit
+        )
+        where, n = arm.placement(where, n)
+        traits = state.traits if state is not None and consented else {}
+        pause = paused(traits, where)
+        if pause is not None:
+            return Decision(str(uuid.uuid4()), where.name, person_id, [], [pause], None, False)
+        held_out = arm.cohort == HOLDOUT
+        if held_out:
+            traits = {}  # the holdout sees the shop's plain baseline: nothing about them is used
+        if bundle is None:
+            decision = self._without_model(where, n, person_id, traits)
+        else:
+            mine = state if state is not None and consented and not held_out else None
+            decision = self._with_model(
+                bundle, where, n, person_id, traits, mine, consented=consented, baseline=arm.baseline
             )
-            where, n = arm.placement(where, n)
-            traits = (
-                self._profiles.traits_of(person_id, keys=RULE_TRAITS, conn=conn)
-                if person_id is not None and consented
-                else {}
-            )
-            pause = paused(traits, where)
-            if pause is not None:
-                return Decision(str(uuid.uuid4()), where.name, person_id, [], [pause], None, False)
-            held_out = arm.cohort == HOLDOUT
-            if held_out:
-                traits = {}  # the holdout sees the shop's plain baseline: nothing about them is used
-            if bundle is None:
-                decision = self._without_model(where, n, person_id, traits)
-            else:
-                past = (
-                    self._past(bundle, person_id, conn)
-                    if person_id is not None and consented and not held_out
-                    else None
-                )
-                decision = self._with_model(
-                    bundle,
-                    where,
-                    n,
-                    person_id,
-                    traits,
-                    past,
-                    conn,
-                    consented=consented,
-                    baseline=arm.baseline,
-                )
-            if arm.note is not None:
-                decision.reasons.append(arm.note)
-            decision = replace(decision, cohort=arm.cohort, experiment=arm.experiment, arm=arm.arm)
+        if arm.note is not None:
+            decision.reasons.append(arm.note)
+        decision = replace(decision, cohort=arm.cohort, experiment=arm.experiment, arm=arm.arm)
         self.log.log(
             {
                 "decision_id": decision.decision_id,
@@ -202,26 +260,47 @@ class Decider:
         )
         return decision
 
-    def _find(self, user_id: str | None, anonymous_id: str | None, conn: Connection) -> int | None:
-        for ref in (user_id, anonymous_id):
-            if ref is not None:
-                found = self._store.identities.find_person(ref, conn)
-                if found is not None:
-                    return found
-        return None
+    def _state(self, found: Found) -> PersonState:
+        """What is kept about the person, read afresh when their stamp changed: their consent to every
+        purpose, the rule traits (only with personalization consent), their experiment unit's ids."""
+        state = self._states.get(found)
+        if state is not None:
+            return state
+        with self._store.engine.connect() as conn:
+            consent = self._purposes.allows_all(conn, found.person_id, self._purpose_names)
+            unit_ids = self.experiments.unit_ids(conn, found.person_id)
+            traits: dict[str, ResolvedTrait] = {}
+            if consent["personalization"]:
+                traits = self._profiles.traits_of(found.person_id, keys=RULE_TRAITS, conn=conn)
+                if found.dirty:
+                    found = found.rebuilt()  # reading the traits rebuilt the profile
+        state = PersonState(found, consent, traits, unit_ids)
+        self._states.put(state)
+        return state
 
-    def _past(self, bundle: ModelBundle, person_id: int, conn: Connection) -> Past:
-        """The person's interactions, from a small cache that is checked against the store every call
-        (one indexed query), so a purchase a moment ago is always seen."""
-        newest = conn.scalar(_NEWEST_INTERACTION, {"person": person_id})
-        cached = self._pasts.get(person_id)
-        if cached is not None and cached.newest == newest and cached.version == bundle.version:
-            return cached
-        past = Past.of(bundle, newest, conn.execute(_HISTORY, {"person": person_id}).all())
-        if len(self._pasts) >= HISTORY_CACHE:
-            self._pasts.pop(next(iter(self._pasts)), None)
-        self._pasts[person_id] = past
+    def _past(self, bundle: ModelBundle, state: PersonState) -> Past:
+        """The person's interactions in this model's item space (kept with their state)."""
+        past = state.past
+        if past is None or past.version != bundle.version:
+            with self._store.engine.connect() as conn:
+                rows = conn.execute(_HISTORY, {"person": state.found.person_id}).all()
+            past = state.past = Past.of(bundle, state.found.newest_interaction, rows)
         return past
+
+    def _ranked(
+        self, bundle: ModelBundle, state: PersonState, past: Past, how_many: int, exclude: IntArray | None
+    ) -> tuple[IntArray, FloatArray]:
+        """The model's `how_many` best items for the person, kept with their state: scoring is most of a
+        decision's cost, and it changes only with their history or the model."""
+        key = (bundle.version, exclude is None)
+        kept = state.ranked.get(key)
+        if kept is None or (kept[2] < how_many and len(kept[0]) == kept[2]):
+            history = past.history
+            now = max(bundle.trained_until.timestamp(), float(history.times.max()) if len(history) else 0.0)
+            wanted = max(how_many, RANKED_KEEP)
+            picks, scores = top_n(bundle.model.score(history, now), wanted, exclude=exclude)
+            kept = state.ranked[key] = (picks, scores, wanted)
+        return kept[0][:how_many], kept[1][:how_many]
 
     def _with_model(
         self,
@@ -230,23 +309,20 @@ class Decider:
         n: int,
         person_id: int | None,
         traits: dict[str, ResolvedTrait],
-        past: Past | None,
-        conn: Connection,
+        state: PersonState | None,
         *,
         consented: bool = True,
         baseline: Reason | None = None,
     ) -> Decision:
-        past = past or Past.of(bundle, None, [])
-        history = past.history
+        past = self._past(bundle, state) if state is not None else Past.of(bundle, None, [])
         personalized = past.personalized and consented and baseline is None
         stated_categories = stated(traits, "favourite_categories")
         reasons: list[Reason] = []
         how_many = (50 if stated_categories and not personalized else CANDIDATES_PER_SLOT) * n
         exclude = past.owned_array if not where.repeats else None
         if personalized:
-            now = max(bundle.trained_until.timestamp(), float(history.times.max()) if len(history) else 0.0)
-            scores = bundle.model.score(history, now)
-            picks, picked_scores = top_n(scores, how_many, exclude=exclude)
+            assert state is not None
+            picks, picked_scores = self._ranked(bundle, state, past, how_many, exclude)
             reasons.append(
                 Reason(
                     f"Ranked for you by the {bundle.model.name} model (version {bundle.version}, "
@@ -292,7 +368,7 @@ class Decider:
             picked_scores,
             past,
             reasons,
-            conn,
+            self._catalog.get,
             personalized=personalized,
             stated_categories=stated_categories,
         )

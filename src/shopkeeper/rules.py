@@ -7,7 +7,7 @@ Each chosen item says why: bought before, like something the person bought or lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +34,7 @@ _CATALOG = (
 )
 
 
-class _Catalog:
+class CatalogRow:
     """What the rules need of an item: its title, category, and (when it has variants) their stock."""
 
     __slots__ = ("category", "title", "variants")
@@ -43,6 +43,9 @@ class _Catalog:
         self.title = title
         self.category = category
         self.variants: list[tuple[dict[str, Any], int | None]] = []
+
+
+CatalogReader = Callable[[Sequence[str]], dict[str, CatalogRow]]
 
 
 def apply_rules(
@@ -54,11 +57,13 @@ def apply_rules(
     scores: np.ndarray,
     past: Past,
     reasons: list[Reason],
-    conn: Connection,
+    catalog_of: CatalogReader,
     *,
     personalized: bool,
     stated_categories: list[str],
 ) -> list[DecidedItem]:
+    """The first `n` candidates that pass the rules, each with its reasons; `reasons` gets one line per
+    rule that left items out. `catalog_of` reads catalog rows (see `read_catalog`)."""
     size_trait = traits.get("size")
     size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
     sizes_trait = traits.get("sizes")
@@ -74,18 +79,18 @@ def apply_rules(
     ranked = list(zip(candidates, scores.tolist(), strict=True))
     # Catalog rows are read as the rules reach the candidates, a chunk at a time: most decisions
     # stop within the first `n` or so of their `8 n` candidates.
-    catalog: dict[str, _Catalog] = {}
+    catalog: dict[str, CatalogRow] = {}
     read = 0
     if stated_categories and not personalized:
         # Cold start within the stated categories: those come first, popularity orders each group.
-        catalog = _read_catalog(conn, candidates)
+        catalog = catalog_of(candidates)
         read = len(candidates)
         ranked.sort(key=lambda pair: (_in(catalog.get(pair[0]), stated_categories) is None, -pair[1]))
-    chosen: list[tuple[str, float, _Catalog | None, list[Reason]]] = []
+    chosen: list[tuple[str, float, CatalogRow | None, list[Reason]]] = []
     for position, (item_id, score) in enumerate(ranked):
         if position >= read:
             chunk = [c for c, _ in ranked[read : read + max(read, 2 * n)]]
-            catalog.update(_read_catalog(conn, chunk))
+            catalog.update(catalog_of(chunk))
             read += len(chunk)
         info = catalog.get(item_id)
         category = info.category if info else ""
@@ -129,7 +134,7 @@ def apply_rules(
         chosen.append((item_id, float(score), info, item_reasons))
         if len(chosen) == n:
             break
-    whys = _why(bundle, [item_id for item_id, *_ in chosen], past, personalized, catalog, conn)
+    whys = _why(bundle, [item_id for item_id, *_ in chosen], past, personalized, catalog, catalog_of)
     decided = [
         DecidedItem(item_id, score, [*why, *item_reasons], info.title if info else "")
         for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
@@ -164,8 +169,8 @@ def _why(
     chosen: list[str],
     past: Past,
     personalized: bool,
-    catalog: dict[str, _Catalog],
-    conn: Connection,
+    catalog: dict[str, CatalogRow],
+    catalog_of: CatalogReader,
 ) -> list[list[Reason]]:
     """Why each chosen item: bought before, like something they bought or looked at, or popular.
     The titles of the items they are like are read in one query."""
@@ -184,7 +189,7 @@ def _why(
     missing = [bundle.item_ids[near[0]] for near in nearest if near is not None]
     missing = [item_id for item_id in dict.fromkeys(missing) if item_id not in catalog]
     if missing:
-        catalog.update(_read_catalog(conn, missing))
+        catalog.update(catalog_of(missing))
     whys: list[list[Reason]] = []
     for item_id, near in zip(chosen, nearest, strict=True):
         index = bundle.index.get(item_id)
@@ -229,15 +234,15 @@ def _why(
     return whys
 
 
-def _read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, _Catalog]:
+def read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
     """What the rules need of these items, in one query; items not in the catalog are left out."""
     if not item_ids:
         return {}
-    found: dict[str, _Catalog] = {}
+    found: dict[str, CatalogRow] = {}
     for item_id, title, category, attributes, stock in conn.execute(_CATALOG, {"ids": list(item_ids)}):
         info = found.get(item_id)
         if info is None:
-            info = found[item_id] = _Catalog(
+            info = found[item_id] = CatalogRow(
                 title.strip().capitalize() if title.isupper() else title, category
             )
         if attributes is not None:  # an item with no variants comes as one row of NULLs
@@ -308,7 +313,7 @@ def stated(traits: dict[str, ResolvedTrait], key: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def _in(info: _Catalog | None, categories: list[str]) -> str | None:
+def _in(info: CatalogRow | None, categories: list[str]) -> str | None:
     if info is None or not info.category:
         return None
     for category in categories:
@@ -317,7 +322,7 @@ def _in(info: _Catalog | None, categories: list[str]) -> str | None:
     return None
 
 
-def _stock(info: _Catalog, size: str | None) -> str:
+def _stock(info: CatalogRow, size: str | None) -> str:
     """`out` (no variant in stock), `not_in_size`, `in_size`, or `ok` (stock not tracked, or no size)."""
     tracked = [(attrs, stock) for attrs, stock in info.variants if stock is not None]
     if not tracked:
@@ -334,7 +339,7 @@ def _stock(info: _Catalog, size: str | None) -> str:
     return "not_in_size"
 
 
-def _size_for(info: _Catalog, size: str | None, sizes: dict[str, str]) -> str | None:
+def _size_for(info: CatalogRow, size: str | None, sizes: dict[str, str]) -> str | None:
     """The person's stated size for this item: from `sizes` when a key names the item's category or a
     word of its title (`{"trousers": "34"}`), else their one `size`."""
     if sizes:

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         description="The share of people in the universal holdout, who get the popularity baseline "
         "everywhere: the control of the headline personalization lift. 0 turns it off.",
     )
+    warm_people: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="How many people (the most recently active first) each serving process prepares "
+        "decisions for, in the background, when a model version is published, so that their first "
+        "decision is as fast as later ones. It is also how many people a process keeps. 0 turns the "
+        "preparing off.",
+    )
     holdout_salt: str = Field(
         "shopkeeper-holdout",
         min_length=1,

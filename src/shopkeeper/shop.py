@@ -65,6 +65,7 @@ class Shop:
 
     def close(self) -> None:
         if self._decider is not None:
+            self._decider.close()
             self._decider.log.flush()
         self.store.close()
 
@@ -170,6 +171,7 @@ class Shop:
                 load_model,
                 placements=self.settings.placements(),
                 purposes=self.purposes,
+                warm_people=self.settings.warm_people,
                 experiments=ExperimentService(
                     self.store,
                     self.profiles,
@@ -181,6 +183,10 @@ class Shop:
     def _forget(self, person_ids: list[int]) -> None:
         if self._decider is not None:
             self._decider.forget(person_ids)
+
+    def _erased(self, person_ids: list[int]) -> None:
+        if self._decider is not None:
+            self._decider.erased(person_ids)
 
     # ---- a person's rights, acting as the shop (the CLI's and an embedding program's view) ----------
 
@@ -205,7 +211,7 @@ class Shop:
 
     def erase(self, external_id: str) -> dict[str, Any]:
         """Erase the person everywhere. Raises NotFound for an unknown id."""
-        return rights.erase(self.privacy, self.store, external_id, SHOP, forget=self._forget)
+        return rights.erase(self.privacy, self.store, external_id, SHOP, forget=self._erased)
 
     def _one(self, type_: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestResult:
         message: dict[str, Any] = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}

@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         placements=settings.placements(),
         purposes=purposes,
         experiments=trials,
+        warm_people=settings.warm_people,
     )
     state = AppState(
         settings,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        state.decider.close()
         state.decider.log.flush()
         if state.owns_store:
             state.store.close()

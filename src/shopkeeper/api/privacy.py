@@ -141,6 +141,6 @@ async def delete_person(person_ref: str, request: Request) -> dict[str, Any]:
     result: dict[str, Any] = await _run(
         request,
         person_ref,
-        lambda a, r: rights.erase(state.privacy, state.store, r, a, forget=state.decider.forget),
+        lambda a, r: rights.erase(state.privacy, state.store, r, a, forget=state.decider.erased),
     )
     return result

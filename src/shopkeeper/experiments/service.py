@@ -251,12 +251,14 @@ class ExperimentService:
         """The person's stable id (see the module docstring)."""
         called = user_id if user_id is not None else anonymous_id
         assert called is not None
-        if person_id is None:
-            return called
+        return unit_from(self.unit_ids(conn, person_id) if person_id is not None else {}, called)
+
+    def unit_ids(self, conn: Connection, person_id: int) -> dict[str, str]:
+        """The person's first userId and first anonymousId (theirs or merged into them), by kind."""
         first: dict[str, str] = {}
         for kind, value in conn.execute(_UNIT_IDS, {"person": person_id}):
             first.setdefault(kind, value)
-        return first.get("user_id") or first.get("anonymous_id") or called
+        return first
 
     def running(self, placement: str) -> Experiment | None:
         """The experiment running on this placement, if any (re-read every `poll_seconds`)."""
@@ -275,15 +277,20 @@ class ExperimentService:
 
     def assign(
         self,
-        conn: Connection,
+        conn: Connection | None,
         placement: str,
         person_id: int | None,
         user_id: str | None,
         anonymous_id: str | None,
         *,
         consented: bool,
+        unit: str | None = None,
     ) -> Assignment:
-        unit = self.unit_of(conn, person_id, user_id, anonymous_id)
+        """The person's cohort and arm on this placement. `unit` is their `unit_of` when the caller
+        knows it; otherwise it is read on `conn`. Without `conn`, an audience rule reads on its own."""
+        if unit is None:
+            assert conn is not None, "assign needs a connection or the unit"
+            unit = self.unit_of(conn, person_id, user_id, anonymous_id)
         experiment = self.running(placement)
         if not consented:
             return Assignment(unit, NO_CONSENT, NO_CONSENT, None, experiment.name if experiment else None)
@@ -322,7 +329,7 @@ class ExperimentService:
             unit, PERSONALIZED, variant.name, propensity, experiment.name, variant.options, baseline, note
         )
 
-    def _in_audience(self, conn: Connection, experiment: Experiment, person_id: int | None) -> bool:
+    def _in_audience(self, conn: Connection | None, experiment: Experiment, person_id: int | None) -> bool:
         rule = experiment.audience
         if rule is None:
             return True
@@ -455,6 +462,11 @@ def off_policy_values(spec: ReportSpec, exposures: Exposures, outcomes: Outcomes
             }
         )
     return values
+
+
+def unit_from(unit_ids: dict[str, str], called: str) -> str:
+    """The unit: the person's first userId, else their first anonymousId, else the id they were called by."""
+    return unit_ids.get("user_id") or unit_ids.get("anonymous_id") or called
 
 
 def holdout_from(share: float, salt: str) -> Holdout:

@@ -131,10 +131,14 @@ class Purposes:
         """May this person's data be used for `purpose` now? (One indexed query.)"""
         return self.allows_all(conn, person_id, (purpose,))[purpose]
 
+    def defaults(self, purposes: Sequence[str]) -> dict[str, bool]:
+        """What each purpose counts as for someone who never said: `necessary` is always allowed."""
+        return {p: True if p == NECESSARY else self.default_granted for p in purposes}
+
     def allows_all(self, conn: Connection, person_id: int | None, purposes: Sequence[str]) -> dict[str, bool]:
-        """`allows` for several purposes in one query (decide asks for two on every call). The statement
-        is built once, so a call costs the query, not the building of it."""
-        found = {p: True if p == NECESSARY else self.default_granted for p in purposes}
+        """`allows` for several purposes in one query (decide asks for all of them when it reads a
+        person). The statement is built once, so a call costs the query, not the building of it."""
+        found = self.defaults(purposes)
         asked = [p for p in purposes if p != NECESSARY]
         if person_id is None or not asked:
             return found

@@ -139,6 +139,8 @@ items = Table(
     Column("attributes", Text, nullable=False),  # JSON object: colour, size, brand, material, ...
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # decide's catalog cache asks for the newest change on every call: an index makes that one lookup.
+    Index(None, "updated_at"),
 )
 
 item_variants = Table(
