@@ -167,6 +167,11 @@ class Decider:
         """Stop preparing decisions in the background."""
         self._closed.set()
 
+    @property
+    def version(self) -> int | None:
+        """The model version this process decides with (None before one is loaded)."""
+        return self._bundle.version if self._bundle is not None else None
+
     def refresh(self) -> None:
         """Look for a new model version now."""
         self._checked = float("-inf")
@@ -265,6 +270,18 @@ class Decider:
         purpose, the rule traits (only with personalization consent), their experiment unit's ids."""
         state = self._states.get(found)
         if state is not None:
+            return state
+        before = self._states.previous(found.person_id)
+        if (
+            before is not None
+            and before.found.said_the_same(found)
+            and self._lookup.only_actions_since(found.person_id, before.found.newest_event())
+        ):
+            # Only actions since (views, carts, orders): what the rules read is what the person stated,
+            # consented to and is, all unchanged, so only their history and ranking are read again. Their
+            # profile's rebuild (for the guesses those actions change) is left to the next profile read.
+            state = PersonState(found, before.consent, before.traits, before.unit_ids)
+            self._states.put(state)
             return state
         with self._store.engine.connect() as conn:
             consent = self._purposes.allows_all(conn, found.person_id, self._purpose_names)

@@ -44,8 +44,8 @@ _STAMP_COLUMNS = """
     (SELECT max(r.id) FROM trait_rejections r WHERE r.person_id = {person}),
     (SELECT max(m.id) FROM merges m WHERE m.into_person_id = {person}),
     (SELECT count(*) FROM profile_dirty d WHERE d.person_id = {person})"""
-_DIRTY = 5  # the stamp's position of "the profile waits for a rebuild"
-_NEWEST_INTERACTION = 0
+_NEWEST_INTERACTION, _NEWEST_EVENT, _DIRTY = 0, 1, 5  # positions in the stamp
+_SAID = slice(2, 5)  # consents, rejections, merges: what changes consent, traits or who they are
 
 
 def _placeholder(engine: Engine) -> str:
@@ -70,6 +70,14 @@ class Found:
         """The same stamp once the profile has been rebuilt (which changes nothing else)."""
         return Found(self.person_id, (*self.stamp[:_DIRTY], 0))
 
+    def newest_event(self) -> int:
+        value = self.stamp[_NEWEST_EVENT]
+        return -1 if value is None else int(value)
+
+    def said_the_same(self, other: Found) -> bool:
+        """No consent, rejection or merge between the two stamps (events and interactions may differ)."""
+        return self.person_id == other.person_id and self.stamp[_SAID] == other.stamp[_SAID]
+
 
 class Lookup:
     """The per-call statements, on the driver's connection from the engine's pool."""
@@ -84,6 +92,12 @@ class Lookup:
         )
         self._by_person = f"SELECT {_STAMP_COLUMNS.format(person=p)}"
         self._catalog = "SELECT (SELECT max(updated_at) FROM items), (SELECT max(id) FROM item_history)"
+        # A track can state traits too (`context.shopkeeper.stated`): any event that mentions "stated"
+        # counts as one that may have (a false alarm only costs a full read).
+        self._said_since = (
+            f"SELECT 1 FROM events WHERE person_id = {p} AND id > {p} "
+            f"AND (type <> 'track' OR payload LIKE {p}) LIMIT 1"
+        )
         self._rank = {kind: rank for rank, kind in enumerate(LOOKUP_ORDER)}
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -114,6 +128,11 @@ class Lookup:
         rows = self._rows(self._by_person, (person_id,) * _STAMP_COLUMNS.count("{person}"))
         return Found(person_id, tuple(rows[0]))
 
+    def only_actions_since(self, person_id: int, event_id: int) -> bool:
+        """Whether every event of the person after `event_id` is a plain `track` (an action: a view, a
+        cart, an order), which cannot change what they stated."""
+        return not self._rows(self._said_since, (person_id, event_id, '%"stated"%'))
+
     def catalog_stamp(self) -> Stamp:
         return tuple(self._rows(self._catalog, ())[0])
 
@@ -143,14 +162,20 @@ class PersonStates:
         self._lock = threading.Lock()
 
     def get(self, found: Found) -> PersonState | None:
+        """Their state, if it is as of this stamp."""
+        state = self.previous(found.person_id)
+        return state if state is not None and state.found.stamp == found.stamp else None
+
+    def previous(self, person_id: int) -> PersonState | None:
+        """Their state as last kept, current or not (not if older than `STATE_SECONDS`)."""
         with self._lock:
-            state = self._states.get(found.person_id)
+            state = self._states.get(person_id)
             if state is None:
                 return None
-            if state.found.stamp != found.stamp or time.monotonic() - state.loaded > STATE_SECONDS:
-                del self._states[found.person_id]
+            if time.monotonic() - state.loaded > STATE_SECONDS:
+                del self._states[person_id]
                 return None
-            self._states.move_to_end(found.person_id)
+            self._states.move_to_end(person_id)
             return state
 
     def put(self, state: PersonState) -> None:

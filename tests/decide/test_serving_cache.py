@@ -223,3 +223,28 @@ def test_an_erasure_through_another_process_leaves_this_ones_memory(shops: tuple
     here.decide(user_id="bob", n=5)
     assert kept.get(found) is None
     assert found.person_id in kept._forgotten
+
+
+def test_after_an_action_only_the_history_is_read_again(shops: tuple[Shop, Shop]) -> None:
+    here, there = shops
+    stated_before = here.decide(user_id="ann", n=10)
+    assert "candle" not in [i.item_id for i in stated_before.items[:3]]
+    there.ingest([order("ann", "91", ["candle"], 21)])
+    after = here.decide(user_id="ann", n=10)
+    candle = next(i for i in after.items if i.item_id == "candle")
+    assert candle.reasons[0].text == "Because you bought T-light holder on 21 May 2011"
+    # The action left the profile to be rebuilt by its next read: deciding did not wait for it.
+    found = Lookup(here.store.engine).find(("ann",))
+    assert found is not None and found.dirty
+
+
+def test_a_track_that_states_something_is_read_in_full(shops: tuple[Shop, Shop]) -> None:
+    here, there = shops
+    here.decide(user_id="ann", n=10)
+    there.track(
+        user_id="ann",
+        event="Preferences Saved",
+        properties={"disliked_categories": ["Kitchen"]},
+        context={"shopkeeper": {"stated": True}},
+    )
+    _assert_no_kitchen(here)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.warm_people > 0:
+            # Load the newest model now, not on the first decision, so preparing starts at once.
+            threading.Thread(target=state.decider.bundle, name="shopkeeper-load", daemon=True).start()
         yield
         state.decider.close()
         state.decider.log.flush()
@@ -115,7 +119,15 @@ def _add_health(app: FastAPI, state: AppState) -> None:
             await run_in_threadpool(state.store.ping)
         except ShopkeeperError as exc:
             return JSONResponse(exc.to_json(), status_code=503)
-        return JSONResponse({"status": "ready", "database": state.store.backend})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "database": state.store.backend,
+                # this process's model version, and the version whose decisions it has prepared
+                "model_version": state.decider.version,
+                "prepared_version": state.decider.warmed,
+            }
+        )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
