@@ -11,6 +11,7 @@ the rules and the explanations. After a purchase or any other change, their next
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -39,6 +40,8 @@ from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.schema import audit_log, interactions
 from shopkeeper.training import ModelBundle
+
+log = logging.getLogger("shopkeeper.decide")
 
 CANDIDATES_PER_SLOT = 8
 PEOPLE_KEPT = 10_000  # people whose state a process keeps (least recently decided go first)
@@ -103,6 +106,7 @@ class Decider:
         self._states = PersonStates(max(PEOPLE_KEPT, warm_people))
         self._warm_people = warm_people
         self.warmed: int | None = None  # the model version whose preparing finished
+        self._unloadable: int | None = None  # the newest version that failed to load
         self._erasures_seen: int | None = None  # the newest audit log id looked at for erasures
         self._closed = threading.Event()
         self._catalog = CatalogCache(self._read_catalog)
@@ -120,16 +124,36 @@ class Decider:
                 return self._bundle
             self._drop_erased()
             latest = self._registry.latest_version()
-            if latest is not None and (self._bundle is None or self._bundle.version != latest):
-                with tempfile.TemporaryDirectory() as tmp:
-                    record = self._registry.unpack(latest, Path(tmp))
-                    self._bundle = ModelBundle.load(Path(tmp), latest, record.summary, self._load_model)
-                if self._warm_people > 0:
-                    threading.Thread(
-                        target=self._warm, args=(self._bundle,), name="shopkeeper-warm", daemon=True
-                    ).start()
+            if (
+                latest is not None
+                and latest != self._unloadable
+                and (self._bundle is None or self._bundle.version != latest)
+            ):
+                self._load(latest)
             self._checked = time.monotonic()
         return self._bundle
+
+    def _load(self, version: int) -> None:
+        """Swap in this version, and prepare its decisions. A version that cannot be loaded (written by
+        an incompatible release, say) is reported once and skipped: deciding goes on with the one
+        loaded before, until a newer version is published."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                record = self._registry.unpack(version, Path(tmp))
+                bundle = ModelBundle.load(Path(tmp), version, record.summary, self._load_model)
+        except Exception as exc:  # any failure to load: keep serving
+            self._unloadable = version
+            log.error(
+                "model version %d could not be loaded (%s: %s); still deciding with version %s",
+                version,
+                type(exc).__name__,
+                exc,
+                self._bundle.version if self._bundle is not None else "none",
+            )
+            return
+        self._bundle = bundle
+        if self._warm_people > 0:
+            threading.Thread(target=self._warm, args=(bundle,), name="shopkeeper-warm", daemon=True).start()
 
     def _drop_erased(self) -> None:
         """Drop the people erased through any process since the last look (the audit log names each

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from shopkeeper.catalog import parse_items
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.schema import decisions, interactions
 
 ITEMS = [
@@ -216,3 +218,21 @@ def test_what_a_merged_person_did_counts_for_the_person_they_joined(store: Store
         person = store.identities.find_person("k1", conn)
         owners = conn.execute(select(interactions.c.person_id, interactions.c.item_id)).all()
     assert [tuple(o) for o in owners] == [(person, "p1")]
+
+
+def test_a_version_that_cannot_be_loaded_leaves_the_previous_one_serving(
+    shop: Shop, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert shop.decide(user_id="ann", n=3).model_version == 1
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bundle.json").write_text('{"item_ids": ["mug-red"], "trained_until": "2011-05-31"}')
+    SqlModelRegistry(shop.store.engine).publish(
+        "rerank", broken, {"note": "written by a release that lost its arrays"}
+    )
+    shop._deciding().refresh()
+    with caplog.at_level("ERROR", logger="shopkeeper.decide"):
+        decision = shop.decide(user_id="ann", n=3)
+    assert decision.model_version == 1 and decision.personalized
+    assert "model version 2 could not be loaded" in caplog.text
+    assert "still deciding with version 1" in caplog.text
