@@ -14,7 +14,7 @@ from shopkeeper import Shop
 from shopkeeper.catalog import parse_items
 from shopkeeper.decide import Decider
 from shopkeeper.recommend.base import History
-from shopkeeper.serving_cache import Lookup
+from shopkeeper.serving_cache import Found, Lookup, PersonState, PersonStates
 from shopkeeper.settings import Settings
 
 
@@ -176,14 +176,20 @@ def test_the_same_person_is_found_by_any_of_their_ids(shops: tuple[Shop, Shop]) 
     assert lookup.find(("bad\x00id",)) is None
 
 
-def test_an_erased_person_is_not_kept_again(shops: tuple[Shop, Shop]) -> None:
-    here, _ = shops
-    here.decide(user_id="ann", n=5)
-    found = Lookup(here.store.engine).find(("ann",))
+def kept_after_deciding(shop: Shop, user: str) -> tuple[PersonStates, Found, PersonState]:
+    """Decide for `user`, then: what `shop` keeps, how it found them, and their kept state."""
+    shop.decide(user_id=user, n=5)
+    found = Lookup(shop.store.engine).find((user,))
     assert found is not None
-    kept = decider(here)._states
+    kept = decider(shop)._states
     state = kept.get(found)
     assert state is not None
+    return kept, found, state
+
+
+def test_an_erased_person_is_not_kept_again(shops: tuple[Shop, Shop]) -> None:
+    here, _ = shops
+    kept, found, state = kept_after_deciding(here, "ann")
     here.erase("ann")
     assert kept.get(found) is None
     kept.put(state)  # a read that raced the erasure cannot put them back
@@ -213,11 +219,7 @@ def test_a_new_model_is_prepared_for_recent_people_in_the_background(
 
 def test_an_erasure_through_another_process_leaves_this_ones_memory(shops: tuple[Shop, Shop]) -> None:
     here, there = shops
-    here.decide(user_id="ann", n=5)
-    found = Lookup(here.store.engine).find(("ann",))
-    assert found is not None
-    kept = decider(here)._states
-    assert kept.get(found) is not None
+    kept, found, _ = kept_after_deciding(here, "ann")
     there.erase("ann")
     decider(here).refresh()  # the next call looks, as it does every 5 seconds
     here.decide(user_id="bob", n=5)
