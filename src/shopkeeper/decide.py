@@ -236,8 +236,8 @@ class Decider:
         bundle = self.bundle()
         # One statement finds the person and says whether what is kept about them is current; another
         # says whether the kept catalog is. Everything else is read only when it changed.
-        found = self._lookup.find((user_id, anonymous_id))
-        self._catalog.check(self._lookup.catalog_stamp())
+        found, catalog = self._lookup.check((user_id, anonymous_id))
+        self._catalog.check(catalog)
         state = self._state(found) if found is not None else None
         person_id = found.person_id if found is not None else None
         # Consent is checked here, at the point of use: the channel's purpose first (an email needs

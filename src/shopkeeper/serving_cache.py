@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
@@ -99,30 +99,58 @@ class Lookup:
             f"AND (type <> 'track' OR payload LIKE {p}) LIMIT 1"
         )
         self._rank = {kind: rank for rank, kind in enumerate(LOOKUP_ORDER)}
+        self._prepare = engine.dialect.name == "postgresql"
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self._run([(sql, params)])[0]
+
+    def _run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Each statement's rows, all on one pooled connection (a checkout and its reset cost a round
+        trip on PostgreSQL). There, the statements are prepared once per connection: planning the
+        stamp's subqueries costs more than running them."""
         raw = self._engine.raw_connection()
+        driver = cast(Any, raw.driver_connection)
         try:
+            if self._prepare:
+                # psycopg: no BEGIN/ROLLBACK round trips around these reads (it would also forget its
+                # prepared statements on every rollback).
+                driver.autocommit = True
             cursor = raw.cursor()
             try:
-                cursor.execute(sql, tuple(params))
-                return list(cursor.fetchall())
+                results = []
+                for sql, params in statements:
+                    if self._prepare:
+                        cast(Any, cursor).execute(sql, tuple(params), prepare=True)
+                    else:
+                        cursor.execute(sql, tuple(params))
+                    results.append(list(cursor.fetchall()))
+                return results
             finally:
                 cursor.close()
         finally:
+            if self._prepare:
+                driver.autocommit = False
             raw.close()
 
     def find(self, refs: Sequence[str | None]) -> Found | None:
         """The person behind the first of `refs` that is known (a userId before an email before an
         anonymousId, as `find_person`), with their stamp."""
-        for ref in refs:
-            if ref is None or "\x00" in ref or len(ref) > 255:
-                continue  # no stored id can look like this (and PostgreSQL text cannot hold NUL)
-            rows = self._rows(self._by_value, (ref,))
+        return self.check(refs, catalog=False)[0]
+
+    def check(self, refs: Sequence[str | None], *, catalog: bool = True) -> tuple[Found | None, Stamp]:
+        """`find`, and the catalog's stamp (empty when not asked for), in one round of statements."""
+        usable = [r for r in refs if r is not None and "\x00" not in r and len(r) <= 255]
+        # (no stored id can hold NUL or be longer; PostgreSQL text cannot even hold NUL)
+        statements: list[tuple[str, Sequence[Any]]] = [(self._by_value, (ref,)) for ref in usable]
+        if catalog:
+            statements.append((self._catalog, ()))
+        results = self._run(statements)
+        stamp: Stamp = tuple(results.pop()[0]) if catalog else ()
+        for rows in results:
             if rows:
                 best = min(rows, key=lambda row: self._rank[row[0]])
-                return Found(int(best[1]), tuple(best[2:]))
-        return None
+                return Found(int(best[1]), tuple(best[2:])), stamp
+        return None, stamp
 
     def stamp_of(self, person_id: int) -> Found:
         rows = self._rows(self._by_person, (person_id,) * _STAMP_COLUMNS.count("{person}"))
