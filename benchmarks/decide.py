@@ -19,7 +19,7 @@ Each measure runs against an anchor measured in the same run, so that a busy mac
   as a command, timed from start to exit. Target: <= 30 s.
 
     .venv/bin/python benchmarks/decide.py [--calls 4000] [--rate 200] [--seconds 25] [--rounds 1]
-        [--file PATH] [--skip-http] [--skip-train] [--json]
+        [--file PATH] [--skip-http] [--skip-train] [--db URL] [--json]
 """
 
 from __future__ import annotations
@@ -535,7 +535,7 @@ def bench_train(file: Path, directory: Path) -> dict[str, Any]:
 
 def print_tables(result: dict[str, Any]) -> None:
     console = Console(highlight=False, width=150)
-    table = Table(title="decide (SQLite)", title_justify="left")
+    table = Table(title=f"decide ({result['backend']})", title_justify="left")
     for column in ("measure", "mean", "p50", "p99", "anchor / target", "ratio p50 / p99"):
         table.add_column(column)
     local = result.get("in_process")
@@ -654,12 +654,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="an empty database for the in-process and HTTP parts (default: a fresh SQLite file), e.g. "
+        "a PostgreSQL schema: postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%%3Dbench",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/decide.db"
+        url = args.db or f"sqlite:///{tmp}/decide.db"
+        result["backend"] = url.split(":", 1)[0].split("+", 1)[0]
         result["in_process"] = bench_in_process(url, args.calls, args.seed)
         if not args.skip_http:
             result["http"] = bench_http(url, args.rate, args.seconds, args.rounds, args.seed)
