@@ -18,6 +18,16 @@ training time and 0.3 ms per score. EASE here covers the 2,500 most bought items
 the rest get an EASE score of 0 and reach the candidates through co-occurrence or the person's own
 history): EASE is fitted three times per training and its cost grows with the cube of the items,
 and the cap changed validation NDCG@10 by less than the noise.
+
+The trees' settings come from three validation folds (test months May, June and July 2011, each
+model fitted on the data before its month; means over three random seeds): 40 trees score NDCG@10
+0.370 (`all`) / 0.142 (`new`) against 0.367 / 0.142 for 80, and fit 4 s faster. Tried there and
+left out, each within the noise or worse: more label windows (8-16, a week apart: better on May,
+worse by 0.005-0.007 on July, and slower), per-person sample weights, LambdaRank (lightgbm), all
+negatives or a tenth, shallower or more regularised trees, one model for owned and one for new items,
+more or fewer model candidates, and extra features (orders since the item, its share of the last
+five orders, the person's repeat share, scores from the last order alone, the item's recent re-buy
+share, what the 20-50 most similar people bought lately).
 """
 
 from __future__ import annotations
@@ -77,7 +87,7 @@ class RerankRecommender:
         als_factors: int = 0,
         als_regularization: float = 5.0,
         als_alpha: float = 2.0,
-        trees: int = 80,
+        trees: int = 40,
         max_depth: int = 6,
         learning_rate: float = 0.1,
         negative_share: float = 0.25,
