@@ -23,6 +23,7 @@ from sqlalchemy import select
 from shopkeeper.errors import InvalidInput
 from shopkeeper.recommend.base import FloatArray, Interactions, Recommender
 from shopkeeper.recommend.explain import ItemNeighbours
+from shopkeeper.recommend.orders import OrderEvents
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import CART, PURCHASE, VIEW
 from shopkeeper.store.models import ModelVersion, SqlModelRegistry
@@ -65,6 +66,45 @@ def load_interactions(store: Store) -> Interactions:
         kinds=np.asarray(kinds, np.int64),
         user_ids=[str(p) for p in people],
         item_ids=list(items),
+    )
+
+
+def store_orders(store: Store) -> OrderEvents:
+    """The shop's own purchases as `shopkeeper evaluate` reads an order file: one row per person, item
+    and order, people named by their internal number only (the report never needs who they are)."""
+    query = (
+        select(interactions.c.person_id, interactions.c.item_id, interactions.c.message_id, interactions.c.at)
+        .where(interactions.c.kind == PURCHASE)
+        .order_by(interactions.c.at, interactions.c.id)
+    )
+    seen: set[tuple[int, str, str]] = set()
+    people: dict[int, int] = {}
+    items: dict[str, int] = {}
+    rows: list[tuple[int, int, float]] = []
+    read = 0
+    with store.engine.connect() as conn:
+        for person_id, item_id, message_id, at in conn.execute(query):
+            read += 1
+            if (person_id, item_id, message_id) in seen:
+                continue
+            seen.add((person_id, item_id, message_id))
+            rows.append(
+                (
+                    people.setdefault(person_id, len(people)),
+                    items.setdefault(item_id, len(items)),
+                    at.timestamp(),
+                )
+            )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return OrderEvents(
+        customer=table[:, 0].astype(np.int64),
+        item=table[:, 1].astype(np.int64),
+        times=table[:, 2].copy(),
+        price=np.zeros(len(rows)),
+        customers=[str(p) for p in people],
+        items=list(items),
+        rows_read=read,
+        rows_kept=read,
     )
 
 

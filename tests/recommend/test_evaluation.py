@@ -181,3 +181,38 @@ def test_evaluate_command_json(orders_csv: Path) -> None:
 def test_evaluate_command_rejects_a_bad_date(orders_csv: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "--orders", str(orders_csv), "--cutoff", "Feb 2011"])
     assert result.exit_code != 0
+
+
+def test_evaluate_command_reads_the_shops_own_purchases(orders_csv: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    imported = CliRunner().invoke(app, ["import", "orders", str(orders_csv), "--db", url])
+    assert imported.exit_code == 0, imported.output
+    args = ["evaluate", "--cutoff", "2011-02-01", "--until", "2011-02-28", "--no-default", "--json"]
+    from_file = json.loads(CliRunner().invoke(app, [*args, "--orders", str(orders_csv)]).stdout)
+    result = CliRunner().invoke(app, [*args, "--db", url])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["split"]["source"] == "database" and from_file["split"]["source"] == "file"
+    # The same people are tested (those who bought before and during February), named by number only.
+    assert report["split"]["test_users"] == from_file["split"]["test_users"] == 2
+    assert "17850" not in result.stdout
+    assert {(r["model"], r["task"]) for r in report["results"]} == {
+        (r["model"], r["task"]) for r in from_file["results"]
+    }
+
+
+def test_evaluate_command_takes_one_source(orders_csv: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--orders",
+            str(orders_csv),
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--cutoff",
+            "2011-02-01",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "give --orders FILE or --db URL, not both" in str(result.exception)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,11 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shopkeeper.cli._common import JsonOption, console, print_json
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json, safe_url
 from shopkeeper.errors import InvalidInput
 from shopkeeper.recommend.anchors import run_protocol
 from shopkeeper.recommend.default import make_default
 from shopkeeper.recommend.orders import read_online_retail
+from shopkeeper.training import store_orders
 
 
 class OrdersFormat(enum.StrEnum):
@@ -30,18 +32,21 @@ def _date(value: str, flag: str) -> datetime:
 
 
 def evaluate(
-    orders: Annotated[
-        Path,
-        typer.Option(
-            "--orders", metavar="FILE", help="An order-lines CSV (plain or .gz).", show_default=False
-        ),
-    ],
     cutoff: Annotated[
         str,
         typer.Option(
             "--cutoff", metavar="DATE", help="First day of the test window (YYYY-MM-DD).", show_default=False
         ),
     ],
+    orders: Annotated[
+        Path | None,
+        typer.Option(
+            "--orders",
+            metavar="FILE",
+            help="An order-lines CSV (plain or .gz). Without it, the purchases in the shop's database.",
+            show_default=False,
+        ),
+    ] = None,
     until: Annotated[
         str | None,
         typer.Option(
@@ -54,6 +59,7 @@ def evaluate(
     format: Annotated[
         OrdersFormat, typer.Option("--format", help="The CSV's columns.")
     ] = OrdersFormat.online_retail,
+    db: DbOption = None,
     no_default: Annotated[
         bool, typer.Option("--no-default", help="Only the anchors: skip the default model.")
     ] = False,
@@ -63,16 +69,24 @@ def evaluate(
 
     Hyperparameters are tuned on the last 30 days before the cutoff only. Metrics are NDCG@10,
     Recall@20, HR@10 and catalog coverage@10, for the tasks `all` (repeat purchases count) and `new`.
+    The orders come from --orders FILE, or else from the shop at --db (its purchases, one weight per
+    order).
     """
+    if orders is not None and db is not None:
+        raise InvalidInput("give --orders FILE or --db URL, not both", field="--db")
     start = _date(cutoff, "--cutoff")
     end = _date(until, "--until") + timedelta(days=1) if until is not None else None
     if end is not None and end <= start:
         raise InvalidInput("--until must not be before --cutoff", field="--until")
     status = Console(stderr=True, highlight=False)
     with status.status("reading orders") as spinner:
-        events = read_online_retail(orders)
+        if orders is not None:
+            events, source = read_online_retail(orders), str(orders)
+        else:
+            with closing(open_store(db)) as store:
+                events, source = store_orders(store), f"the shop at {safe_url(str(store.engine.url))}"
         if not len(events.times) or not (events.times < start.timestamp()).any():
-            raise InvalidInput(f"no cleaned orders before the cutoff {cutoff} in {orders}", field="--cutoff")
+            raise InvalidInput(f"no cleaned orders before the cutoff {cutoff} in {source}", field="--cutoff")
         report = run_protocol(
             events,
             start.timestamp(),
@@ -81,6 +95,7 @@ def evaluate(
             progress=lambda message: spinner.update(message),
         )
     report["split"].update(
+        source="file" if orders is not None else "database",
         rows_read=events.rows_read,
         rows_kept=events.rows_kept,
         cutoff=start.date().isoformat(),
