@@ -70,6 +70,7 @@ WARMUP_CALLS = 300
 WARMUP_SECONDS = 3.0
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer counts as an error
 MAX_CONNECTIONS = 512  # the load generator's bound; past it, requests count as dropped
+IDLE_SECONDS = 4.0  # a keep-alive connection idle longer is closed, not reused
 SERVER_START_TIMEOUT = 60.0
 
 
@@ -319,17 +320,22 @@ async def offer_load(
     port: int, requests: list[bytes], rate: float, warmup: float, seconds: float
 ) -> LoadResult:
     """Send `requests` (cycled) at `rate` per second for `warmup + seconds`, open loop, over a pool of
-    keep-alive connections; a request finding no idle connection opens a new one."""
+    keep-alive connections; a request finding no idle connection opens a new one. As HTTP clients do,
+    a connection idle for longer than `IDLE_SECONDS` is closed rather than reused: the server may
+    already have closed it (uvicorn keeps an idle connection for 5 s)."""
     loop = asyncio.get_running_loop()
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
     open_count = 0
     latencies: list[float] = []
     errors = dropped = 0
 
     async def exchange(request: bytes) -> bool:
         nonlocal open_count
+        while idle and loop.time() - idle[-1][2] > IDLE_SECONDS:
+            idle.pop()[1].close()
+            open_count -= 1
         if idle:
-            reader, writer = idle.pop()
+            reader, writer, _ = idle.pop()
         else:
             open_count += 1
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -346,7 +352,7 @@ async def offer_load(
             writer.close()
             open_count -= 1
             raise
-        idle.append((reader, writer))
+        idle.append((reader, writer, loop.time()))
         return head.startswith(b"HTTP/1.1 200")
 
     async def one(request: bytes, scheduled: float, timed: bool) -> None:
@@ -376,15 +382,19 @@ async def offer_load(
         tasks.append(asyncio.ensure_future(one(requests[k % len(requests)], scheduled, k >= first_timed)))
     if tasks:
         await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT + 1)
-    for reader_writer in idle:
-        reader_writer[1].close()
+    for _, writer, _ in idle:
+        writer.close()
     return LoadResult(latencies, errors, dropped, loop.time() - start)
 
 
 def generate_load(
     port: int, requests: list[bytes], rate: float, warmup: float, seconds: float, out: Connection
 ) -> None:
-    """The load generator's process: offers the load and sends back what it measured."""
+    """The load generator's process: offers the load and sends back what it measured. Its garbage
+    collector is off (it runs for seconds): its own pauses must not count as the server's latency."""
+    import gc  # noqa: PLC0415 (only in the generator's process)
+
+    gc.disable()
     result = asyncio.run(offer_load(port, requests, rate, warmup, seconds))
     out.send(vars(result))  # a plain dict: the class lives in another `__main__`
     out.close()

@@ -88,6 +88,7 @@ class Decider:
         purposes: Purposes | None = None,
         experiments: ExperimentService | None = None,
         warm_people: int = 0,
+        on_prepared: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -105,6 +106,7 @@ class Decider:
         self._lookup = Lookup(store.engine)
         self._states = PersonStates(max(PEOPLE_KEPT, warm_people))
         self._warm_people = warm_people
+        self._on_prepared = on_prepared
         self.warmed: int | None = None  # the model version whose preparing finished
         self._unloadable: int | None = None  # the newest version that failed to load
         self._erasures_seen: int | None = None  # the newest audit log id looked at for erasures
@@ -184,6 +186,8 @@ class Decider:
                     if past.personalized:
                         self._ranked(bundle, state, past, RANKED_KEEP, None)
             self.warmed = bundle.version
+            if self._on_prepared is not None:
+                self._on_prepared()
         except Exception:  # the store closed under it, say: preparing is only ever an optimisation
             return
 

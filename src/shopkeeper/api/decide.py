@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.people import Admin, _state
 from shopkeeper.events.spec import ExternalId
@@ -29,15 +29,16 @@ class DecideRequest(BaseModel):
 
 @router.post("/v1/decide", summary="Decide what to show a person in a placement, with reasons")
 async def decide(body: DecideRequest, request: Request, _: Admin) -> Response:
-    decider = _state(request).decider
-    decision = await run_in_threadpool(
-        lambda: decider.decide(
+    state = _state(request)
+    decision = await asyncio.get_running_loop().run_in_executor(
+        state.deciding,
+        lambda: state.decider.decide(
             user_id=body.userId,
             anonymous_id=body.anonymousId,
             placement=body.placement,
             n=body.n,
             context=body.context,
-        )
+        ),
     )
     # Serialised directly: FastAPI's generic encoder costs more than the decision itself.
     return Response(orjson.dumps(decision.to_json()), media_type="application/json")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from shopkeeper.api.auth import admin_key
+from shopkeeper.api.auth import admin_key_async
 from shopkeeper.api.privacy import authorize
 from shopkeeper.api.state import AppState
 from shopkeeper.privacy.service import Actor
@@ -21,8 +21,8 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def require_admin(request: Request) -> ApiKey:
-    return admin_key(_state(request).store.keys, request)
+async def require_admin(request: Request) -> ApiKey:
+    return await admin_key_async(_state(request).store.keys, request)
 
 
 Admin = Annotated[ApiKey, Depends(require_admin)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from shopkeeper.decide import Decider
 from shopkeeper.events.ingest import Ingestor
@@ -10,6 +11,8 @@ from shopkeeper.privacy.service import PrivacyService
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+
+DECIDING_THREADS = 2  # one computes while the other waits on the database
 
 
 @dataclass
@@ -22,3 +25,8 @@ class AppState:
     decider: Decider
     privacy: PrivacyService
     secret: bytes  # signs person links
+    # decide's own small pool: a decision is a millisecond of Python; spread over the general pool's 40
+    # threads, a burst of them time-slices the GIL and every one of them waits for all the others
+    deciding: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(DECIDING_THREADS, thread_name_prefix="shopkeeper-decide")
+    )

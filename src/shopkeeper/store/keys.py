@@ -86,13 +86,21 @@ class SqlKeyStore:
 
     def authenticate(self, raw: str) -> ApiKey | None:
         """The active key `raw` names, or None. Revocations take effect within `cache_seconds`."""
+        answered, key = self.authenticate_cached(raw)
+        if answered:
+            return key
+        self._reload(time.monotonic())
+        return self._cache.get(hash_key(raw))
+
+    def authenticate_cached(self, raw: str) -> tuple[bool, ApiKey | None]:
+        """`authenticate`'s answer when the cache can give it without the database: (True, key or
+        None); else (False, None). An async caller answers at once, and reads only when it must."""
         digest = hash_key(raw)
-        now = time.monotonic()
-        age = now - self._loaded_at
+        age = time.monotonic() - self._loaded_at
         # Reload when stale, and on a miss at most once a second (so unknown keys can't hammer the db).
         if age > self._cache_seconds or (digest not in self._cache and age > 1.0):
-            self._reload(now)
-        return self._cache.get(digest)
+            return False, None
+        return True, self._cache.get(digest)
 
     def allowed_origins(self) -> set[str]:
         """Every origin any active write key allows: what a CORS preflight may be told."""
