@@ -92,6 +92,13 @@ class Lookup:
         )
         self._by_person = f"SELECT {_STAMP_COLUMNS.format(person=p)}"
         self._catalog = "SELECT (SELECT max(updated_at) FROM items), (SELECT max(id) FROM item_history)"
+        # Both in one round trip: the catalog's stamp, then the person's rows (NULLs when unknown).
+        self._catalog_and_value = (
+            "SELECT (SELECT max(updated_at) FROM items), (SELECT max(id) FROM item_history), "
+            f"i.kind, i.person_id, {_STAMP_COLUMNS.format(person='i.person_id')} "
+            f"FROM (SELECT 1 AS one) AS one LEFT JOIN identities i "
+            f"ON i.value = {p} AND i.kind IN ({kinds})"
+        )
         # A track can state traits too (`context.shopkeeper.stated`): any event that mentions "stated"
         # counts as one that may have (a false alarm only costs a full read).
         self._said_since = (
@@ -141,16 +148,28 @@ class Lookup:
         """`find`, and the catalog's stamp (empty when not asked for), in one round of statements."""
         usable = [r for r in refs if r is not None and "\x00" not in r and len(r) <= 255]
         # (no stored id can hold NUL or be longer; PostgreSQL text cannot even hold NUL)
-        statements: list[tuple[str, Sequence[Any]]] = [(self._by_value, (ref,)) for ref in usable]
+        stamp: Stamp = ()
         if catalog:
-            statements.append((self._catalog, ()))
-        results = self._run(statements)
-        stamp: Stamp = tuple(results.pop()[0]) if catalog else ()
-        for rows in results:
-            if rows:
-                best = min(rows, key=lambda row: self._rank[row[0]])
-                return Found(int(best[1]), tuple(best[2:])), stamp
+            if not usable:
+                return None, tuple(self._rows(self._catalog, ())[0])
+            rows = self._rows(self._catalog_and_value, (usable[0],))
+            stamp, rows = tuple(rows[0][:2]), [row[2:] for row in rows if row[2] is not None]
+            found = self._best(rows)
+            usable = usable[1:]
+            if found is not None:
+                return found, stamp
+        for ref in usable:
+            found = self._best(self._rows(self._by_value, (ref,)))
+            if found is not None:
+                return found, stamp
         return None, stamp
+
+    def _best(self, rows: list[Any]) -> Found | None:
+        """Of one id's rows (one per kind it is known as), the person by the surest kind."""
+        if not rows:
+            return None
+        best = min(rows, key=lambda row: self._rank[row[0]])
+        return Found(int(best[1]), tuple(best[2:]))
 
     def stamp_of(self, person_id: int) -> Found:
         rows = self._rows(self._by_person, (person_id,) * _STAMP_COLUMNS.count("{person}"))
