@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import Connection, bindparam, select
 
 from shopkeeper.decisions import Reason
 from shopkeeper.errors import InvalidInput
@@ -48,7 +48,8 @@ from shopkeeper.experiments.store import (
 from shopkeeper.placements import Placement
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.store import Store
-from shopkeeper.store.schema import identities, people
+from shopkeeper.store.identity import person_and_merged
+from shopkeeper.store.schema import identities
 
 HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
 MODELS = ("personalized", "popularity")
@@ -62,11 +63,7 @@ _RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
 _UNIT_IDS = (
     select(identities.c.kind, identities.c.value)
     .where(
-        identities.c.person_id.in_(
-            select(people.c.person_id).where(
-                or_(people.c.person_id == bindparam("person"), people.c.merged_into == bindparam("person"))
-            )
-        ),
+        identities.c.person_id.in_(person_and_merged(bindparam("person"))),
         identities.c.kind.in_(("user_id", "anonymous_id")),
     )
     .order_by(identities.c.id)

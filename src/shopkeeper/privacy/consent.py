@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.store.schema import consents, people
+from shopkeeper.store.identity import person_and_merged
+from shopkeeper.store.schema import consents
 
 NECESSARY = "necessary"
 BUILT_IN_PURPOSES = (NECESSARY, "analytics", "personalization", "email_marketing", "staff_outreach")
@@ -147,22 +148,12 @@ class Purposes:
         return found
 
 
-def _owners(person_id: int) -> Select[tuple[int]]:
-    """The person and everyone merged into them: choices made before a merge (say, on a cookie banner
-    while anonymous) stay theirs."""
-    return select(people.c.person_id).where(
-        or_(people.c.person_id == person_id, people.c.merged_into == person_id)
-    )
-
+_owners = person_and_merged  # choices made before a merge (on a cookie banner, say) stay theirs
 
 _NEWEST_CHOICES = (
     select(consents.c.purpose, consents.c.granted)
     .where(
-        consents.c.person_id.in_(
-            select(people.c.person_id).where(
-                or_(people.c.person_id == bindparam("person"), people.c.merged_into == bindparam("person"))
-            )
-        ),
+        consents.c.person_id.in_(person_and_merged(bindparam("person"))),
         consents.c.purpose.in_(bindparam("purposes", expanding=True)),
     )
     .order_by(consents.c.id)

@@ -12,7 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Dialect, Engine, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from shopkeeper.records import Identity, IdentityKind, Merge
 from shopkeeper.store.bulk import BulkInsert, any_of
@@ -284,6 +297,12 @@ class IdentityResolver:
 
 # find_person, built once. Naming the kinds lets the (kind, value) unique index answer; `value = ?`
 # alone scans the whole table.
+def person_and_merged(person: int | BindParameter[Any]) -> Select[tuple[int]]:
+    """The person and everyone merged into them: what one of them did or chose (a cookie banner
+    answered while anonymous, say) is the person's."""
+    return select(people.c.person_id).where(or_(people.c.person_id == person, people.c.merged_into == person))
+
+
 _FIND_PERSON = select(identities.c.kind, identities.c.person_id).where(
     identities.c.kind.in_(LOOKUP_ORDER), identities.c.value == bindparam("value")
 )
