@@ -180,9 +180,6 @@ class Lookup:
         cart, an order), which cannot change what they stated."""
         return not self._rows(self._said_since, (person_id, event_id, '%"stated"%'))
 
-    def catalog_stamp(self) -> Stamp:
-        return tuple(self._rows(self._catalog, ())[0])
-
 
 @dataclass(slots=True)
 class PersonState:
@@ -246,10 +243,6 @@ class PersonStates:
                     self._forgotten[person_id] = None
             while len(self._forgotten) > 100_000:
                 self._forgotten.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._states.clear()
 
     def __len__(self) -> int:
         return len(self._states)
