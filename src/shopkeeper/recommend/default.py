@@ -152,7 +152,10 @@ class RerankRecommender:
             if len(before.times) and during.any():
                 yield label_start, before, during
 
-    def fit(self, interactions: Interactions) -> Self:
+    def training_rows(self, interactions: Interactions) -> tuple[FloatArray, FloatArray]:
+        """The trees' training data, replayed from `interactions`: one row of `FEATURES` per candidate
+        of each person who bought in a label window (all bought candidates, `negative_share` of the
+        rest), and its 0/1 label. Leaves the candidate models fitted on the last window's data."""
         rng = np.random.default_rng(self.random_state)
         blocks: list[FloatArray] = []
         labels: list[FloatArray] = []
@@ -168,14 +171,26 @@ class RerankRecommender:
             if len(users) > self.max_users_per_window:
                 users = sorted(rng.choice(users, self.max_users_per_window, replace=False).tolist())
             for user in users:
-                candidates, features = self._features(_history(before, starts, user), label_start)
+                candidates, features = self.candidate_features(_history(before, starts, user), label_start)
                 label = np.isin(candidates, wanted[user]).astype(np.float64)
                 keep = (label > 0) | (rng.random(len(label)) < self.negative_share)
                 blocks.append(features[keep])
                 labels.append(label[keep])
-        self._fit_parts(interactions)
         if not blocks or len({float(v) for y in labels for v in np.unique(y)}) < 2:
             raise NotFittedError("rerank needs purchases in at least one window of the training data")
+        return np.vstack(blocks), np.concatenate(labels)
+
+    def fit(self, interactions: Interactions) -> Self:
+        features, labels = self.training_rows(interactions)
+        self._fit_parts(interactions)
+        self.trees_ = self.fit_trees(features, labels)
+        buyers = self.stats_.buyers_30 + self.stats_.buyers_all / (self.stats_.buyers_all.max() + 1.0)
+        self.popularity_ = buyers / (buyers.max() + 1.0) if len(buyers) else buyers
+        return self
+
+    def fit_trees(self, features: FloatArray, labels: FloatArray) -> TreeEnsemble:
+        """The re-ranker's trees, with this model's settings, learned from rows of `FEATURES` and 0/1
+        labels (bought in the label window or not)."""
         # One OpenMP thread: on two shared cores, scikit-learn's threads spin at their barriers and
         # train ten times slower than one thread alone (2 s for ~150k rows).
         with threadpool_limits(1, "openmp"):
@@ -187,11 +202,8 @@ class RerankRecommender:
                 l2_regularization=1.0,
                 early_stopping=False,
                 random_state=self.random_state,
-            ).fit(np.vstack(blocks), np.concatenate(labels))
-        self.trees_ = from_histogram_boosting(booster)
-        buyers = self.stats_.buyers_30 + self.stats_.buyers_all / (self.stats_.buyers_all.max() + 1.0)
-        self.popularity_ = buyers / (buyers.max() + 1.0) if len(buyers) else buyers
-        return self
+            ).fit(features, labels)
+        return from_histogram_boosting(booster)
 
     # -- scoring -----------------------------------------------------------------------------
     def _model_scores(self, person: PersonItems, now: float) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -220,7 +232,8 @@ class RerankRecommender:
             als = np.zeros(n_items)
         return ease, cooccurrence, als
 
-    def _features(self, history: History, now: float) -> tuple[IntArray, FloatArray]:
+    def candidate_features(self, history: History, now: float) -> tuple[IntArray, FloatArray]:
+        """The person's candidates and one row of `features.FEATURES` each: what the trees score."""
         person = PersonItems.of(history, self.n_items_, now)
         if len(person.items):
             ease, cooccurrence, als = self._model_scores(person, now)
@@ -251,7 +264,7 @@ class RerankRecommender:
     def score(self, history: History, now: float) -> FloatArray:
         if not hasattr(self, "trees_"):
             raise NotFittedError("rerank is not fitted: call fit() or load() first")
-        candidates, features = self._features(history, now)
+        candidates, features = self.candidate_features(history, now)
         raw = self.trees_.predict(features)
         # Everything outside the candidates ranks below them, in popularity order.
         scores: FloatArray = self.popularity_ + (float(raw.min()) - 2.0)

@@ -28,13 +28,16 @@ VALIDATION_DAYS = 30.0
 
 @dataclass(frozen=True)
 class Split:
-    """A train window, and the test users' histories (from train) and targets (from the test window)."""
+    """A train window, and the test users' histories (from train) and targets (from the test window).
+
+    `users[k]` is the train `user_idx` of `histories[k]` and `targets[k]`."""
 
     train: Interactions
     now: float
     histories: list[History]
     targets: list[IntArray]
     counts: dict[str, int]
+    users: IntArray
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def temporal_split(events: OrderEvents, cutoff: float, until: float | None = Non
         "test_users": len(test_users),
         "test_users_new": sum(1 for h, t in zip(histories, targets, strict=True) if _new(t, h).size),
     }
-    return Split(train, cutoff, histories, targets, counts)
+    return Split(train, cutoff, histories, targets, counts, test_users.astype(np.int64))
 
 
 def validation_split(events: OrderEvents, cutoff: float, days: float = VALIDATION_DAYS) -> Split:
