@@ -88,10 +88,8 @@ def _cross_fitted(
         train = [k for k in range(len(rows)) if half[k] != side]
         features = np.vstack([rows[k][1] for k in train])
         labels = np.concatenate([np.isin(rows[k][0], split.targets[k]) for k in train]).astype(np.float64)
-        if before is not None:  # the month's negatives sampled as the replayed windows' are
-            keep = (labels > 0) | (np.random.default_rng(side).random(len(labels)) < model.negative_share)
-            features = np.vstack([before[0], features[keep]])
-            labels = np.concatenate([before[1], labels[keep]])
+        if before is not None:
+            features, labels = np.vstack([before[0], features]), np.concatenate([before[1], labels])
         ensemble = learner.fit_trees(features, labels)
         for k in np.flatnonzero(half == side):
             candidates, table = rows[k]

@@ -91,6 +91,7 @@ class RerankRecommender:
         max_depth: int = 6,
         learning_rate: float = 0.1,
         negative_share: float = 0.25,
+        bags: int = 3,
         random_state: int = 0,
     ) -> None:
         self.windows = windows
@@ -111,6 +112,7 @@ class RerankRecommender:
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.negative_share = negative_share
+        self.bags = bags
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
@@ -154,8 +156,8 @@ class RerankRecommender:
 
     def training_rows(self, interactions: Interactions) -> tuple[FloatArray, FloatArray]:
         """The trees' training data, replayed from `interactions`: one row of `FEATURES` per candidate
-        of each person who bought in a label window (all bought candidates, `negative_share` of the
-        rest), and its 0/1 label. Leaves the candidate models fitted on the last window's data."""
+        of each person who bought in a label window, and its 0/1 label. Leaves the candidate models
+        fitted on the last window's data."""
         rng = np.random.default_rng(self.random_state)
         blocks: list[FloatArray] = []
         labels: list[FloatArray] = []
@@ -172,10 +174,8 @@ class RerankRecommender:
                 users = sorted(rng.choice(users, self.max_users_per_window, replace=False).tolist())
             for user in users:
                 candidates, features = self.candidate_features(_history(before, starts, user), label_start)
-                label = np.isin(candidates, wanted[user]).astype(np.float64)
-                keep = (label > 0) | (rng.random(len(label)) < self.negative_share)
-                blocks.append(features[keep])
-                labels.append(label[keep])
+                blocks.append(features)
+                labels.append(np.isin(candidates, wanted[user]).astype(np.float64))
         if not blocks or len({float(v) for y in labels for v in np.unique(y)}) < 2:
             raise NotFittedError("rerank needs purchases in at least one window of the training data")
         return np.vstack(blocks), np.concatenate(labels)
@@ -190,20 +190,26 @@ class RerankRecommender:
 
     def fit_trees(self, features: FloatArray, labels: FloatArray) -> TreeEnsemble:
         """The re-ranker's trees, with this model's settings, learned from rows of `FEATURES` and 0/1
-        labels (bought in the label window or not)."""
+        labels (bought in the label window or not): `bags` ensembles, each from every positive row and
+        its own random `negative_share` of the negatives, averaged."""
+        rng = np.random.default_rng(self.random_state)
+        ensembles = []
         # One OpenMP thread: on two shared cores, scikit-learn's threads spin at their barriers and
         # train ten times slower than one thread alone (2 s for ~150k rows).
         with threadpool_limits(1, "openmp"):
-            booster = HistGradientBoostingClassifier(
-                max_iter=self.trees,
-                max_depth=self.max_depth,
-                learning_rate=self.learning_rate,
-                min_samples_leaf=50,
-                l2_regularization=1.0,
-                early_stopping=False,
-                random_state=self.random_state,
-            ).fit(features, labels)
-        return from_histogram_boosting(booster)
+            for bag in range(max(self.bags, 1)):
+                keep = (labels > 0) | (rng.random(len(labels)) < self.negative_share)
+                booster = HistGradientBoostingClassifier(
+                    max_iter=self.trees,
+                    max_depth=self.max_depth,
+                    learning_rate=self.learning_rate,
+                    min_samples_leaf=50,
+                    l2_regularization=1.0,
+                    early_stopping=False,
+                    random_state=self.random_state + bag,
+                ).fit(features[keep], labels[keep])
+                ensembles.append(from_histogram_boosting(booster))
+        return TreeEnsemble.average(ensembles)
 
     # -- scoring -----------------------------------------------------------------------------
     def _model_scores(self, person: PersonItems, now: float) -> tuple[FloatArray, FloatArray, FloatArray]:
