@@ -13,6 +13,7 @@ from shopkeeper.recommend.base import History, Interactions
 from shopkeeper.recommend.default import RerankRecommender, _rows_sum
 from shopkeeper.recommend.features import FEATURES, NEVER, ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.signals import distinct, window_popularity
+from shopkeeper.recommend.transitions import PersonOrders, Transitions
 
 DAY = 86_400.0
 
@@ -56,7 +57,10 @@ def test_person_items_sum_invoices_and_rhythm() -> None:
     )
     candidates = np.array([2, 4, 5], np.int64)
     zeros = np.zeros(3)
-    rows = person_item_features(candidates, person, now, stats.table(candidates, now), zeros, zeros, zeros)
+    transitions = np.zeros((3, 6))
+    rows = person_item_features(
+        candidates, person, now, stats.table(candidates, now), zeros, zeros, zeros, transitions
+    )
     column = {name: rows[:, k] for k, name in enumerate(FEATURES)}
     assert rows.shape == (3, len(FEATURES)) and np.isfinite(rows).all()
     assert column["owned"].tolist() == [1.0, 1.0, 0.0]
@@ -133,3 +137,20 @@ def test_distinct_is_numpy_unique() -> None:
     rng = np.random.default_rng(5)
     for values in (rng.integers(0, 30, 200), rng.random(50).round(1), np.zeros(0, np.int64), np.array([7])):
         np.testing.assert_array_equal(distinct(values), np.unique(values))
+
+
+def test_transitions_count_the_next_order() -> None:
+    """Orders alternate 0, 1, 0, 1: each item is followed by the other, never by itself."""
+    day = DAY
+    users = np.array([0, 0, 0, 0, 1, 1], np.int64)
+    items = np.array([0, 1, 0, 1, 0, 1], np.int64)
+    times = np.array([0, 1, 2, 3, 0, 1], np.float64) * day
+    data = Interactions(users, items, times, np.ones(6), np.zeros(6, np.int64), ["a", "b"], ["x", "y", "z"])
+    model = Transitions(horizon=1, half_life_days=None, beta=0.0, shrink=0.0).fit(data)
+    dense = model.transition_.toarray()
+    assert dense[0, 1] == 1.0
+    assert dense[1, 0] == 1.0  # user 0: 1 at day 1 is followed by 0 at day 2
+    assert dense[0, 0] == 0.0 and model.rebuy_[0] == 0.0
+    person = PersonOrders.of(History(items[:4], times[:4], np.ones(4), np.zeros(4, np.int64)), 3, 1)
+    assert person.last_items.tolist() == [1]
+    assert person.chances.tolist() == [2.0, 1.0] and person.rebuys.tolist() == [0.0, 0.0]

@@ -2,8 +2,9 @@
 
 Stage 1 gathers candidates for a person: their `own_candidates` strongest own items (decayed invoice
 count), the top `model_candidates` of EASE and time-decayed co-occurrence (and of ALS fold-in, when
-`als_factors` > 0) for their `history_items` most recent items, and the week's best sellers: about
-120 items for a typical person.
+`als_factors` > 0) for their `history_items` most recent items, the top `transition_candidates` of
+next-order transitions from their last `transition_orders` orders (`transitions.Transitions`), and
+the week's best sellers: about 120 items for a typical person.
 Stage 2 scores each candidate with trees over per-(person, item) features (`features.FEATURES`: how
 often and how recently they bought it, their own re-order rhythm and how due the item is, the
 models' scores and ranks, item trends and repeat rates...).
@@ -28,6 +29,12 @@ negatives or a tenth, shallower or more regularised trees, one model for owned a
 more or fewer model candidates, and extra features (orders since the item, its share of the last
 five orders, the person's repeat share, scores from the last order alone, the item's recent re-buy
 share, what the 20-50 most similar people bought lately).
+
+The next-order transition signal (score, rank and share of the best over the candidates; the item's
+and the person's own "re-bought in the next order" rates; plus its 40 best targets as candidates,
+column penalty beta 0.6) was chosen on folds May-August 2011 (three seeds): NDCG@10 0.380 / 0.147
+against 0.380 / 0.141 without it (`new` better on all four months, `all` unchanged); beta 0.9 with
+20 candidates scored 0.382 / 0.144. Its fit adds about 0.2 s per candidate-model refit.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from shopkeeper.recommend.ease import EASERecommender
 from shopkeeper.recommend.features import ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
 from shopkeeper.recommend.signals import DAY, decay, distinct
+from shopkeeper.recommend.transitions import Transitions, transition_table
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
 
 BoolArray = npt.NDArray[np.bool_]
@@ -81,6 +89,11 @@ class RerankRecommender:
         own_candidates: int = 100,
         model_candidates: int = 50,
         trending_candidates: int = 20,
+        transition_candidates: int = 40,
+        transition_horizon: int = 2,
+        transition_gap_days: float = 120.0,
+        transition_beta: float = 0.6,
+        transition_orders: int = 2,
         history_items: int = 100,
         ease_l2: float = 500.0,
         ease_max_items: int = 2_500,
@@ -102,6 +115,11 @@ class RerankRecommender:
         self.own_candidates = own_candidates
         self.model_candidates = model_candidates
         self.trending_candidates = trending_candidates
+        self.transition_candidates = transition_candidates
+        self.transition_horizon = transition_horizon
+        self.transition_gap_days = transition_gap_days
+        self.transition_beta = transition_beta
+        self.transition_orders = transition_orders
         self.history_items = history_items
         self.ease_l2 = ease_l2
         self.ease_max_items = ease_max_items
@@ -123,6 +141,7 @@ class RerankRecommender:
     def _fit_parts(self, interactions: Interactions) -> None:
         self.ease_ = EASERecommender(self.ease_l2, self.ease_max_items).fit(interactions)
         self.cooccurrence_ = CooccurrenceRecommender().fit(interactions)
+        self.transitions_ = self._transitions().fit(interactions)
         self.als_ = ALSRecommender(
             max(self.als_factors, 1), self.als_regularization, self.als_alpha, random_state=self.random_state
         )
@@ -130,6 +149,14 @@ class RerankRecommender:
             self.als_.fit(interactions)
         self.stats_ = ItemStats.of(interactions)
         self._prepare()
+
+    def _transitions(self) -> Transitions:
+        return Transitions(
+            horizon=self.transition_horizon,
+            max_gap_days=self.transition_gap_days,
+            beta=self.transition_beta,
+            last_orders=self.transition_orders,
+        )
 
     def _prepare(self) -> None:
         """Arrays derived from the fitted parts that every score needs (not saved: cheap to rebuild)."""
@@ -241,21 +268,25 @@ class RerankRecommender:
     def candidate_features(self, history: History, now: float) -> tuple[IntArray, FloatArray]:
         """The person's candidates and one row of `features.FEATURES` each: what the trees score."""
         person = PersonItems.of(history, self.n_items_, now)
+        orders = self.transitions_.person(history)
         if len(person.items):
             ease, cooccurrence, als = self._model_scores(person, now)
+            transition = _rows_sum(self.transitions_.transition_, orders.last_items, orders.last_weights)
             k = self.model_candidates
             pools = [
                 person.items[person.strongest(self.own_candidates)],
                 _best(ease, k),
                 _best(cooccurrence, k),
                 _best(als, k if self.als_factors > 0 else 0),
+                _best(transition, self.transition_candidates),
                 self.trending_,
             ]
             candidates = distinct(np.concatenate(pools))
             ease, cooccurrence, als = ease[candidates], cooccurrence[candidates], als[candidates]
+            transition = transition[candidates]
         else:
             candidates = distinct(np.concatenate([self.trending_, self.popular_]))
-            ease = cooccurrence = als = np.zeros(len(candidates))
+            ease = cooccurrence = als = transition = np.zeros(len(candidates))
         features = person_item_features(
             candidates,
             person,
@@ -264,6 +295,7 @@ class RerankRecommender:
             ease,
             cooccurrence,
             als,
+            transition_table(self.transitions_, orders, candidates, transition),
         )
         return candidates, features
 
@@ -293,6 +325,7 @@ class RerankRecommender:
             popularity_=self.popularity_,
             **self.trees_.arrays("trees_"),
             **self.stats_.arrays(),
+            **self.transitions_.arrays("transitions_"),
         )
 
     @classmethod
@@ -306,6 +339,7 @@ class RerankRecommender:
             ALSRecommender.load(directory / "als") if model.als_factors > 0 else ALSRecommender(factors=1)
         )
         model.stats_ = ItemStats.from_arrays(arrays)
+        model.transitions_ = model._transitions().load_arrays(arrays, "transitions_")
         model.trees_ = TreeEnsemble.from_arrays(arrays, "trees_")
         model.popularity_ = np.asarray(arrays["popularity_"], dtype=np.float64)
         model._prepare()

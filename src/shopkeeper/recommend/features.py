@@ -54,6 +54,12 @@ FEATURES = (
     "item_repeat_rate",
     "item_gap_days",
     "item_overdue",
+    "transition",
+    "transition_rank",
+    "transition_relative",
+    "item_rebuy_next",
+    "own_rebuy_next",
+    "last_orders_rebuy",
 )
 
 
@@ -222,11 +228,13 @@ def person_item_features(
     ease: FloatArray,
     cooccurrence: FloatArray,
     als: FloatArray,
+    transition_table: FloatArray,
 ) -> FloatArray:
     """One row of `FEATURES` per candidate (no NaN: absent things get the `NEVER` sentinel).
 
     `ease`, `cooccurrence` and `als` are the models' scores for the candidates (not the catalog);
-    `item_table` is `ItemStats.table(candidates, now)`.
+    `item_table` is `ItemStats.table(candidates, now)`, `transition_table` is
+    `transitions.transition_table(...)` for the candidates.
     """
     n = len(candidates)
     position = np.searchsorted(person.items, candidates)
@@ -285,4 +293,5 @@ def person_item_features(
     columns[:, 23] = _ranks(als)
     columns[:, 24:34] = items
     columns[:, 34] = np.where(owned, since / np.maximum(item_gap, 1.0), -1.0)
+    columns[:, 35:41] = transition_table
     return columns
