@@ -1,10 +1,10 @@
 """Accuracy and speed of the recommenders on the real Online Retail data (issue 4's goals).
 
 Runs the evaluation protocol on two windows:
-- the Sep-2011 split of the issue's goals table (cutoff 2011-09-01, until 2011-09-30);
-- an earlier window nobody tuned on (cutoff 2011-08-01, until 2011-08-31): the file ends on
-  2011-09-30, so no later window exists; this one's test month was never looked at when choosing
-  the default model's settings.
+- the Sep-2011 split of the issue's goals table (cutoff 2011-09-01, until 2011-09-30): the window
+  nobody tuned on, later than every validation month;
+- the Aug-2011 window (cutoff 2011-08-01, until 2011-08-31), one of the validation months the
+  default model's transition and bagging settings were chosen on (the others: May, June, July).
 Then the default model's train time on the whole file (wall and CPU, since the machines are shared),
 and the p50/p99 of in-process `score` + `top_n` for one person, against a bare numpy `top_n` over the
 same item count.
@@ -35,7 +35,7 @@ from shopkeeper.recommend.orders import read_online_retail
 DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 WINDOWS = (
     ("2011-09-01", "2011-10-01", "Sep-2011 (goals table)"),
-    ("2011-08-01", "2011-09-01", "Aug-2011 (untuned)"),
+    ("2011-08-01", "2011-09-01", "Aug-2011"),
 )
 GOALS = {"all": 0.402, "new": 0.111}
 
