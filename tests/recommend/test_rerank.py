@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ from tests.recommend.test_models import END, GROUP, a_person, checkerboard
 
 from shopkeeper.recommend.base import History, Interactions
 from shopkeeper.recommend.default import RerankRecommender, _rows_sum
-from shopkeeper.recommend.features import FEATURES, NEVER, ItemStats, PersonItems, person_item_features
+from shopkeeper.recommend.features import (
+    FEATURES,
+    NEVER,
+    ItemStats,
+    PersonItems,
+    person_item_features,
+    ranks,
+)
 from shopkeeper.recommend.signals import distinct, window_popularity
 from shopkeeper.recommend.transitions import PersonOrders, Transitions
 
@@ -25,6 +33,47 @@ def test_rows_sum_is_the_weighted_sum_of_the_sparse_rows() -> None:
         weights = rng.random(len(rows))
         expected = np.asarray(weights @ matrix[rows].toarray()).ravel() if len(rows) else np.zeros(30)
         np.testing.assert_allclose(_rows_sum(matrix, rows.astype(np.int64), weights), expected, atol=1e-12)
+
+
+def test_ranks_order_ties_as_they_come() -> None:
+    assert ranks(np.array([1.0, 3.0, 3.0, 0.0])).tolist() == [3.0, 1.0, 2.0, 4.0]
+    assert ranks(np.zeros(3)).tolist() == [1.0, 2.0, 3.0]
+    assert ranks(np.zeros(0)).tolist() == []
+
+
+def test_person_items_and_orders_match_a_plain_grouping() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    history = History(
+        rng.integers(-2, 30, n),  # some outside the catalog of 25
+        rng.integers(0, 40, n) * DAY,  # several items per order
+        rng.random(n),
+        (rng.random(n) < 0.2).astype(np.int64),  # some not purchases
+    )
+    now = 45 * DAY
+    person = PersonItems.of(history, 25, now)
+    keep = (history.kinds == 0) & (history.item_idx >= 0) & (history.item_idx < 25)
+    items, times, weights = history.item_idx[keep], history.times[keep], history.weights[keep]
+    unique, inverse = np.unique(items, return_inverse=True)
+    assert person.items.tolist() == unique.tolist()
+    np.testing.assert_array_equal(person.invoices, np.bincount(inverse, weights))
+    np.testing.assert_array_equal(person.first, [times[items == i].min() for i in unique])
+    np.testing.assert_array_equal(person.last, [times[items == i].max() for i in unique])
+    decayed = weights * np.exp2(-(np.maximum(now - times, 0.0) / DAY) / 30.0)
+    np.testing.assert_array_equal(person.decayed_30, np.bincount(inverse, decayed))
+    assert person.orders == len(np.unique(times))
+    assert (person.first_order, person.last_order) == (times.min(), times.max())
+
+    orders = PersonOrders.of(history, 25, last_orders=2)
+    stamps = np.unique(times)
+    baskets = [set(items[times == t].tolist()) for t in stamps]
+    assert orders.items.tolist() == unique.tolist()
+    chances = [sum(i in b for b in baskets[:-1]) for i in unique.tolist()]
+    rebuys = [sum(i in b and i in c for b, c in pairwise(baskets)) for i in unique.tolist()]
+    assert orders.chances.tolist() == chances and orders.rebuys.tolist() == rebuys
+    last = sorted(baskets[-1] | baskets[-2])
+    assert orders.last_items.tolist() == last
+    assert orders.last_weights.tolist() == [(i in baskets[-1]) + 0.5 * (i in baskets[-2]) for i in last]
 
 
 def test_person_items_sum_invoices_and_rhythm() -> None:

@@ -64,10 +64,19 @@ from shopkeeper.recommend.base import (
 from shopkeeper.recommend.baselines import PopularityRecommender, RepeatRecommender
 from shopkeeper.recommend.blend import BlendRecommender
 from shopkeeper.recommend.ease import EASERecommender
-from shopkeeper.recommend.features import ItemStats, PersonItems, person_item_features
+from shopkeeper.recommend.features import (
+    FEATURES,
+    ITEM_COLUMNS,
+    TRANSITION_COLUMNS,
+    Baskets,
+    ItemStats,
+    PersonItems,
+    fill_person_columns,
+    model_columns,
+)
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
 from shopkeeper.recommend.signals import DAY, decay, distinct
-from shopkeeper.recommend.transitions import Transitions, transition_table
+from shopkeeper.recommend.transitions import Transitions, rebuy_columns
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
 
 BoolArray = npt.NDArray[np.bool_]
@@ -267,8 +276,9 @@ class RerankRecommender:
 
     def candidate_features(self, history: History, now: float) -> tuple[IntArray, FloatArray]:
         """The person's candidates and one row of `features.FEATURES` each: what the trees score."""
-        person = PersonItems.of(history, self.n_items_, now)
-        orders = self.transitions_.person(history)
+        baskets = Baskets.of(history, self.n_items_)  # the candidate models share the item index
+        person = PersonItems.of_baskets(baskets, now)
+        orders = self.transitions_.person(history, baskets)
         if len(person.items):
             ease, cooccurrence, als = self._model_scores(person, now)
             transition = _rows_sum(self.transitions_.transition_, orders.last_items, orders.last_weights)
@@ -287,16 +297,11 @@ class RerankRecommender:
         else:
             candidates = distinct(np.concatenate([self.trending_, self.popular_]))
             ease = cooccurrence = als = transition = np.zeros(len(candidates))
-        features = person_item_features(
-            candidates,
-            person,
-            now,
-            self.stats_.table(candidates, now),
-            ease,
-            cooccurrence,
-            als,
-            transition_table(self.transitions_, orders, candidates, transition),
-        )
+        features = np.empty((len(candidates), len(FEATURES)))
+        self.stats_.table(candidates, now, out=features[:, ITEM_COLUMNS])
+        model_columns(features, ease, cooccurrence, als, transition)
+        rebuy_columns(self.transitions_, orders, candidates, features[:, TRANSITION_COLUMNS.start + 3 :])
+        fill_person_columns(features, candidates, person, now)
         return candidates, features
 
     def score(self, history: History, now: float) -> FloatArray:
@@ -403,7 +408,7 @@ def _best(scores: FloatArray, k: int) -> IntArray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, np.int64)
-    return np.argpartition(-scores, k - 1)[:k].astype(np.int64)
+    return np.argpartition(-scores, k - 1)[:k].astype(np.int64, copy=False)
 
 
 def _rows_sum(matrix: sparse.csr_matrix, rows: IntArray, weights: FloatArray) -> FloatArray:
@@ -418,5 +423,7 @@ def _rows_sum(matrix: sparse.csr_matrix, rows: IntArray, weights: FloatArray) ->
     ends = np.cumsum(lengths)
     positions = np.arange(total) + np.repeat(starts - (ends - lengths), lengths)
     values = matrix.data[positions] * np.repeat(weights, lengths)
-    summed: FloatArray = np.bincount(matrix.indices[positions], values, matrix.shape[1]).astype(np.float64)
+    summed: FloatArray = np.bincount(matrix.indices[positions], values, matrix.shape[1]).astype(
+        np.float64, copy=False
+    )
     return summed

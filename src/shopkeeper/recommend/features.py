@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
 from shopkeeper.recommend.signals import DAY, distinct
+
+BoolArray = npt.NDArray[np.bool_]
 
 NEVER = 10_000.0  # "days since" for something that never happened: far beyond any real gap
 HORIZON_DAYS = 30.0  # the re-ranker predicts purchases over the next month
@@ -61,6 +64,8 @@ FEATURES = (
     "own_rebuy_next",
     "last_orders_rebuy",
 )
+ITEM_COLUMNS = slice(24, 34)  # the columns of `ItemStats.table`
+TRANSITION_COLUMNS = slice(35, 41)  # the columns of `transitions.transition_table`
 
 
 @dataclass(frozen=True)
@@ -135,23 +140,65 @@ class ItemStats:
             **{k: np.asarray(arrays[f"stats_{k}"], dtype=np.float64) for k in cls.__dataclass_fields__}
         )
 
-    def table(self, items: IntArray, now: float) -> FloatArray:
-        """The item-side feature columns for `items` (one row each), as of `now`."""
-        b7, b30 = self.buyers_7[items], self.buyers_30[items]
-        return np.column_stack(
-            (
-                b7,
-                b30,
-                self.buyers_90[items],
-                self.buyers_all[items],
-                (b7 + 1.0) / (b30 / 4.0 + 1.0),
-                (b30 + 1.0) / (self.buyers_prev_30[items] + 1.0),
-                (now - self.last_sale[items]) / DAY,
-                (now - self.first_sale[items]) / DAY,
-                self.repeat_rate[items],
-                self.gap_days[items],
-            )
+    def table(self, items: IntArray, now: float, out: FloatArray | None = None) -> FloatArray:
+        """The item-side feature columns for `items` (one row each), as of `now`; written into `out`
+        (`len(items)` x 10, e.g. the `ITEM_COLUMNS` of a feature table) when given."""
+        if out is None:
+            out = np.empty((len(items), ITEM_COLUMNS.stop - ITEM_COLUMNS.start))
+        b7, b30 = self.buyers_7.take(items), self.buyers_30.take(items)
+        out[:, 0] = b7
+        out[:, 1] = b30
+        self.buyers_90.take(items, out=out[:, 2])
+        self.buyers_all.take(items, out=out[:, 3])
+        out[:, 4] = (b7 + 1.0) / (b30 / 4.0 + 1.0)
+        out[:, 5] = (b30 + 1.0) / (self.buyers_prev_30.take(items) + 1.0)
+        out[:, 6] = (now - self.last_sale.take(items)) / DAY
+        out[:, 7] = (now - self.first_sale.take(items)) / DAY
+        self.repeat_rate.take(items, out=out[:, 8])
+        self.gap_days.take(items, out=out[:, 9])
+        return out
+
+
+@dataclass(frozen=True)
+class Baskets:
+    """A person's purchases of catalog items (in history order) and the orders they form: `stamps`
+    are the distinct purchase times (sorted), and `pairs` the distinct (item, order) pairs, sorted,
+    as `item * (len(stamps) + 1) + order` (`order` indexing `stamps`), split into `pair_item` and
+    `pair_order`; `starts` marks each item's first pair. What `PersonItems` and
+    `transitions.PersonOrders` are both computed from, once."""
+
+    items: IntArray
+    times: FloatArray
+    weights: FloatArray
+    stamps: FloatArray
+    pairs: IntArray
+    pair_item: IntArray
+    pair_order: IntArray
+    starts: BoolArray
+
+    @classmethod
+    def of(cls, history: History, n_items: int) -> Baskets:
+        keep = (history.kinds == 0) & (history.item_idx >= 0) & (history.item_idx < n_items)
+        items = history.item_idx[keep].astype(np.int64, copy=False)
+        times = history.times[keep]
+        stamps = distinct(times)
+        pairs = distinct(items * (len(stamps) + 1) + np.searchsorted(stamps, times))
+        pair_item, pair_order = np.divmod(pairs, len(stamps) + 1)
+        return cls(
+            items, times, history.weights[keep], stamps, pairs, pair_item, pair_order, run_starts(pair_item)
         )
+
+    def grouped(self) -> tuple[IntArray, IntArray]:
+        """The distinct items (sorted) and, for each pair, its item's position among them."""
+        return self.pair_item[self.starts], np.cumsum(self.starts) - 1
+
+
+def run_starts(ordered: IntArray) -> BoolArray:
+    """True where a run of equal values begins in a sorted array."""
+    starts = np.empty(len(ordered), np.bool_)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    return starts
 
 
 @dataclass(frozen=True)
@@ -171,28 +218,33 @@ class PersonItems:
 
     @classmethod
     def of(cls, history: History, n_items: int, now: float) -> PersonItems:
-        keep = (history.kinds == 0) & (history.item_idx >= 0) & (history.item_idx < n_items)
-        items, times, weights = history.item_idx[keep], history.times[keep], history.weights[keep]
-        if not len(items):
+        return cls.of_baskets(Baskets.of(history, n_items), now)
+
+    @classmethod
+    def of_baskets(cls, baskets: Baskets, now: float) -> PersonItems:
+        if not len(baskets.items):
             empty = np.zeros(0)
             return cls(np.zeros(0, np.int64), empty, empty, empty, empty, empty, 0, 0.0, 0.0)
-        unique, inverse = np.unique(items, return_inverse=True)
-        first = np.full(len(unique), np.inf)
-        last = np.full(len(unique), -np.inf)
-        np.minimum.at(first, inverse, times)
-        np.maximum.at(last, inverse, times)
-        age = np.maximum(now - times, 0.0) / DAY
+        stamps, pair_order = baskets.stamps, baskets.pair_order
+        unique = baskets.pair_item[baskets.starts]
+        # An item's pairs run from its first order to its last.
+        ends = np.empty_like(baskets.starts)
+        ends[:-1] = baskets.starts[1:]
+        ends[-1:] = True
+        inverse = np.searchsorted(unique, baskets.items)
+        weights = baskets.weights
+        age = np.maximum(now - baskets.times, 0.0) / DAY
         size = len(unique)
         return cls(
-            items=unique.astype(np.int64),
+            items=unique,
             invoices=_sums(inverse, weights, size),
-            first=first,
-            last=last,
+            first=stamps[pair_order[baskets.starts]],
+            last=stamps[pair_order[ends]],
             decayed_30=_sums(inverse, weights * np.exp2(-age / 30.0), size),
             decayed_180=_sums(inverse, weights * np.exp2(-age / 180.0), size),
-            orders=len(distinct(times)),
-            first_order=float(times.min()),
-            last_order=float(times.max()),
+            orders=len(stamps),
+            first_order=float(stamps[0]),
+            last_order=float(stamps[-1]),
         )
 
     def recent(self, k: int) -> IntArray:
@@ -209,15 +261,23 @@ class PersonItems:
 
 
 def _sums(groups: IntArray, values: FloatArray, size: int) -> FloatArray:
-    summed: FloatArray = np.bincount(groups, weights=values, minlength=size).astype(np.float64)
+    summed: FloatArray = np.bincount(groups, weights=values, minlength=size).astype(np.float64, copy=False)
     return summed
 
 
-def _ranks(values: FloatArray) -> FloatArray:
+def ranks(values: FloatArray) -> FloatArray:
     """1 for the largest value, 2 for the next...; ties share the order they come in."""
     out = np.empty(len(values))
-    out[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+    out[np.argsort(-values, kind="stable")] = np.arange(1.0, len(values) + 1.0)
     return out
+
+
+def score_columns(columns: FloatArray, first: int, scores: FloatArray) -> None:
+    """One model's scores for the candidates, their rank and their share of the best score, into
+    `columns` at `first`, `first + 1` and `first + 2`."""
+    columns[:, first] = scores
+    columns[:, first + 1] = ranks(scores)
+    np.divide(scores, max(float(scores.max(initial=0.0)), 1e-9), out=columns[:, first + 2])
 
 
 def person_item_features(
@@ -234,64 +294,99 @@ def person_item_features(
 
     `ease`, `cooccurrence` and `als` are the models' scores for the candidates (not the catalog);
     `item_table` is `ItemStats.table(candidates, now)`, `transition_table` is
-    `transitions.transition_table(...)` for the candidates.
+    `transitions.transition_table(...)` for the candidates. (The default model fills its table in
+    place instead, with `ItemStats.table`, `model_columns`, `fill_person_columns` and the transition
+    columns, sparing the copies.)
     """
-    n = len(candidates)
-    position = np.searchsorted(person.items, candidates)
-    owned = position < len(person.items)
-    owned[owned] &= person.items[position[owned]] == candidates[owned]
-    at = position[owned]
-    invoices = np.zeros(n)
-    invoices[owned] = person.invoices[at]
-    since = np.full(n, NEVER)
-    since[owned] = (now - person.last[at]) / DAY
-    since_first = np.full(n, NEVER)
-    since_first[owned] = (now - person.first[at]) / DAY
-    decayed_30, decayed_180 = np.zeros(n), np.zeros(n)
-    decayed_30[owned], decayed_180[owned] = person.decayed_30[at], person.decayed_180[at]
+    columns = np.empty((len(candidates), len(FEATURES)))
+    columns[:, ITEM_COLUMNS] = item_table
+    columns[:, TRANSITION_COLUMNS] = transition_table
+    model_columns(columns, ease, cooccurrence, als)
+    fill_person_columns(columns, candidates, person, now)
+    return columns
+
+
+def model_columns(
+    columns: FloatArray,
+    ease: FloatArray,
+    cooccurrence: FloatArray,
+    als: FloatArray,
+    transition: FloatArray | None = None,
+) -> None:
+    """The models' columns of `FEATURES`: score, rank and share of the best for EASE, co-occurrence
+    (and the transitions, when given: the first three `TRANSITION_COLUMNS`), score and rank for ALS."""
+    score_columns(columns, 16, ease)
+    score_columns(columns, 19, cooccurrence)
+    if transition is not None:
+        score_columns(columns, TRANSITION_COLUMNS.start, transition)
+    columns[:, 22] = als
+    if als.any():
+        columns[:, 23] = ranks(als)
+    else:  # ALS off: all tie, in the order they come
+        columns[:, 23] = np.arange(1.0, len(als) + 1.0)
+
+
+def fill_person_columns(columns: FloatArray, candidates: IntArray, person: PersonItems, now: float) -> None:
+    """Write the person's columns of `FEATURES` (0-15 and 34, for one row per candidate) into
+    `columns`, whose `ITEM_COLUMNS` must already hold the item table (the item's overdue ratio needs
+    its gap)."""
+    owned, at = locate(person.items, candidates)
+    _fill_own_columns(columns, owned, at, person, now)
+    order_gap = _fill_person_rhythm(columns, person, now)
+    since, invoices = columns[:, 2], columns[:, 1]
+    share = np.divide(invoices, max(person.orders, 1), out=columns[:, 8])
+    expected_orders = min(HORIZON_DAYS / max(order_gap, 1.0), 30.0)
+    columns[:, 9] = 1.0 - np.power(1.0 - np.minimum(share, 1.0), expected_orders)
+    repeat_rank = columns[:, 10]
+    repeat_rank.fill(NEVER)
+    repeat_rank[owned] = ranks(columns[owned, 5] + 1e-3 * invoices[owned])
+    item_gap = columns[:, ITEM_COLUMNS.start + 9]
+    columns[:, 34] = np.where(owned, since / np.maximum(item_gap, 1.0), -1.0)
+
+
+def locate(items: IntArray, candidates: IntArray) -> tuple[BoolArray, IntArray]:
+    """Which candidates are in the sorted `items`, and where (a valid but meaningless position when
+    not)."""
+    if not len(items):
+        return np.zeros(len(candidates), np.bool_), np.zeros(len(candidates), np.intp)
+    at = np.searchsorted(items, candidates)
+    np.minimum(at, len(items) - 1, out=at)
+    return items.take(at) == candidates, at
+
+
+def _fill_own_columns(
+    columns: FloatArray, owned: BoolArray, at: IntArray, person: PersonItems, now: float
+) -> None:
+    """Columns 0-7: the person's own history with each candidate."""
+    columns[:, 0] = owned
+    invoices, since, since_first = columns[:, 1], columns[:, 2], columns[:, 3]
+    if len(person.items):
+        person.invoices.take(at, out=invoices)
+        np.divide(now - person.last.take(at), DAY, out=since)
+        np.divide(now - person.first.take(at), DAY, out=since_first)
+        person.decayed_30.take(at, out=columns[:, 4])
+        person.decayed_180.take(at, out=columns[:, 5])
+    missing = ~owned
+    columns[missing, 1] = 0.0
+    columns[missing, 2:4] = NEVER
+    columns[missing, 4:6] = 0.0
     repeated = owned & (invoices > 1)
-    gap = np.full(n, NEVER)
-    gap[repeated] = (since_first[repeated] - since[repeated]) / (invoices[repeated] - 1.0)
-    orders = max(person.orders, 1)
+    gap = columns[:, 6]
+    gap.fill(NEVER)
+    np.divide(since_first - since, invoices - 1.0, out=gap, where=repeated)
+    columns[:, 7] = np.where(repeated, since / np.maximum(gap, 1.0), -1.0)
+
+
+def _fill_person_rhythm(columns: FloatArray, person: PersonItems, now: float) -> float:
+    """Columns 11-15, the same for every candidate: orders, items, days since the last and first
+    order, mean days between orders (returned)."""
     span = (person.last_order - person.first_order) / DAY if person.orders else 0.0
     order_gap = span / (person.orders - 1) if person.orders > 1 else NEVER
-    share = invoices / orders
-    expected_orders = min(HORIZON_DAYS / max(order_gap, 1.0), 30.0)
-    repeat_rank = np.full(n, NEVER)
-    repeat_rank[owned] = _ranks(decayed_180[owned] + 1e-3 * invoices[owned])
-    items = item_table
-    item_gap = items[:, 9]
-    person_columns = np.array(
-        [
-            float(person.orders),
-            float(len(person.items)),
-            (now - person.last_order) / DAY if person.orders else NEVER,
-            (now - person.first_order) / DAY if person.orders else 0.0,
-            order_gap,
-        ]
+    columns[:, 11:16] = (
+        float(person.orders),
+        float(len(person.items)),
+        (now - person.last_order) / DAY if person.orders else NEVER,
+        (now - person.first_order) / DAY if person.orders else 0.0,
+        order_gap,
     )
-    columns = np.empty((n, len(FEATURES)))
-    columns[:, 0] = owned
-    columns[:, 1] = invoices
-    columns[:, 2] = since
-    columns[:, 3] = since_first
-    columns[:, 4] = decayed_30
-    columns[:, 5] = decayed_180
-    columns[:, 6] = gap
-    columns[:, 7] = np.where(repeated, since / np.maximum(gap, 1.0), -1.0)
-    columns[:, 8] = share
-    columns[:, 9] = 1.0 - np.power(1.0 - np.minimum(share, 1.0), expected_orders)
-    columns[:, 10] = repeat_rank
-    columns[:, 11:16] = person_columns
-    columns[:, 16] = ease
-    columns[:, 17] = _ranks(ease)
-    columns[:, 18] = ease / max(float(ease.max(initial=0.0)), 1e-9)
-    columns[:, 19] = cooccurrence
-    columns[:, 20] = _ranks(cooccurrence)
-    columns[:, 21] = cooccurrence / max(float(cooccurrence.max(initial=0.0)), 1e-9)
-    columns[:, 22] = als
-    columns[:, 23] = _ranks(als)
-    columns[:, 24:34] = items
-    columns[:, 34] = np.where(owned, since / np.maximum(item_gap, 1.0), -1.0)
-    columns[:, 35:41] = transition_table
-    return columns
+    return order_gap

@@ -21,8 +21,9 @@ import numpy as np
 from scipy import sparse
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
+from shopkeeper.recommend.features import Baskets, locate, run_starts, score_columns
 from shopkeeper.recommend.neighbors import _blockwise_top_k
-from shopkeeper.recommend.signals import DAY, decay, distinct
+from shopkeeper.recommend.signals import DAY, decay
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,12 @@ class Transitions:
         self.n_items_ = n_items
         return self
 
-    def person(self, history: History) -> PersonOrders:
-        """The person's last orders' items and weights, and their own next-order re-buys per item."""
-        return PersonOrders.of(history, self.n_items_, self.last_orders)
+    def person(self, history: History, baskets: Baskets | None = None) -> PersonOrders:
+        """The person's last orders' items and weights, and their own next-order re-buys per item
+        (from `baskets`, when given: `Baskets.of(history, n_items)` for this model's catalog)."""
+        if baskets is None:
+            baskets = Baskets.of(history, self.n_items_)
+        return PersonOrders.of_baskets(baskets, self.last_orders)
 
     def arrays(self, prefix: str) -> dict[str, Any]:
         matrix = self.transition_
@@ -145,36 +149,37 @@ class PersonOrders:
 
     @classmethod
     def of(cls, history: History, n_items: int, last_orders: int) -> PersonOrders:
-        keep = (history.kinds == 0) & (history.item_idx >= 0) & (history.item_idx < n_items)
-        items, times = history.item_idx[keep].astype(np.int64), history.times[keep]
-        if not len(items):
+        return cls.of_baskets(Baskets.of(history, n_items), last_orders)
+
+    @classmethod
+    def of_baskets(cls, baskets: Baskets, last_orders: int) -> PersonOrders:
+        if not len(baskets.items):
             empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
             return cls(empty_i, empty_f, empty_i, empty_f, empty_f)
-        stamps = distinct(times)
-        order = np.searchsorted(stamps, times)
-        m = len(stamps)
-        pairs = distinct(items * (m + 1) + order)
-        item, at = pairs // (m + 1), pairs % (m + 1)
-        following = np.searchsorted(pairs, pairs + 1)
-        again = following < len(pairs)
-        again[again] &= pairs[following[again]] == pairs[again] + 1
-        unique, inverse = np.unique(item, return_inverse=True)
+        m = len(baskets.stamps)
+        pairs, item, at = baskets.pairs, baskets.pair_item, baskets.pair_order
+        # Bought again in the next order: pairs are distinct and sorted, so (item, order + 1), when
+        # there, is the very next pair.
+        again = np.zeros(len(pairs))
+        np.equal(pairs[1:], pairs[:-1] + 1, out=again[:-1])
+        unique, inverse = baskets.grouped()
         chances = _sums(inverse, (at < m - 1).astype(np.float64), len(unique))
-        rebuys = _sums(inverse, again.astype(np.float64), len(unique))
+        rebuys = _sums(inverse, again, len(unique))
         recent = at >= m - last_orders
         weights = np.exp2(-(m - 1 - at[recent]).astype(np.float64))
-        last, last_inverse = np.unique(item[recent], return_inverse=True)
+        recent_items = item[recent]  # sorted, as `item` is
+        starts = run_starts(recent_items)
         return cls(
-            last_items=last.astype(np.int64),
-            last_weights=_sums(last_inverse, weights, len(last)),
-            items=unique.astype(np.int64),
+            last_items=recent_items[starts],
+            last_weights=_sums(np.cumsum(starts) - 1, weights, int(starts.sum())),
+            items=unique,
             rebuys=rebuys,
             chances=chances,
         )
 
 
 def _sums(groups: IntArray, values: FloatArray, size: int) -> FloatArray:
-    summed: FloatArray = np.bincount(groups, weights=values, minlength=size).astype(np.float64)
+    summed: FloatArray = np.bincount(groups, weights=values, minlength=size).astype(np.float64, copy=False)
     return summed
 
 
@@ -198,34 +203,35 @@ def _following(orders: Orders, horizon: int, max_gap: float) -> sparse.csr_matri
 
 
 def transition_table(
-    model: Transitions, person: PersonOrders, candidates: IntArray, scores: FloatArray
+    model: Transitions,
+    person: PersonOrders,
+    candidates: IntArray,
+    scores: FloatArray,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """The transition feature columns for `candidates` (`scores` = their transition scores): the
-    score, its rank and share of the best, the item's next-order re-buy rate, the person's own
-    (shrunk towards it; -1 when they never bought the item), and the re-buy signal of their last
-    orders (item's rate times its weight there)."""
-    n = len(candidates)
-    rebuy = model.rebuy_[candidates]
-    own = np.full(n, -1.0)
-    at = np.searchsorted(person.items, candidates)
-    owned = at < len(person.items)
-    owned[owned] &= person.items[at[owned]] == candidates[owned]
-    chances, rebuys = person.chances[at[owned]], person.rebuys[at[owned]]
-    own[owned] = (rebuys + model.shrink * rebuy[owned]) / (chances + model.shrink)
-    last = np.zeros(n)
-    at = np.searchsorted(person.last_items, candidates)
-    inside = at < len(person.last_items)
-    inside[inside] &= person.last_items[at[inside]] == candidates[inside]
-    last[inside] = person.last_weights[at[inside]]
-    ranks = np.empty(n)
-    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, n + 1)
-    return np.column_stack(
-        (
-            scores,
-            ranks,
-            scores / max(float(scores.max(initial=0.0)), 1e-9),
-            rebuy,
-            own,
-            last * rebuy,
-        )
-    )
+    score, its rank and share of the best, then `rebuy_columns`. Written into `out`
+    (`len(candidates)` x 6, e.g. the `features.TRANSITION_COLUMNS` of a feature table) when given."""
+    if out is None:
+        out = np.empty((len(candidates), 6))
+    score_columns(out, 0, scores)
+    rebuy_columns(model, person, candidates, out[:, 3:])
+    return out
+
+
+def rebuy_columns(model: Transitions, person: PersonOrders, candidates: IntArray, out: FloatArray) -> None:
+    """The last three transition columns, into `out` (`len(candidates)` x 3): the item's next-order
+    re-buy rate, the person's own (shrunk towards it; -1 when they never bought the item), and the
+    re-buy signal of their last orders (item's rate times its weight there)."""
+    rebuy = model.rebuy_.take(candidates, out=out[:, 0])
+    own = out[:, 1]
+    own.fill(-1.0)
+    owned, at = locate(person.items, candidates)
+    if owned.any():
+        at = at[owned]
+        own[owned] = (person.rebuys[at] + model.shrink * rebuy[owned]) / (person.chances[at] + model.shrink)
+    inside, at = locate(person.last_items, candidates)
+    last = np.zeros(len(candidates))
+    if inside.any():
+        last[inside] = person.last_weights[at[inside]]
+    np.multiply(last, rebuy, out=out[:, 2])

@@ -2,8 +2,9 @@
 
 `HistGradientBoostingClassifier` pickles by default; we take its fitted trees apart into flat node
 arrays instead (`from_histogram_boosting`), so a saved model is numbers only and loads with
-`allow_pickle=False`. Scoring walks every tree at once, one level per step, which for a hundred
-candidates and a few dozen shallow trees takes well under a millisecond.
+`allow_pickle=False`. Scoring walks every tree at once, one level per step, over the trees unrolled
+into complete binary trees (`TreeEnsemble._unrolled`): about 0.3 ms for 130 candidates and 120 trees
+of depth 6.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from shopkeeper.recommend.base import FloatArray, IntArray
+
+MAX_UNROLLED = 1 << 17  # slots per level beyond which `predict` walks node by node (deep trees)
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,77 @@ class TreeEnsemble:
     _children: IntArray = field(init=False, repr=False, compare=False)
     _feature: IntArray = field(init=False, repr=False, compare=False)
     _roots: IntArray = field(init=False, repr=False, compare=False)
+    _levels: tuple[tuple[IntArray, FloatArray], ...] = field(init=False, repr=False, compare=False)
+    _leaves: FloatArray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Derived once for `predict`: node k's children side by side (2k: left, 2k+1: right), and
-        # native index types, so each level of the walk is four `take`s and a comparison.
+        # Derived once for `predict`. For the node-by-node walk: node k's children side by side (2k:
+        # left, 2k+1: right), and native index types.
         object.__setattr__(
             self, "_children", np.column_stack((self.left, self.right)).ravel().astype(np.intp)
         )
         object.__setattr__(self, "_feature", self.feature.astype(np.intp))
         object.__setattr__(self, "_roots", self.roots.astype(np.intp))
+        # For the level walk: the trees unrolled, when not too deep for it.
+        levels: tuple[tuple[IntArray, FloatArray], ...] = ()
+        leaves: FloatArray | None = None
+        if self.depth > 0 and len(self.roots) << self.depth <= MAX_UNROLLED:
+            levels, leaves = self._unrolled()
+        object.__setattr__(self, "_levels", levels)
+        object.__setattr__(self, "_leaves", leaves)
+
+    def _unrolled(self) -> tuple[tuple[tuple[IntArray, FloatArray], ...], FloatArray]:
+        """Every tree as a complete binary tree of `depth` levels: level `l` holds `2**l` slots per
+        tree (tree `t`'s slot `s` at `t * 2**l + s`), whose children are slots `2s` (left) and
+        `2s + 1` (right) of the next level; a leaf above the last level fills the slots below it with
+        copies of itself (its children are itself). Returns each level's (feature, threshold) and the
+        values of the last level's children, the leaves the walk ends on."""
+        node = self._roots
+        levels = []
+        for _ in range(self.depth):
+            levels.append((self._feature[node], self.threshold[node].astype(np.float64)))
+            node = self._children[(2 * node[:, None] + np.arange(2)).ravel()]
+        return tuple(levels), self.value[node].astype(np.float64)
 
     def predict(self, features: FloatArray) -> FloatArray:
         """Raw scores (log-odds for a classifier), one per row of `features` (no NaN: use a sentinel)."""
-        n_rows, n_features = features.shape
-        flat = np.ascontiguousarray(features, dtype=np.float64).ravel()
+        table = np.ascontiguousarray(features, dtype=np.float64)
+        if self._leaves is None:
+            return self._walk_nodes(table)
+        return self._walk_levels(table, self._leaves)
+
+    def _walk_levels(self, table: FloatArray, leaves: FloatArray) -> FloatArray:
+        """`predict` over the unrolled trees: one slot per (row, tree), `2 * slot + (x > threshold)`
+        per level, so the next node needs no lookup (the same leaves as `_walk_nodes`, summed in the
+        same order). Reuses its arrays across levels: this is most of a score's time."""
+        n_rows, n_features = table.shape
+        n_trees = len(self._roots)
+        feature, threshold = self._levels[0]  # the roots' features are whole columns
+        slot = np.add(2 * np.arange(n_trees, dtype=np.intp), table.take(feature, axis=1) > threshold)
+        # Each row's offset in `flat`, for every tree (a full array: broadcasting it costs more).
+        starts = np.arange(0, n_rows * n_features, n_features, dtype=np.intp)
+        row_start = np.repeat(starts, n_trees).reshape(n_rows, n_trees)
+        flat = table.ravel()
+        column = np.empty((n_rows, n_trees), np.intp)
+        value = np.empty((n_rows, n_trees))
+        bound = np.empty((n_rows, n_trees))
+        right = np.empty((n_rows, n_trees), np.bool_)
+        for feature, threshold in self._levels[1:]:
+            # Indices are in range by construction: "clip" (unlike "raise") writes to `out` unbuffered.
+            feature.take(slot, out=column, mode="clip")
+            np.add(column, row_start, out=column)
+            flat.take(column, out=value, mode="clip")
+            threshold.take(slot, out=bound, mode="clip")
+            np.greater(value, bound, out=right)
+            np.add(slot, slot, out=slot)
+            np.add(slot, right, out=slot)
+        total: FloatArray = self.baseline + leaves.take(slot, mode="clip").sum(axis=1)
+        return total
+
+    def _walk_nodes(self, table: FloatArray) -> FloatArray:
+        """`predict` node by node (for trees too deep to unroll): the same result, slower."""
+        n_rows, n_features = table.shape
+        flat = table.ravel()
         row_start = (np.arange(n_rows, dtype=np.intp) * n_features)[:, None]
         node = np.broadcast_to(self._roots, (n_rows, len(self._roots)))
         for _ in range(self.depth):
