@@ -5,8 +5,8 @@ it loses by that, and what it lacks, on the same evaluation protocol (`shopkeepe
 
 1. **as shipped**: the default model, fitted on the data before the cutoff;
 2. **trees trained on the test month itself**: the same candidates and the same features, but the
-   trees learn from the test month's own purchases, cross-fitted over the test users (two halves,
-   each scored by trees trained on the other half). This knows everything about the month (its
+   trees learn from the test month's own purchases, cross-fitted over the test users (five folds,
+   each scored by trees trained on the other four). This knows everything about the month (its
    season, its mix of customers) except the person being scored; if the default is far below it,
    better training windows or seasonality would help;
 3. the same with **more trees** (120 instead of 40), or with the shipped model's own training rows
@@ -46,6 +46,8 @@ WINDOWS = {
     "aug": ("2011-08-01", "2011-09-01", "Aug-2011"),
 }
 
+FOLDS = 5  # cross-fitting: each test user is scored by trees that never saw their month
+
 Rows = list[tuple[IntArray, FloatArray]]  # per test user: candidates, feature rows
 
 
@@ -79,19 +81,19 @@ def _cross_fitted(
     trees: int,
     before: tuple[FloatArray, FloatArray] | None = None,
 ) -> list[FloatArray]:
-    """Each test user scored by trees learned from the other half's purchases in the test month (and,
+    """Each test user scored by trees learned from the other folds' purchases in the test month (and,
     with `before`, from the default's own training rows too)."""
-    half = np.random.default_rng(0).integers(0, 2, len(rows))
+    fold = np.random.default_rng(0).integers(0, FOLDS, len(rows))
     learner = RerankRecommender(**{**model.get_params(), "trees": trees})
     scores: list[FloatArray] = [np.zeros(0)] * len(rows)
-    for side in (0, 1):
-        train = [k for k in range(len(rows)) if half[k] != side]
+    for side in range(FOLDS):
+        train = [k for k in range(len(rows)) if fold[k] != side]
         features = np.vstack([rows[k][1] for k in train])
         labels = np.concatenate([np.isin(rows[k][0], split.targets[k]) for k in train]).astype(np.float64)
         if before is not None:
             features, labels = np.vstack([before[0], features]), np.concatenate([before[1], labels])
         ensemble = learner.fit_trees(features, labels)
-        for k in np.flatnonzero(half == side):
+        for k in np.flatnonzero(fold == side):
             candidates, table = rows[k]
             scores[k] = _full(model, candidates, ensemble.predict(table))
     return scores
