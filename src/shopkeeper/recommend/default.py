@@ -38,8 +38,9 @@ against 0.380 / 0.141 without it (`new` better on all four months, `all` unchang
 
 The trees are `bags` (3) ensembles, each learned from every positive row and its own random
 `negative_share` of the negatives, averaged into one (`TreeEnsemble.average`). On May-July, two
-seeds: NDCG@10 0.372 / 0.142 against 0.369 / 0.140 for one ensemble (with transitions, May-August:
-0.384 / 0.148 against 0.379 / 0.145); it costs about 3 s of fitting and 0.2 ms per score.
+seeds: NDCG@10 0.372 / 0.142 against 0.369 / 0.140 for one ensemble (with transitions, May-August,
+means over seeds: 0.384 / 0.148 against 0.380 / 0.147); it costs about 3 s of fitting and 0.2 ms per
+score.
 
 September 2011, the goals table's test month, was never used to choose anything. There the model
 scores 0.370 / 0.108, and `benchmarks/ceiling.py` shows how little is left for these features: trees
