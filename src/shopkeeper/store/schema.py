@@ -109,6 +109,7 @@ events = Table(
     Column("payload", Text, nullable=False),  # the whole message as JSON, as received plus our fields
     UniqueConstraint("message_id"),
     Index(None, "person_id", "timestamp"),
+    Index(None, "person_id", "id"),  # a person's newest event in one probe (decide's stamp)
     Index(None, "timestamp"),
 )
 
@@ -209,6 +210,7 @@ interactions = Table(
     Column("quantity", Float, nullable=False),
     Column("message_id", String(255), nullable=False),  # the event: a reason's provenance
     Index(None, "person_id", "at"),
+    Index(None, "person_id", "id"),  # a person's newest interaction in one probe (decide's stamp)
     Index(None, "at"),
 )
 
