@@ -21,6 +21,7 @@ from shopkeeper.decisions import DecidedItem, Reason
 from shopkeeper.placements import Placement
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.recommend.base import History, IntArray
+from shopkeeper.recommend.explain import strongest_marked
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.schema import item_variants, items
 from shopkeeper.training import ModelBundle
@@ -172,26 +173,35 @@ def _why(
     catalog: dict[str, CatalogRow],
     catalog_of: CatalogReader,
 ) -> list[list[Reason]]:
-    """Why each chosen item: bought before, like something they bought or looked at, or popular.
-    The titles of the items they are like are read in one query."""
+    """Why each chosen item: bought before, like something they bought or looked at, often bought in
+    the order after something they bought, popular right now, or (when none of these holds) picked by
+    the model from their history. The titles of the items named are read in one query."""
     last_event, owned = past.last_event, past.owned
-    nearest: list[tuple[int, float] | None] = []
-    had = None
+    evidence: list[tuple[str, int, float] | None] = []
+    had = bought = None
     for item_id in chosen:
         index = bundle.index.get(item_id)
-        near = None
+        found: tuple[str, int, float] | None = None
         if index is not None and index not in owned and personalized:
             if had is None:
                 had = np.zeros(len(bundle.item_ids), np.bool_)
                 had[past.had] = True
             near = bundle.neighbours.nearest_marked(index, had)
-        nearest.append(near)
-    missing = [bundle.item_ids[near[0]] for near in nearest if near is not None]
+            if near is not None:
+                found = ("similar_items", *near)
+            elif bundle.next_order is not None:
+                if bought is None:
+                    bought = np.zeros(len(bundle.item_ids), np.bool_)
+                    bought[past.owned_array] = True
+                before = strongest_marked(bundle.next_order, index, bought)
+                found = None if before is None else ("next_order", *before)
+        evidence.append(found)
+    missing = [bundle.item_ids[found[1]] for found in evidence if found is not None]
     missing = [item_id for item_id in dict.fromkeys(missing) if item_id not in catalog]
     if missing:
         catalog.update(catalog_of(missing))
     whys: list[list[Reason]] = []
-    for item_id, near in zip(chosen, nearest, strict=True):
+    for item_id, found in zip(chosen, evidence, strict=True):
         index = bundle.index.get(item_id)
         if index is not None and index in owned:
             kind, at, mid = last_event[index]
@@ -204,21 +214,30 @@ def _why(
                     )
                 ]
             )
-        elif near is not None:
-            other = bundle.item_ids[near[0]]
-            kind, at, mid = last_event[near[0]]
-            verb = "bought" if kind == PURCHASE else "looked at"
+        elif found is not None:
+            signal, other_index, strength = found
+            other = bundle.item_ids[other_index]
+            kind, at, mid = last_event[other_index]
             title = catalog[other].title if other in catalog else other
+            if signal == "similar_items":
+                verb = "bought" if kind == PURCHASE else "looked at"
+                text, measure = f"Because you {verb} {title} on {_day(at)}", "similarity"
+            else:
+                text = f"Often bought in the order after {title}, which you bought on {_day(at)}"
+                measure = "weight"
             whys.append(
                 [
                     Reason(
-                        f"Because you {verb} {title} on {_day(at)}",
-                        {
-                            "signal": "similar_items",
-                            "event": mid,
-                            "item_id": other,
-                            "similarity": round(near[1], 3),
-                        },
+                        text, {"signal": signal, "event": mid, "item_id": other, measure: round(strength, 3)}
+                    )
+                ]
+            )
+        elif not personalized or index is None or bundle.popularity[index] >= bundle.popular_floor:
+            whys.append(
+                [
+                    Reason(
+                        "Popular with customers right now",
+                        {"model": "popularity", "model_version": bundle.version},
                     )
                 ]
             )
@@ -226,8 +245,8 @@ def _why(
             whys.append(
                 [
                     Reason(
-                        "Popular with customers right now",
-                        {"model": "popularity", "model_version": bundle.version},
+                        "Picked for you from what you have bought",
+                        {"model": bundle.model.name, "model_version": bundle.version},
                     )
                 ]
             )

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sqlalchemy import select
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.recommend.base import FloatArray, Interactions, Recommender
+from shopkeeper.recommend.default import RerankRecommender
 from shopkeeper.recommend.explain import ItemNeighbours
 from shopkeeper.recommend.orders import OrderEvents
 from shopkeeper.store import Store
@@ -30,6 +32,7 @@ from shopkeeper.store.models import ModelVersion, SqlModelRegistry
 from shopkeeper.store.schema import interactions
 
 POPULARITY_DAYS = 30
+POPULAR_ITEMS = 50  # an item is explained as "popular right now" only if it is among these
 DAY = 86400.0
 Fit = Callable[[Interactions], Recommender]
 Load = Callable[[Path], Recommender]
@@ -132,6 +135,11 @@ class ModelBundle:
     popularity: FloatArray
     trained_until: datetime
     summary: dict[str, Any]
+    # For "often bought in the order after X": row j holds the items whose next orders hold j (the
+    # default model's transitions, transposed), or None for a model without them.
+    next_order: sparse.csr_matrix | None = None
+    # The least popularity among the `POPULAR_ITEMS` most popular items: "popular" means at least this.
+    popular_floor: float = 0.0
 
     @classmethod
     def load(cls, directory: Path, version: int, summary: dict[str, Any], load_model: Load) -> ModelBundle:
@@ -139,15 +147,20 @@ class ModelBundle:
         with np.load(directory / "popularity.npz", allow_pickle=False) as arrays:
             popularity = arrays["popularity"]
         item_ids = list(meta["item_ids"])
+        model = load_model(directory / "model")
+        transitions = model.transitions_ if isinstance(model, RerankRecommender) else None
+        top = min(POPULAR_ITEMS, len(popularity))
         return cls(
             version=version,
             item_ids=item_ids,
             index={item: i for i, item in enumerate(item_ids)},
-            model=load_model(directory / "model"),
+            model=model,
             neighbours=ItemNeighbours.load(directory / "neighbours"),
             popularity=popularity,
             trained_until=datetime.fromisoformat(meta["trained_until"]),
             summary=summary,
+            next_order=None if transitions is None else sparse.csr_matrix(transitions.transition_.T),
+            popular_floor=float(np.partition(popularity, -top)[-top]) if top else 0.0,
         )
 
 

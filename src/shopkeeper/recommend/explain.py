@@ -53,16 +53,7 @@ class ItemNeighbours:
     def nearest_marked(self, item: int, marked: BoolArray) -> tuple[int, float] | None:
         """`nearest_in` for candidates given as one flag per item. Quicker when asked for several items
         (a decision explains up to `n`): the flags are made once, and each answer is a lookup."""
-        matrix = self.similarity_
-        start, end = matrix.indptr[item], matrix.indptr[item + 1]
-        if start == end:
-            return None
-        indices, data = matrix.indices[start:end], matrix.data[start:end]
-        mask = marked[indices]
-        if not mask.any():
-            return None
-        best = int(np.argmax(np.where(mask, data, -np.inf)))
-        return int(indices[best]), float(data[best])
+        return strongest_marked(self.similarity_, item, marked)
 
     def save(self, directory: Path) -> None:
         save_arrays(directory, self.name, {"k": self.k}, similarity=self.similarity_)
@@ -73,6 +64,20 @@ class ItemNeighbours:
         model = cls(k=int(params["k"]))
         model.similarity_ = arrays["similarity"]
         return model
+
+
+def strongest_marked(matrix: sparse.csr_matrix, row: int, marked: BoolArray) -> tuple[int, float] | None:
+    """The largest stored entry of `matrix[row]` whose column is marked, as (column, value); None if
+    the row has none."""
+    start, end = matrix.indptr[row], matrix.indptr[row + 1]
+    if start == end:
+        return None
+    indices, data = matrix.indices[start:end], matrix.data[start:end]
+    mask = marked[indices]
+    if not mask.any():
+        return None
+    best = int(np.argmax(np.where(mask, data, -np.inf)))
+    return int(indices[best]), float(data[best])
 
 
 def _keep_top_k(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
