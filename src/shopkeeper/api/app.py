@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shopkeeper.api import centre, decide, experiments, items, people, privacy, tracking
 from shopkeeper.api.state import AppState
@@ -139,6 +140,20 @@ def _add_health(app: FastAPI, state: AppState) -> None:
         )
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route fully answers on this request's path (each one tried), sorted."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes
+        )
+    ]
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShopkeeperError)
     async def on_shopkeeper_error(_: Request, exc: ShopkeeperError) -> JSONResponse:
@@ -158,10 +173,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; name them all.
+            allowed = _allowed_methods(app, request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+                message = f"{request.method} is not allowed here: use {' or '.join(allowed)}"
         return JSONResponse(
             {"error": {"code": code, "message": message, "field": None}},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(DataError)
