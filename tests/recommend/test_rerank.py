@@ -106,10 +106,7 @@ def test_person_items_sum_invoices_and_rhythm() -> None:
     )
     candidates = np.array([2, 4, 5], np.int64)
     zeros = np.zeros(3)
-    transitions = np.zeros((3, 6))
-    rows = person_item_features(
-        candidates, person, now, stats.table(candidates, now), zeros, zeros, zeros, transitions
-    )
+    rows = person_item_features(candidates, person, now, stats, zeros, zeros, zeros, zeros, np.zeros((3, 3)))
     column = {name: rows[:, k] for k, name in enumerate(FEATURES)}
     assert rows.shape == (3, len(FEATURES)) and np.isfinite(rows).all()
     assert column["owned"].tolist() == [1.0, 1.0, 0.0]

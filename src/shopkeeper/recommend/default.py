@@ -74,16 +74,7 @@ from shopkeeper.recommend.base import (
 from shopkeeper.recommend.baselines import PopularityRecommender, RepeatRecommender
 from shopkeeper.recommend.blend import BlendRecommender
 from shopkeeper.recommend.ease import EASERecommender
-from shopkeeper.recommend.features import (
-    FEATURES,
-    ITEM_COLUMNS,
-    TRANSITION_COLUMNS,
-    Baskets,
-    ItemStats,
-    PersonItems,
-    fill_person_columns,
-    model_columns,
-)
+from shopkeeper.recommend.features import Baskets, ItemStats, PersonItems, person_item_features
 from shopkeeper.recommend.neighbors import CooccurrenceRecommender
 from shopkeeper.recommend.signals import DAY, decay, distinct
 from shopkeeper.recommend.transitions import Transitions, rebuy_columns
@@ -307,11 +298,10 @@ class RerankRecommender:
         else:
             candidates = distinct(np.concatenate([self.trending_, self.popular_]))
             ease = cooccurrence = als = transition = np.zeros(len(candidates))
-        features = np.empty((len(candidates), len(FEATURES)))
-        self.stats_.table(candidates, now, out=features[:, ITEM_COLUMNS])
-        model_columns(features, ease, cooccurrence, als, transition)
-        rebuy_columns(self.transitions_, orders, candidates, features[:, TRANSITION_COLUMNS.start + 3 :])
-        fill_person_columns(features, candidates, person, now)
+        rebuy = rebuy_columns(self.transitions_, orders, candidates)
+        features = person_item_features(
+            candidates, person, now, self.stats_, ease, cooccurrence, als, transition, rebuy
+        )
         return candidates, features
 
     def score(self, history: History, now: float) -> FloatArray:

@@ -65,7 +65,7 @@ FEATURES = (
     "last_orders_rebuy",
 )
 ITEM_COLUMNS = slice(24, 34)  # the columns of `ItemStats.table`
-TRANSITION_COLUMNS = slice(35, 41)  # the columns of `transitions.transition_table`
+TRANSITION_COLUMNS = slice(35, 41)  # transition score, rank, share of the best, `rebuy_columns`
 
 
 @dataclass(frozen=True)
@@ -284,41 +284,35 @@ def person_item_features(
     candidates: IntArray,
     person: PersonItems,
     now: float,
-    item_table: FloatArray,
+    stats: ItemStats,
     ease: FloatArray,
     cooccurrence: FloatArray,
     als: FloatArray,
-    transition_table: FloatArray,
+    transition: FloatArray,
+    rebuy: FloatArray,
 ) -> FloatArray:
-    """One row of `FEATURES` per candidate (no NaN: absent things get the `NEVER` sentinel).
+    """One row of `FEATURES` per candidate (no NaN: absent things get the `NEVER` sentinel), filled in
+    place column block by column block.
 
-    `ease`, `cooccurrence` and `als` are the models' scores for the candidates (not the catalog);
-    `item_table` is `ItemStats.table(candidates, now)`, `transition_table` is
-    `transitions.transition_table(...)` for the candidates. (The default model fills its table in
-    place instead, with `ItemStats.table`, `model_columns`, `fill_person_columns` and the transition
-    columns, sparing the copies.)
+    `ease`, `cooccurrence`, `als` and `transition` are the models' scores for the candidates (not the
+    catalog); `rebuy` is `transitions.rebuy_columns(...)` for them (the last three columns).
     """
     columns = np.empty((len(candidates), len(FEATURES)))
-    columns[:, ITEM_COLUMNS] = item_table
-    columns[:, TRANSITION_COLUMNS] = transition_table
-    model_columns(columns, ease, cooccurrence, als)
+    stats.table(candidates, now, out=columns[:, ITEM_COLUMNS])
+    model_columns(columns, ease, cooccurrence, als, transition)
+    columns[:, TRANSITION_COLUMNS.start + 3 : TRANSITION_COLUMNS.stop] = rebuy
     fill_person_columns(columns, candidates, person, now)
     return columns
 
 
 def model_columns(
-    columns: FloatArray,
-    ease: FloatArray,
-    cooccurrence: FloatArray,
-    als: FloatArray,
-    transition: FloatArray | None = None,
+    columns: FloatArray, ease: FloatArray, cooccurrence: FloatArray, als: FloatArray, transition: FloatArray
 ) -> None:
     """The models' columns of `FEATURES`: score, rank and share of the best for EASE, co-occurrence
-    (and the transitions, when given: the first three `TRANSITION_COLUMNS`), score and rank for ALS."""
+    and the transitions (the first three `TRANSITION_COLUMNS`), score and rank for ALS."""
     score_columns(columns, 16, ease)
     score_columns(columns, 19, cooccurrence)
-    if transition is not None:
-        score_columns(columns, TRANSITION_COLUMNS.start, transition)
+    score_columns(columns, TRANSITION_COLUMNS.start, transition)
     columns[:, 22] = als
     if als.any():
         columns[:, 23] = ranks(als)

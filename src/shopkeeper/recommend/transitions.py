@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
-from shopkeeper.recommend.features import Baskets, locate, run_starts, score_columns
+from shopkeeper.recommend.features import Baskets, locate, run_starts
 from shopkeeper.recommend.neighbors import _blockwise_top_k
 from shopkeeper.recommend.signals import DAY, decay
 
@@ -202,27 +202,11 @@ def _following(orders: Orders, horizon: int, max_gap: float) -> sparse.csr_matri
     )
 
 
-def transition_table(
-    model: Transitions,
-    person: PersonOrders,
-    candidates: IntArray,
-    scores: FloatArray,
-    out: FloatArray | None = None,
-) -> FloatArray:
-    """The transition feature columns for `candidates` (`scores` = their transition scores): the
-    score, its rank and share of the best, then `rebuy_columns`. Written into `out`
-    (`len(candidates)` x 6, e.g. the `features.TRANSITION_COLUMNS` of a feature table) when given."""
-    if out is None:
-        out = np.empty((len(candidates), 6))
-    score_columns(out, 0, scores)
-    rebuy_columns(model, person, candidates, out[:, 3:])
-    return out
-
-
-def rebuy_columns(model: Transitions, person: PersonOrders, candidates: IntArray, out: FloatArray) -> None:
-    """The last three transition columns, into `out` (`len(candidates)` x 3): the item's next-order
+def rebuy_columns(model: Transitions, person: PersonOrders, candidates: IntArray) -> FloatArray:
+    """The last three transition columns (`len(candidates)` x 3): the item's next-order
     re-buy rate, the person's own (shrunk towards it; -1 when they never bought the item), and the
     re-buy signal of their last orders (item's rate times its weight there)."""
+    out = np.empty((len(candidates), 3))
     rebuy = model.rebuy_.take(candidates, out=out[:, 0])
     own = out[:, 1]
     own.fill(-1.0)
@@ -235,3 +219,4 @@ def rebuy_columns(model: Transitions, person: PersonOrders, candidates: IntArray
     if inside.any():
         last[inside] = person.last_weights[at[inside]]
     np.multiply(last, rebuy, out=out[:, 2])
+    return out
