@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         owns_store,
         profiles,
         decider,
-        PrivacyService(store, profiles, ingestor, purposes, on_change=decider.forget),
+        PrivacyService(
+            store, profiles, ingestor, purposes, on_change=decider.forget, settle=decider.log.flush
+        ),
         signing_secret(store, settings),
     )
 
