@@ -111,10 +111,12 @@ class LiveServer:
 
 
 @contextmanager
-def serving(store: Store, *, log_level: str = "warning") -> Iterator[str]:
+def serving(
+    store: Store, *, log_level: str = "warning", settings: Settings | None = None
+) -> Iterator[str]:
     """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL."""
     port = free_port()
-    app = create_app(Settings(database_url=str(store.engine.url)), store=store)
+    app = create_app(settings or Settings(database_url=str(store.engine.url)), store=store)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="on"
     )
