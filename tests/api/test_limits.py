@@ -34,29 +34,32 @@ def _statuses(calls: int, send: Any) -> list[int]:
     return [send().status_code for _ in range(calls)]
 
 
+# Rates so low that no token comes back while a test runs, however slow the machine: a bucket holds one.
+SLOW = 0.01
+
+
 def test_admin_routes_are_limited_per_key_and_address(store: Store) -> None:
-    with _server(store, rate_limit_admin=2) as (url, admin, _):
-        statuses = _statuses(6, lambda: httpx.get(f"{url}/v1/experiments", headers=admin))
-        assert statuses[:3] == [200, 200, 200] and 429 in statuses  # a burst of 2 s' worth, then 429
+    with _server(store, rate_limit_admin=SLOW) as (url, admin, _):
+        assert httpx.get(f"{url}/v1/experiments", headers=admin).status_code == 200
         _refused(httpx.get(f"{url}/v1/experiments", headers=admin))
         assert httpx.get(f"{url}/healthz").status_code == 200  # health checks are never limited
 
 
 def test_tracking_is_limited_per_write_key(store: Store) -> None:
-    with _server(store, rate_limit_tracking=2) as (url, _, write):
+    with _server(store, rate_limit_tracking=SLOW) as (url, _, write):
         event = {"userId": "u1", "event": "Viewed"}
-        statuses = _statuses(6, lambda: httpx.post(f"{url}/v1/track", auth=write, json=event))
-        assert statuses[:3] == [200, 200, 200] and 429 in statuses
+        assert httpx.post(f"{url}/v1/track", auth=write, json=event).status_code == 200
         _refused(httpx.post(f"{url}/v1/track", auth=write, json=event))
 
 
 def test_a_link_is_limited_and_so_are_failed_links(store: Store) -> None:
-    with _server(store, rate_limit_link=1) as (url, admin, write):
+    with _server(store, rate_limit_link=SLOW) as (url, admin, write):
         assert httpx.post(f"{url}/v1/identify", auth=write, json={"userId": "ann"}).status_code == 200
         token = issue_link(store, signing_secret(store, Settings()), "ann")
         mine = {"Authorization": f"Bearer {token}"}
-        statuses = _statuses(4, lambda: httpx.get(f"{url}/v1/people/me", headers=mine))
-        assert statuses[0] == 200 and statuses[-1] == 429
+        assert httpx.get(f"{url}/v1/people/me", headers=mine).status_code == 200
+        _refused(httpx.get(f"{url}/v1/people/me", headers=mine))
+        assert httpx.get(f"{url}/v1/experiments", headers=admin).status_code == 200  # admin goes on
     with _server(store, rate_limit_failed_links=2) as (url, admin, write):
         bad = {"Authorization": f"Bearer {token[:-4]}AAAA"}
         assert _statuses(2, lambda: httpx.get(f"{url}/v1/people/me", headers=bad)) == [401, 401]
