@@ -111,10 +111,15 @@ class LiveServer:
 
 
 @contextmanager
-def serving(store: Store, *, log_level: str = "warning") -> Iterator[str]:
+def serving(store: Store, *, log_level: str = "warning", settings: Settings | None = None) -> Iterator[str]:
     """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL."""
     port = free_port()
-    app = create_app(Settings(database_url=str(store.engine.url)), store=store)
+    # The strict limits on failed authentication are off: many tests send failing credentials from
+    # 127.0.0.1 to one server on purpose. tests/api/test_limits.py checks the limits themselves.
+    settings = settings or Settings(
+        database_url=str(store.engine.url), rate_limit_failed_auth=0, rate_limit_failed_links=0
+    )
+    app = create_app(settings, store=store)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="on"
     )

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, bindparam, insert, select
 
 from shopkeeper.store import Store
-from shopkeeper.store.schema import decisions
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.schema import decisions, people
+
+_PEOPLE_THERE = select(people.c.person_id, people.c.created_at).where(
+    people.c.person_id.in_(bindparam("people", expanding=True))
+)
+
+
+def store_decisions(engine: Engine, rows: list[dict[str, Any]]) -> int:
+    """Store decisions whose person is still there (an unknown visitor's always), under the write lock
+    that an erasure takes: none lands after its person's erasure. Returns how many were stored."""
+    with write_transaction(engine) as conn:
+        wanted = {row["person_id"] for row in rows if row["person_id"] is not None}
+        made = dict(conn.execute(_PEOPLE_THERE, {"people": list(wanted)}).all()) if wanted else {}
+        kept = [
+            row
+            for row in rows
+            if row["person_id"] is None or (row["person_id"] in made and made[row["person_id"]] <= row["at"])
+        ]
+        if kept:
+            conn.execute(insert(decisions), kept)
+    return len(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +91,12 @@ class DecisionLog:
     """Writes decisions in the background, in small batches, so that deciding never waits on a disk
     sync. `flush()` waits until everything logged so far is stored.
 
+    An erasure must not be outrun by a decision still waiting here, in this process or in another
+    worker's: erase flushes this process's log first (`PrivacyService.settle`), and a batch is written
+    through the store's writer path (`write_transaction`, which an erasure holds too), keeping only the
+    rows whose person still exists and was made no later than the decision. A decision for someone erased
+    meanwhile, or for a new person who took over their person id, is dropped, never stored.
+
     Logging a row only appends it to a list: the writer thread is woken once per batch (by its first
     row), not once per row, since waking a thread for every decision costs the deciding thread more
     than the decision's own queries.
@@ -110,10 +138,7 @@ class DecisionLog:
                 batch, self._rows = self._rows, []
                 waiters, self._waiters = self._waiters, []
             if batch:
-                try:
-                    with self._store.engine.begin() as conn:
-                        conn.execute(insert(decisions), batch)
-                except Exception:  # the store is closing or gone; never kill the thread
-                    pass
+                with contextlib.suppress(Exception):  # the store is closing or gone; never kill the thread
+                    store_decisions(self._store.engine, batch)
             for waiter in waiters:
                 waiter.set()

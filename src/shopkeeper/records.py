@@ -10,6 +10,25 @@ IdentityKind = Literal["user_id", "anonymous_id", "email"]
 KeyKind = Literal["write", "admin"]
 
 
+class LinkedPerson(str):
+    """The person a verified link token was issued for, passed wherever a person's id goes.
+
+    It is a `str` (it reads `link:<person id>`), so every service that takes an id takes it, but
+    `SqlIdentityGraph.find_person` answers it by the internal person id and the generation the link was
+    issued at, never by an external id that an `alias` could move to someone else. A person merged away,
+    erased, or re-created under the same userId has another generation (or none), and is not found.
+    """
+
+    person_id: int
+    generation: int
+
+    def __new__(cls, person_id: int, generation: int) -> LinkedPerson:
+        linked = super().__new__(cls, f"link:{person_id}")
+        linked.person_id = person_id
+        linked.generation = generation
+        return linked
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What happened to one call's messages. `stored + duplicates == received`."""

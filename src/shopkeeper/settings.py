@@ -85,6 +85,37 @@ class Settings(BaseSettings):
         "afresh).",
     )
 
+    rate_limit_tracking: float = Field(
+        1000.0,
+        ge=0,
+        description="Tracking calls (/v1/batch, /v1/track, ...) a second, per write key and per client "
+        "address, in each worker (bursts of twice that pass). 0 turns the limit off.",
+    )
+    rate_limit_admin: float = Field(
+        1000.0,
+        ge=0,
+        description="Calls to the admin routes (decide, people, items, experiments) a second, per key and "
+        "per client address, in each worker. 0 turns the limit off.",
+    )
+    rate_limit_link: float = Field(
+        10.0,
+        ge=0,
+        description="Calls with a person's link a second, per link and per client address, in each worker. "
+        "0 turns the limit off.",
+    )
+    rate_limit_failed_auth: float = Field(
+        30.0,
+        ge=0,
+        description="Failed authentications (401) a minute per client address, in each worker; past them "
+        "the address gets 429 on every limited route until the minute refills. 0 turns the limit off.",
+    )
+    rate_limit_failed_links: float = Field(
+        10.0,
+        ge=0,
+        description="Invalid or expired link tokens a minute per client address, in each worker; past them "
+        "the address's link calls get 429. 0 turns the limit off.",
+    )
+
     def placements(self) -> dict[str, Placement]:
         """The built-in placements, with those in `placements_json` added or replaced."""
         found = dict(DEFAULT_PLACEMENTS)

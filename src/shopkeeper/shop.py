@@ -38,7 +38,12 @@ class Shop:
         self.profiles = ProfileService(store)
         self._decider: Decider | None = None
         self.privacy = PrivacyService(
-            store, self.profiles, self._ingestor, self.purposes, on_change=self._forget
+            store,
+            self.profiles,
+            self._ingestor,
+            self.purposes,
+            on_change=self._forget,
+            settle=self.close_decisions,
         )
 
     @classmethod

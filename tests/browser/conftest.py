@@ -20,7 +20,7 @@ import httpx
 import pytest
 from tests.conftest import IN_CI, serving
 
-from shopkeeper.privacy.tokens import issue_token, signing_secret
+from shopkeeper.privacy.tokens import issue_link, signing_secret
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -118,7 +118,7 @@ class Shop:
     def link_token(
         self, user_id: str, *, ttl: timedelta = timedelta(days=7), now: datetime | None = None
     ) -> str:
-        return issue_token(self.secret, user_id, ttl=ttl, now=now)
+        return issue_link(self.store, self.secret, user_id, ttl=ttl, now=now)
 
     def centre_url(self, token: str) -> str:
         return f"{self.url}/preferences#token={token}"

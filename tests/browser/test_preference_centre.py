@@ -223,7 +223,8 @@ def test_an_erased_person_s_link_says_so(page: Page, shop: Shop) -> None:
     with shop.admin() as admin:
         assert admin.delete(f"/v1/people/{user_id}").status_code == 200
     page.goto(shop.centre_url(token))
-    expect(page.locator("#refusal")).to_contain_text("We hold no preferences for this link")
+    # The link died with its person (issue 12): refused like any invalid link, saying no more.
+    expect(page.locator("#refusal")).to_contain_text("This link is not valid")
     expect(page.locator("#centre")).to_be_hidden()
 
 

@@ -51,7 +51,7 @@ def test_consent_export_link_and_erase(sqlite_url: str) -> None:
 
     made = call("people", "link", PERSON, "--base-url", "https://shop.example", "--json", "--db", sqlite_url)
     url = json.loads(made.stdout)["url"]
-    assert url.startswith("https://shop.example/preferences#token=pt1.")
+    assert url.startswith("https://shop.example/preferences#token=pt2.")
     store = Store.open(sqlite_url)
     try:
         with serving(store) as base:  # the link the CLI signed opens this person's data

@@ -6,19 +6,27 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from tests.conftest import LiveServer, free_port
-from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, every_text, seed
+from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, every_text, orders, seed
 
+from shopkeeper.decisions import DecisionLog
+from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy.rights import purge
 from shopkeeper.recommend import train_default
+from shopkeeper.settings import Settings
+from shopkeeper.shop import Shop
 from shopkeeper.store import Store
-from shopkeeper.store.schema import model_versions
+from shopkeeper.store.schema import decisions, model_versions
 from shopkeeper.training import train
 
 SECRETS = (PERSON, ANON, EMAIL)
@@ -144,3 +152,89 @@ def test_purge_deletes_what_is_too_old_and_is_idempotent(store: Store, days: int
     with store.engine.connect() as conn:
         oldest = conn.exec_driver_sql("SELECT min(timestamp) FROM events").scalar()
     assert oldest is None or str(oldest) >= "2026-03-03"
+
+
+# ---- a decision in flight (issue 12, item 2) ---------------------------------------------------------
+
+
+def _decisions_about(store: Store, external_ids: list[str] = [], person_ids: list[int] = []) -> int:  # noqa: B006
+    about = decisions.c.external_id.in_(external_ids) | decisions.c.person_id.in_(person_ids)
+    with store.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(decisions).where(about)) or 0)
+
+
+def test_an_erasure_right_after_a_decision_leaves_no_decision_behind(live_server: LiveServer) -> None:
+    """Fails on the old main: the decision was written by the background log after the erasure."""
+    headers = {"Authorization": f"Bearer {live_server.admin_key}"}
+    people = [f"shopper-{n}" for n in range(8)]
+    Ingestor(live_server.store).ingest([event for person in people for event in orders(person, 1)])
+    for person in people:
+        decided = httpx.post(f"{live_server.url}/v1/decide", headers=headers, json={"userId": person})
+        assert decided.status_code == 200
+        erased = httpx.delete(f"{live_server.url}/v1/people/{person}", headers=headers)
+        assert erased.status_code == 200 and erased.json()["deleted"]["decisions"] == 1, erased.text
+    assert _decisions_about(live_server.store, people) == 0
+
+
+def test_a_decision_still_waiting_in_another_workers_log_never_lands_after_an_erasure(store: Store) -> None:
+    """Another process's decision log cannot be flushed by an erasure here: its write must drop the row.
+    Many rounds, with decisions racing the erasure from a thread. Fails on the old main."""
+    people = [f"racer-{n}" for n in range(12)]
+    erased: list[int] = []
+    with Shop(store, Settings(database_url=str(store.engine.url))) as shop:
+        shop.ingest([event for person in people for event in orders(person, 1)])
+        other_worker = DecisionLog(store, every=3600)  # holds its rows until flushed
+        for person in people:
+            person_id = store.identities.find_person(person)
+            assert person_id is not None
+            erased.append(person_id)
+            stop = threading.Event()
+
+            def decide_until_erased(
+                person: str = person, person_id: int = person_id, stop: threading.Event = stop
+            ) -> None:
+                while not stop.is_set():
+                    shop.decide(user_id=person)
+                    other_worker.log(_row(person, person_id))
+
+            racer = threading.Thread(target=decide_until_erased)
+            racer.start()
+            shop.erase(person)
+            stop.set()
+            racer.join()
+            shop.close_decisions()
+            other_worker.flush()
+        # Decisions made after an erasure are for an unknown visitor (no person id); none names them.
+        assert _decisions_about(store, person_ids=erased) == 0
+        survivor = orders("survivor", 1)
+        shop.ingest(survivor)
+        other_worker.log(_row("survivor", store.identities.find_person("survivor")))
+        other_worker.flush()
+        assert _decisions_about(store, ["survivor"]) == 1  # a person who is still there keeps theirs
+
+
+def _row(external_id: str, person_id: int | None) -> dict[str, Any]:
+    return {
+        "decision_id": str(uuid.uuid4()),
+        "person_id": person_id,
+        "external_id": external_id,
+        "placement": "web",
+        "model_version": None,
+        "personalized": 0,
+        "items": "[]",
+        "reasons": "[]",
+        "at": datetime.now(UTC),
+    }
+
+
+def test_an_export_right_after_a_decision_counts_it(live_server: LiveServer) -> None:
+    """Fails on the old main: the export said the items were shown 0 times."""
+    headers = {"Authorization": f"Bearer {live_server.admin_key}"}
+    seed(live_server.store)
+    assert (
+        httpx.post(f"{live_server.url}/v1/decide", headers=headers, json={"userId": PERSON}).status_code
+        == 200
+    )
+    exported = httpx.get(f"{live_server.url}/v1/people/{PERSON}/export", headers=headers).json()
+    assert len(exported["decisions"]) == 1
+    assert "We have chosen what to show you 1 times" in exported["summary"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 from tests.conftest import LiveServer
@@ -13,7 +17,7 @@ from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, orders, seed
 
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy.consent import Purposes
-from shopkeeper.privacy.tokens import issue_token, signing_secret
+from shopkeeper.privacy.tokens import issue_link, issue_token, linked_person, signing_secret
 from shopkeeper.recommend import train_default
 from shopkeeper.settings import Settings
 from shopkeeper.store.schema import audit_log
@@ -214,7 +218,7 @@ def test_a_link_reads_and_changes_only_its_own_person(live_server: LiveServer) -
     made = httpx.post(f"{live_server.url}/v1/people/{EMAIL}/link", headers=admin(live_server))
     assert made.status_code == 200, made.text
     link = made.json()
-    assert link["url"].startswith(live_server.url + "/preferences#token=pt1.")
+    assert link["url"].startswith(live_server.url + "/preferences#token=pt2.")
     own = {"Authorization": f"Bearer {link['token']}"}
 
     me = httpx.get(f"{live_server.url}/v1/people/me", headers=own)
@@ -248,18 +252,30 @@ def test_a_link_reads_and_changes_only_its_own_person(live_server: LiveServer) -
     )
 
 
+def old_format_link(secret: bytes, external_id: str) -> str:
+    """A link as releases before pt2 signed it: it named an external id, which an alias could move."""
+    expires = int((datetime.now(UTC) + timedelta(days=1)).timestamp())
+    payload = base64.urlsafe_b64encode(orjson.dumps({"id": external_id, "exp": expires})).rstrip(b"=")
+    body = f"pt1.{payload.decode()}"
+    signature = base64.urlsafe_b64encode(hmac.new(secret, body.encode(), hashlib.sha256).digest())
+    return f"{body}.{signature.decode().rstrip('=')}"
+
+
 def test_tampered_and_expired_links_are_refused_clearly(live_server: LiveServer) -> None:
     seed(live_server.store)
     secret = signing_secret(live_server.store, Settings())
-    good = issue_token(secret, PERSON)
+    good = issue_link(live_server.store, secret, PERSON)
     payload = good.split(".")[1]
-    forged = issue_token(b"not the shop's secret", OTHER)
-    expired = issue_token(secret, PERSON, ttl=timedelta(days=1), now=datetime.now(UTC) - timedelta(days=2))
+    forged = issue_token(b"not the shop's secret", linked_person(live_server.store, OTHER))
+    expired = issue_link(
+        live_server.store, secret, PERSON, ttl=timedelta(days=1), now=datetime.now(UTC) - timedelta(days=2)
+    )
     cases = {
         good[:-2] + ("AA" if not good.endswith("AA") else "BB"): "this link is not valid",
         good.replace(payload, payload[:-2] + "xy"): "this link is not valid",
         forged: "this link is not valid",
         "pt1.garbage": "this link is not valid",
+        old_format_link(secret, PERSON): "this link is not valid",  # pt1 named an external id
         expired: "this link has expired",
     }
     for token, message in cases.items():

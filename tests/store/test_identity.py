@@ -138,3 +138,34 @@ def test_external_ids_are_strings(store: Store) -> None:
 def test_unknown_ids_are_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
         store.person_summary("nobody")
+
+
+def test_a_write_keys_alias_never_merges_known_users(store: Store) -> None:
+    """A write key is public: its alias may stitch an anonymous visitor, never two known users, nor give a
+    known user a second userId. The refusals are recorded; the shop's own code (no key) still merges."""
+    ingestor = Ingestor(store)
+    untrusted = {"key_id": 1}
+    send(store, {"type": "track", "userId": "alice", "event": "X", "messageId": "m1"})
+    send(store, {"type": "track", "userId": "bob", "event": "X", "messageId": "m2"})
+    send(store, {"type": "track", "anonymousId": "anon-9", "event": "X", "messageId": "m3"})
+    alice, bob = store.person_summary("alice").person_id, store.person_summary("bob").person_id
+    generation, bob_generation = store.identities.generation_of(alice), store.identities.generation_of(bob)
+    ingestor.ingest(
+        [{"type": "alias", "previousId": "alice", "userId": "bob", "messageId": "a1"}], **untrusted
+    )
+    ingestor.ingest(
+        [{"type": "alias", "previousId": "bob", "userId": "bob-2", "messageId": "a2"}], **untrusted
+    )
+    ingestor.ingest(
+        [{"type": "alias", "previousId": "anon-9", "userId": "alice", "messageId": "a3"}], **untrusted
+    )
+    assert store.person_summary("alice").person_id == alice and store.person_summary("bob").person_id == bob
+    assert store.person_summary("bob-2").person_id not in (alice, bob)
+    assert store.person_summary("anon-9").person_id == alice  # an anonymous visitor may be stitched
+    assert store.identities.generation_of(alice) == generation  # and that leaves alice's links working
+    outcomes = [(m.message_id, m.outcome) for m in store.identities.merges()]
+    assert outcomes == [("a1", "refused"), ("a2", "refused"), ("a3", "merged")]
+    send(store, {"type": "alias", "previousId": "alice", "userId": "bob", "messageId": "a4"})
+    assert store.person_summary("alice").person_id == bob  # the shop's own alias merges
+    assert store.identities.generation_of(alice) is None  # merged away: no link names them
+    assert store.identities.generation_of(bob) not in (None, bob_generation)  # two known people became one

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from shopkeeper.api import centre, decide, experiments, items, people, privacy, tracking
+from shopkeeper.api.limits import RateLimits, limits_from
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
@@ -66,7 +67,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         owns_store,
         profiles,
         decider,
-        PrivacyService(store, profiles, ingestor, purposes, on_change=decider.forget),
+        PrivacyService(
+            store, profiles, ingestor, purposes, on_change=decider.forget, settle=decider.log.flush
+        ),
         signing_secret(store, settings),
     )
 
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         redirect_slashes=False,  # ids may end in "/": never redirect one person's URL to another's
     )
     app.state.shopkeeper = state
+    app.add_middleware(RateLimits, limits=limits_from(settings))
     app.include_router(tracking.router)
     app.include_router(privacy.router)  # before people: its routes are longer paths under /v1/people/
     app.include_router(people.router)

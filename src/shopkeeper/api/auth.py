@@ -1,4 +1,5 @@
-"""Who is calling: write keys (HTTP Basic username, or `writeKey` in the body) and admin keys (Bearer)."""
+"""Who is calling: write keys (HTTP Basic username, or `writeKey` in the body) and admin keys (Bearer only:
+Basic is there for Segment's SDKs, which send a write key that way; an admin key never goes in a page)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from shopkeeper.records import ApiKey
 from shopkeeper.store.keys import SqlKeyStore
 
 WRITE_KEY_HELP = "send the write key as the HTTP Basic username, or as writeKey in the body"
+ADMIN_AS_BASIC = "admin keys are accepted only as a Bearer token: send Authorization: Bearer <admin key>"
+
+
+def sent_as_basic(request: Request) -> bool:
+    """Whether the Authorization header is HTTP Basic (which only write keys may use)."""
+    return request.headers.get("authorization", "").lstrip()[:6].lower() == "basic "
 
 
 def key_from_header(request: Request) -> str | None:
@@ -61,7 +68,7 @@ def admin_key(keys: SqlKeyStore, request: Request) -> ApiKey:
         raise AuthenticationError(
             "send the admin key as: Authorization: Bearer <admin key>", field="Authorization"
         )
-    return _admin(keys.authenticate(raw))
+    return _admin(keys.authenticate(raw), request)
 
 
 async def admin_key_async(keys: SqlKeyStore, request: Request) -> ApiKey:
@@ -72,12 +79,14 @@ async def admin_key_async(keys: SqlKeyStore, request: Request) -> ApiKey:
     answered, key = keys.authenticate_cached(raw)
     if not answered:
         key = await run_in_threadpool(keys.authenticate, raw)
-    return _admin(key)
+    return _admin(key, request)
 
 
-def _admin(key: ApiKey | None) -> ApiKey:
+def _admin(key: ApiKey | None, request: Request) -> ApiKey:
     if key is None:
         raise AuthenticationError("unknown or revoked key", field="Authorization")
+    if key.kind == "admin" and sent_as_basic(request):
+        raise AuthenticationError(ADMIN_AS_BASIC, field="Authorization")
     if key.kind != "admin":
         raise PermissionDenied(
             "this endpoint needs an admin key; write keys may only ingest", field="Authorization"

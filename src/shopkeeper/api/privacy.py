@@ -1,7 +1,8 @@
 """A person's data and rights over HTTP: explain, preferences, consent, rejections, export, erase, links.
 
 Each route takes either the shop's admin key or the person's own signed link token (`Authorization:
-Bearer pt1....`). A token reads and changes only its own person, and may name them `me`. Write keys only
+Bearer pt2....`). A token reads and changes only the person it was issued for (bound to their internal id
+and generation, see privacy/tokens.py), and may name them `me`. Write keys only
 ingest, so they get 403 here. Every access is written to the audit log.
 """
 
@@ -13,13 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from shopkeeper.api.auth import key_from_header
+from shopkeeper.api.auth import ADMIN_AS_BASIC, key_from_header, sent_as_basic
 from shopkeeper.api.body import read_json
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import AuthenticationError, InvalidInput, PermissionDenied
 from shopkeeper.privacy import rights
 from shopkeeper.privacy.service import Actor
-from shopkeeper.privacy.tokens import issue_token, looks_like_token, read_token
+from shopkeeper.privacy.tokens import issue_link, looks_like_token, verify_token
 
 router = APIRouter(tags=["privacy"])
 ME = "me"
@@ -38,17 +39,19 @@ def authorize(request: Request, person_ref: str, *, person_allowed: bool = True)
     raw = key_from_header(request)
     if raw is None:
         raise AuthenticationError(NEEDS, field="Authorization")
+    if sent_as_basic(request):  # Basic is for write keys (Segment's SDKs); links and admin keys are Bearer
+        key = None if looks_like_token(raw) else state.store.keys.authenticate(raw)
+        if key is None or key.kind == "admin":
+            raise AuthenticationError(ADMIN_AS_BASIC if key else NEEDS, field="Authorization")
     if looks_like_token(raw):
         if not person_allowed:
             raise PermissionDenied(
                 "a person's link cannot do this; it needs the admin key", field="Authorization"
             )
-        own = read_token(state.secret, raw)
-        if person_ref == ME:
-            return Actor("person", "person link"), own
-        if state.privacy.find(person_ref) != state.privacy.find(own):
+        own = verify_token(state.store, state.secret, raw)
+        if person_ref != ME and state.privacy.find(person_ref) != own.person_id:
             raise PermissionDenied("this link is for another person", field="id")
-        return Actor("person", "person link"), person_ref
+        return Actor("person", "person link"), own
     key = state.store.keys.authenticate(raw)
     if key is None:
         raise AuthenticationError("unknown or revoked key", field="Authorization")
@@ -122,7 +125,7 @@ async def post_link(
     def make(actor: Actor, ref: str) -> dict[str, Any]:
         person_id = state.privacy.find(ref)
         ttl = timedelta(days=days or state.settings.link_days)
-        token = issue_token(state.secret, ref, ttl=ttl)
+        token = issue_link(state.store, state.secret, ref, ttl=ttl)
         state.privacy.audit_now(actor, "issue_link", person_id, days=ttl.days)
         base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
         return {

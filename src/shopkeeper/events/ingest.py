@@ -123,6 +123,8 @@ class Ingestor:
             "user_id": message.userId,
             "anonymous_id": message.anonymousId,
             "previous_id": message.previousId,
+            "trusted": key_id
+            is None,  # the shop's own code; a write key's message may not merge known people
             "email": email,
             "timestamp": timestamp,
             "parsed": payload,
@@ -204,7 +206,9 @@ class Ingestor:
             persons: list[int] = []
             for row in fresh:
                 if row["type"] == "alias":
-                    person = resolver.alias(row["previous_id"], row["user_id"], row["message_id"])
+                    person = resolver.alias(
+                        row["previous_id"], row["user_id"], row["message_id"], trusted=row["trusted"]
+                    )
                 else:
                     person = resolver.resolve(row["user_id"], row["anonymous_id"], row["message_id"])
                 if row["email"]:

@@ -46,6 +46,7 @@ def export(
     privacy: PrivacyService, profiles: ProfileService, store: Store, ref: str, actor: Actor
 ) -> dict[str, Any]:
     """Everything the shop holds about a person, as JSON, with a readable summary first."""
+    privacy.settle()  # decisions made just before are counted
     profile = privacy.profile(ref, actor, audited=False)  # the export itself is audited below
     person_id = int(profile["person_id"])
     with store.engine.connect() as conn:
@@ -121,7 +122,11 @@ def erase(
     *,
     forget: Callable[[list[int]], None] | None = None,
 ) -> dict[str, Any]:
-    """Delete the person everywhere. Returns what was deleted, counted. A later `GET` answers 404."""
+    """Delete the person everywhere. Returns what was deleted, counted. A later `GET` answers 404.
+
+    Decisions this process made for them are stored first, and so deleted below; a decision still
+    waiting in another process's log is dropped when written (see `DecisionLog`)."""
+    privacy.settle()
     with write_transaction(store.engine) as conn:
         person_id = store.identities.find_person(ref, conn)
         if person_id is None:

@@ -74,12 +74,19 @@ class PrivacyService:
         purposes: Purposes,
         *,
         on_change: Callable[[list[int]], None] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
         self._ingestor = ingestor
         self.purposes = purposes
         self._on_change = on_change or (lambda _ids: None)
+        self._settle = settle or (lambda: None)
+
+    def settle(self) -> None:
+        """Store what this process still holds to write about people (its decision log), so that an
+        export counts it and an erasure deletes it."""
+        self._settle()
 
     # ---- lookups ------------------------------------------------------------------------------------
 

@@ -4,11 +4,15 @@ Rules (see the README, "Identity"):
 - a message carrying both `userId` and `anonymousId` stitches the anonymous id to the user;
 - an anonymous-only person is merged into a known one when their ids meet;
 - two people who each have a known `userId` are never merged implicitly (the shared-device problem);
-  the refusal is recorded instead. Only an explicit `alias` merges two known users.
+  the refusal is recorded instead. Only an explicit `alias` from the shop's own (trusted) code merges two
+  known users. A message sent with a write key is not trusted, because a write key is public: its `alias`
+  may give an anonymous person a userId, or fold an anonymous person into a known one, but never gives a
+  known person a second userId nor merges two known people. Those refusals are recorded too.
 """
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any, Literal
 
@@ -27,12 +31,14 @@ from sqlalchemy import (
     update,
 )
 
-from shopkeeper.records import Identity, IdentityKind, Merge
+from shopkeeper.records import Identity, IdentityKind, LinkedPerson, Merge
 from shopkeeper.store.bulk import BulkInsert, any_of
 from shopkeeper.store.schema import events, identities, interactions, merges, people
 from shopkeeper.store.traits import forget_person, mark_dirty
 
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
+_UNTRUSTED_ALIAS = "a write key may not alias one known userId to another"
+_GENERATIONS = random.SystemRandom()
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
 
 
@@ -68,7 +74,7 @@ _REFUSED = select(merges.c.id).where(
     merges.c.into_person_id == bindparam("target"),
     merges.c.outcome == "refused",
 )
-_INSERT_PEOPLE = BulkInsert(people, ("person_id", "created_at"))
+_INSERT_PEOPLE = BulkInsert(people, ("person_id", "created_at", "generation"))
 _INSERT_IDENTITIES = BulkInsert(identities, ("kind", "value", "person_id", "created_at", "message_id"))
 _INSERT_MERGE = insert(merges)
 _NEWEST_PERSON = select(func.max(people.c.person_id))
@@ -101,7 +107,7 @@ class IdentityResolver:
         self._free_ids: list[int] = []  # reserved for new people, unused yet (popped from the end)
         self._next_sqlite_id: int | None = None
         self._created: set[int] = set()  # people made in this transaction
-        self._new_people: list[tuple[int, datetime]] = []  # rows waiting for `flush`
+        self._new_people: list[tuple[int, datetime, int]] = []  # rows waiting for `flush`
         self._new_links: list[tuple[str, str, int, datetime, str]] = []
         self._new_refusals: list[dict[str, Any]] = []
 
@@ -158,7 +164,7 @@ class IdentityResolver:
 
     def _new_person(self) -> int:
         person_id = self._reserve_id()
-        self._new_people.append((person_id, self._now))
+        self._new_people.append((person_id, self._now, new_generation()))
         self._created.add(person_id)
         self._known[person_id] = False
         return person_id
@@ -194,8 +200,13 @@ class IdentityResolver:
         conn.execute(
             update(people)
             .where(or_(people.c.person_id == source, people.c.merged_into == source))
-            .values(merged_into=target)
+            .values(merged_into=target, generation=new_generation())
         )
+        if self._known.get(source, False) and self._known.get(target, False):
+            # Two known people became one: a link to either no longer names whom it was issued for.
+            conn.execute(
+                update(people).where(people.c.person_id == target).values(generation=new_generation())
+            )
         conn.execute(_INSERT_MERGE, self._merge_row(source, target, "merged", reason, message_id))
         forget_person(conn, source)
         mark_dirty(conn, [target])
@@ -262,13 +273,21 @@ class IdentityResolver:
                 self._merge(anon_person, user_person, "anonymousId met userId", message_id)
         return user_person
 
-    def alias(self, previous_id: str, user_id: str, message_id: str) -> int:
+    def alias(self, previous_id: str, user_id: str, message_id: str, *, trusted: bool = True) -> int:
         """An explicit `alias`: `previous_id` (a user or anonymous id) is the same person as `user_id`.
 
-        This is the one way two known users can be merged, because the shop said so.
+        From trusted code this is the one way two known users can be merged, because the shop said so.
+        Untrusted (a write key's message), a known person keeps their userId alone: the alias is refused
+        and recorded, and the message belongs to the person of `user_id`.
         """
         previous = self._lookup("user_id", previous_id) or self._lookup("anonymous_id", previous_id)
         current = self._lookup("user_id", user_id)
+        if not trusted and previous is not None and previous != current and self._known[previous]:
+            if current is None:
+                current = self._new_person()
+                self._link("user_id", user_id, current, message_id)
+            self._refuse(previous, current, _UNTRUSTED_ALIAS, message_id)
+            return current
         if previous is None and current is None:
             current = self._new_person()
             self._link("user_id", user_id, current, message_id)
@@ -295,6 +314,11 @@ class IdentityResolver:
         return self.merged.get(person_id, person_id)
 
 
+def new_generation() -> int:
+    """A person's generation: random, so that a person id SQLite gives again never matches an old link."""
+    return _GENERATIONS.getrandbits(62) + 1
+
+
 # find_person, built once. Naming the kinds lets the (kind, value) unique index answer; `value = ?`
 # alone scans the whole table.
 def person_and_merged(person: int | BindParameter[Any]) -> Select[tuple[int]]:
@@ -306,6 +330,14 @@ def person_and_merged(person: int | BindParameter[Any]) -> Select[tuple[int]]:
 _FIND_PERSON = select(identities.c.kind, identities.c.person_id).where(
     identities.c.kind.in_(LOOKUP_ORDER), identities.c.value == bindparam("value")
 )
+_LINKED_PERSON = select(people.c.person_id).where(
+    people.c.person_id == bindparam("person"),
+    people.c.generation == bindparam("generation"),
+    people.c.merged_into.is_(None),
+)
+_GENERATION = select(people.c.generation).where(
+    people.c.person_id == bindparam("person"), people.c.merged_into.is_(None)
+)
 
 
 class SqlIdentityGraph:
@@ -315,7 +347,14 @@ class SqlIdentityGraph:
         self._engine = engine
 
     def find_person(self, external_id: str, conn: Connection | None = None) -> int | None:
-        """The person known by this id: a userId first, then an email, then an anonymousId."""
+        """The person known by this id: a userId first, then an email, then an anonymousId. A
+        `LinkedPerson` (from a verified link) is found by person id, and only at its generation."""
+        if isinstance(external_id, LinkedPerson):
+            with _reader(self._engine, conn) as c:
+                found = c.scalar(
+                    _LINKED_PERSON, {"person": external_id.person_id, "generation": external_id.generation}
+                )
+            return None if found is None else int(found)
         if "\x00" in external_id or len(external_id) > 255:
             return None  # no stored id can look like this (and PostgreSQL text cannot hold NUL)
         with _reader(self._engine, conn) as c:
@@ -324,6 +363,12 @@ class SqlIdentityGraph:
             if kind in rows:
                 return int(rows[kind])
         return None
+
+    def generation_of(self, person_id: int, conn: Connection | None = None) -> int | None:
+        """The person's generation, for a link to name; None for someone merged away or unknown."""
+        with _reader(self._engine, conn) as c:
+            found = c.scalar(_GENERATION, {"person": person_id})
+        return None if found is None else int(found)
 
     def identities_of(self, person_id: int, conn: Connection | None = None) -> list[Identity]:
         with _reader(self._engine, conn) as c:

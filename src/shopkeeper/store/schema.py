@@ -65,6 +65,10 @@ people = Table(
     Column("merged_into", BigId, ForeignKey("people.person_id"), nullable=True),
     Index(None, "merged_into"),
 )
+# A random number drawn when the person is made and drawn again when they are merged: a person link
+# names the person id and this generation (see privacy/tokens.py), so a link dies with a merge, an
+# erasure, or a person id that SQLite gives again to someone new.
+people.append_column(Column("generation", BigInteger, nullable=False, server_default="0"))
 
 identities = Table(
     "identities",
