@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from shopkeeper.store import Store
+from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import decisions
 
 
@@ -111,7 +112,7 @@ class DecisionLog:
                 waiters, self._waiters = self._waiters, []
             if batch:
                 try:
-                    with self._store.engine.begin() as conn:
+                    with write_transaction(self._store.engine) as conn:
                         conn.execute(insert(decisions), batch)
                 except Exception:  # the store is closing or gone; never kill the thread
                     pass
