@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shopkeeper.api.app import create_app
+from shopkeeper.api.server import uvicorn_options
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -113,11 +115,17 @@ class LiveServer:
 @contextmanager
 def serving(store: Store, *, log_level: str = "warning") -> Iterator[str]:
     """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL."""
+    settings = Settings(database_url=str(store.engine.url))
+    with serving_app(create_app(settings, store=store), settings, log_level=log_level) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app: FastAPI, settings: Settings, *, log_level: str = "warning") -> Iterator[str]:
+    """`app` served as `shopkeeper serve` serves it (uvicorn_options), in a thread on a free port."""
     port = free_port()
-    app = create_app(Settings(database_url=str(store.engine.url)), store=store)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="on"
-    )
+    options = {**uvicorn_options(settings), "log_level": log_level}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -96,12 +96,21 @@ class RoundTripWatchdog:
         self._disarm(cursor.connection)
 
     def _on_error(self, context: Any) -> None:
-        if context.cursor is not None:
-            self._disarm(context.cursor.connection)
+        connection = context.connection
+        if connection is not None and not connection.invalidated and not connection.closed:
+            try:
+                self._disarm(connection.connection.dbapi_connection)
+            except SQLAlchemyError:  # already failed: its checkin disarms it
+                return
 
     def _on_transaction_end(self, conn: Any) -> None:
         # Fired before the commit or rollback is sent; disarmed when the connection goes back to the pool.
-        self._arm(conn.connection.dbapi_connection)
+        if conn.invalidated or conn.closed:
+            return
+        try:
+            self._arm(conn.connection.dbapi_connection)
+        except SQLAlchemyError:  # a connection that has failed already: nothing to wait on
+            return
 
     def _on_reset(self, dbapi_connection: Any, *_: Any) -> None:
         self._arm(dbapi_connection)
