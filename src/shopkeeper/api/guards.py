@@ -85,16 +85,15 @@ class UnexpectedErrors:
             )
             if started:
                 return  # uvicorn closes a connection whose response did not complete
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-                }
-            )
-            await send({"type": "http.response.body", "body": orjson.dumps(UNEXPECTED)})
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_UNEXPECTED_BODY)).encode()),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": _UNEXPECTED_BODY})
 
 
-UNEXPECTED = {
-    "error": {"code": "internal_error", "message": "an unexpected error; nothing was stored", "field": None}
-}
+_UNEXPECTED_BODY = orjson.dumps(
+    {"error": {"code": "internal_error", "message": "an unexpected error; nothing was stored", "field": None}}
+)
