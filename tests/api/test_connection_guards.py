@@ -108,7 +108,7 @@ def _trickle(sock: socket.socket, data: bytes) -> bytes:
 
 
 def test_a_client_trickling_its_headers_gets_408_and_is_closed(server: tuple[str, int, str, Store]) -> None:
-    host, port, admin_key, _ = server
+    host, port, _, _ = server
     with socket.create_connection((host, port), timeout=10) as sock:
         headers = b"POST /v1/batch HTTP/1.1\r\nHost: shop\r\n" + b"X-Padding: " + b"a" * 500 + b"\r\n\r\n"
         answered = _trickle(sock, headers)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from sqlalchemy import event, func, select
 from tests.conftest import serving_app
 from tests.tcp_proxy import TcpProxy, proxy_to
