@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shopkeeper.api.app import create_app
+from shopkeeper.api.server import uvicorn_options
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 
@@ -112,17 +114,23 @@ class LiveServer:
 
 @contextmanager
 def serving(store: Store, *, log_level: str = "warning", settings: Settings | None = None) -> Iterator[str]:
-    """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL."""
-    port = free_port()
-    # The strict limits on failed authentication are off: many tests send failing credentials from
-    # 127.0.0.1 to one server on purpose. tests/api/test_limits.py checks the limits themselves.
+    """The app over `store`, served by a real uvicorn in a thread on a free localhost port: its URL.
+
+    The strict limits on failed authentication are off unless `settings` says otherwise: many tests send
+    failing credentials from 127.0.0.1 to one server on purpose (tests/api/test_limits.py checks them)."""
     settings = settings or Settings(
         database_url=str(store.engine.url), rate_limit_failed_auth=0, rate_limit_failed_links=0
     )
-    app = create_app(settings, store=store)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="on"
-    )
+    with serving_app(create_app(settings, store=store), settings, log_level=log_level) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app: FastAPI, settings: Settings, *, log_level: str = "warning") -> Iterator[str]:
+    """`app` served as `shopkeeper serve` serves it (uvicorn_options), in a thread on a free port."""
+    port = free_port()
+    options = {**uvicorn_options(settings), "log_level": log_level}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -6,7 +6,9 @@ ShopkeeperError
 ├── AuthenticationError     401  no key, or a key we don't know
 ├── PermissionDenied        403  a key of the wrong kind, or a browser origin the key doesn't allow
 ├── NotFound                404  an unknown person or route
+├── RequestTimeout          408  a body that did not arrive within the read timeout
 └── StoreError              503  the database can't be reached or isn't migrated
+    └── StoreUnavailable    503  the database went away, timed out or is full mid-request (retry later)
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class NotFound(ShopkeeperError):
     code = "not_found"
 
 
+class RequestTimeout(ShopkeeperError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(ShopkeeperError):
     """The request clashes with what exists: a name already taken, a placement already busy."""
 
@@ -65,3 +72,10 @@ class Conflict(ShopkeeperError):
 class StoreError(ShopkeeperError):
     status = 503
     code = "store_unavailable"
+
+
+class StoreUnavailable(StoreError):
+    """The database failed under a request: down, frozen past the timeouts, or out of disk. Nothing of
+    the request was stored, and the client should retry after `retry_after` seconds."""
+
+    retry_after = 5

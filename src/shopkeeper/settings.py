@@ -84,6 +84,24 @@ class Settings(BaseSettings):
         description="Salts the holdout's hash. Changing it draws a new holdout (and starts its report "
         "afresh).",
     )
+    database_connect_timeout: float = Field(
+        5.0, gt=0, description="PostgreSQL: seconds a server waits to connect before answering 503."
+    )
+    database_statement_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL: seconds one statement of a request may take (`statement_timeout`); a "
+        "database or network that stops answering is given up 2 s later. The request then gets a 503.",
+    )
+    database_pool_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request waits for a pooled database connection before a 503."
+    )
+    header_timeout: float = Field(
+        10.0, ge=0, description="Seconds a connection has to send a request's headers; then 408 and closed."
+    )
+    body_timeout: float = Field(
+        30.0, ge=0, description="Seconds a request has to send its whole body; then 408 and closed."
+    )
 
     rate_limit_tracking: float = Field(
         1000.0,

@@ -12,16 +12,19 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from shopkeeper.api import centre, decide, experiments, items, people, privacy, tracking
+from shopkeeper.api.guards import BodyDeadline, UnexpectedErrors
 from shopkeeper.api.limits import RateLimits, limits_from
+from shopkeeper.api.logs import install_log_redaction
+from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
-from shopkeeper.errors import ShopkeeperError
+from shopkeeper.errors import ShopkeeperError, StoreUnavailable
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.experiments.service import ExperimentService, holdout_from
 from shopkeeper.privacy.consent import Purposes
@@ -31,6 +34,8 @@ from shopkeeper.profiles.service import ProfileService
 from shopkeeper.recommend import load_model
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store.deadline import unavailable_from
+from shopkeeper.store.engine import Timeouts
 
 log = logging.getLogger("shopkeeper.api")
 
@@ -39,10 +44,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     """Build the app. It opens (and migrates) the store unless one is given, and closes what it opened."""
     settings = settings or Settings()
     owns_store = store is None
+    install_log_redaction()
     store = store or Store.open(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         key_cache_seconds=settings.key_cache_seconds,
+        timeouts=Timeouts(
+            connect=settings.database_connect_timeout,
+            statement=settings.database_statement_timeout,
+            pool=settings.database_pool_timeout,
+        ),
     )
     profiles = ProfileService(store)
     purposes = Purposes(settings.consent_purposes, settings.consent_default)
@@ -103,6 +114,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(centre.router)
     _add_health(app, state)
     _add_error_handlers(app)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
+    app.add_middleware(UnexpectedErrors)  # the outermost of ours: it answers whatever the rest raise
     _add_security_schemes(app)
     return app
 
@@ -116,7 +129,9 @@ def _freeze_heap() -> None:
 
 def app_from_env() -> FastAPI:
     """For `uvicorn --factory shopkeeper.api.app:app_from_env` (what `serve --workers N` runs)."""
-    app = create_app(Settings())
+    settings = Settings()
+    configure_header_timeout(settings)
+    app = create_app(settings)
     gc.collect()
     gc.freeze()  # start-up objects live as long as the worker: keep them out of full collections
     return app
@@ -132,7 +147,12 @@ def _add_health(app: FastAPI, state: AppState) -> None:
         try:
             await run_in_threadpool(state.store.ping)
         except ShopkeeperError as exc:
-            return JSONResponse(exc.to_json(), status_code=503)
+            # The driver's words (host, port, why) are for the operator's log, never for the caller.
+            log.warning("not ready: %s", exc.message)
+            unavailable = StoreUnavailable("the database does not answer; retry later")
+            return JSONResponse(
+                unavailable.to_json(), status_code=503, headers={"Retry-After": str(unavailable.retry_after)}
+            )
         return JSONResponse(
             {
                 "status": "ready",
@@ -162,7 +182,22 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShopkeeperError)
     async def on_shopkeeper_error(_: Request, exc: ShopkeeperError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer realm="shopkeeper"'} if exc.status == 401 else None
+        if exc.status == 503:
+            headers = {"Retry-After": str(StoreUnavailable.retry_after)}
+        if exc.status == 408:
+            headers = {"Connection": "close"}
         return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def on_store_failure(request: Request, exc: Exception) -> JSONResponse:
+        # An outage, a timeout or a full disk is a 503 the client retries; anything else is unexpected.
+        unavailable = unavailable_from(exc)
+        if unavailable is None:
+            raise exc
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.warning("store unavailable (%s) on %s %s", type(exc).__name__, request.method, route)
+        return await on_shopkeeper_error(request, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -199,20 +234,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             "error": {"code": "invalid_input", "message": "a value the database cannot store", "field": None}
         }
         return JSONResponse(body, status_code=400)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The route template and the exception type only: messages can hold personal data.
-        route = getattr(request.scope.get("route"), "path", "?")
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, route)
-        body = {
-            "error": {
-                "code": "internal_error",
-                "message": "an unexpected error; nothing was stored",
-                "field": None,
-            }
-        }
-        return JSONResponse(body, status_code=500)
 
 
 def _add_security_schemes(app: FastAPI) -> None:

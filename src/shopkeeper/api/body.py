@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
 
 
 async def read_json(request: Request, limit: int) -> Any:
     """The parsed JSON body, refusing anything over `limit` bytes (after decompression) with a 413."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body's bytes, inflated when gzipped, refusing anything over `limit` bytes with a 413."""
     declared = request.headers.get("content-length")
     if declared is not None:
         declared = declared.strip()
@@ -40,15 +47,50 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidInput(
             f"Content-Encoding {encoding!r} is not supported; send gzip or nothing", field="Content-Encoding"
         )
+    return data
+
+
+MAX_DEPTH = 64
+
+
+def parse_json(data: bytes) -> Any:
+    """Every JSON body's one parser: strict JSON, nested at most MAX_DEPTH deep, integers within 64 bits.
+
+    Deeper nesting is refused up front with a 400 that names the limit: past 254 levels orjson cannot
+    write a value back, and past 1024 it cannot read one.
+    """
     if not data.strip():
         raise InvalidInput("the body is empty; send a JSON object", field="body")
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():
+            raise _too_deep() from None
         raise InvalidInput(f"the body is not valid JSON: {exc}", field="body", code="invalid_json") from None
+    # A body with fewer brackets than the limit cannot be nested too deep: most skip the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _nested_deeper(parsed, MAX_DEPTH):
+        raise _too_deep()
     if _has_long_digit_run(data):
         _check_integers(data)
     return parsed
+
+
+def _nested_deeper(value: Any, room: int) -> bool:
+    """Whether `value` holds arrays or objects nested more than `room` deep (the outermost is one)."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    if children is None:
+        return False
+    if room == 0:
+        return True
+    return any(_nested_deeper(child, room - 1) for child in children if isinstance(child, dict | list))
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(
+        f"the body nests arrays and objects more than {MAX_DEPTH} deep; flatten it",
+        field="body",
+        code="invalid_json",
+    )
 
 
 # orjson reads integers beyond 64 bits as floats, silently rounding them. Bodies with a run of 19+ digits
@@ -113,3 +155,32 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 def _too_large(limit: int) -> str:
     return f"the body may be at most {limit // 1024} KB"
+
+
+# The JSON routes whose bodies FastAPI reads into a model (decide, experiments): at most this much.
+MODEL_BODY_LIMIT = 256 * 1024
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose body FastAPI reads into a pydantic model, read first by `read_body` and
+    `parse_json` (size limit, gzip, the nesting cap), then handed to FastAPI already parsed."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_then_handle(request: Request) -> Response:
+            if request.method in ("POST", "PUT", "PATCH"):
+                data = await read_body(request, MODEL_BODY_LIMIT)
+                request._body = data  # Starlette's cache: FastAPI reads the body from here
+                if data.strip() and _says_json(request.headers.get("content-type")):
+                    request._json = parse_json(data)
+            return await handler(request)
+
+        return read_then_handle
+
+
+def _says_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))

@@ -9,10 +9,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from shopkeeper.api.body import JsonBodyRoute
 from shopkeeper.api.people import Admin, _state
 from shopkeeper.events.spec import ExternalId
 
-router = APIRouter(tags=["decide"])
+router = APIRouter(tags=["decide"], route_class=JsonBodyRoute)
 
 
 class DecideRequest(BaseModel):

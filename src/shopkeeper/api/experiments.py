@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
+from shopkeeper.api.body import JsonBodyRoute
 from shopkeeper.api.people import Admin, _state
 from shopkeeper.experiments.service import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, new_experiment
 
-router = APIRouter(tags=["experiments"])
+router = APIRouter(tags=["experiments"], route_class=JsonBodyRoute)
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 

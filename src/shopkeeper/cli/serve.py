@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from shopkeeper.api.app import create_app
+from shopkeeper.api.server import uvicorn_options
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
 from shopkeeper.errors import InvalidInput
 from shopkeeper.settings import Settings
@@ -47,8 +48,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level=settings.log_level,
-            access_log=False,
+            **uvicorn_options(settings),
             # A worker loads numpy, scipy and the model before it answers uvicorn's health check; the
             # default 5 s is too short on a busy 2-core machine, and uvicorn then kills it as dead.
             timeout_worker_healthcheck=WORKER_START_SECONDS,
@@ -66,5 +66,4 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     gc.freeze()
     if not app.state.shopkeeper.store.keys.list():
         console.print("No keys yet. Create one with: shopkeeper keys create --kind write")
-    # No access log: paths carry people's ids, and logs must not hold personal data.
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))

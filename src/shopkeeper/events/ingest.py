@@ -74,7 +74,10 @@ class Ingestor:
 
     def _check_size(self, raw: Any, at: str) -> None:
         """The spec's per-message limit, on the message as sent (compact JSON), not as we store it."""
-        size = len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)) if isinstance(raw, dict) else 0
+        try:
+            size = len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)) if isinstance(raw, dict) else 0
+        except orjson.JSONEncodeError:  # nested past orjson's limit (over HTTP, parse_json refuses it first)
+            raise InvalidInput("the message nests too deep", field=at.rstrip(".") or "body") from None
         if size > self._max_message_bytes:
             raise PayloadTooLarge(
                 f"a message may be at most {self._max_message_bytes // 1024} KB; "

@@ -163,7 +163,7 @@ class SqlExperiments:
         found = self.get(name)
         if found.status == "stopped":
             return found
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             conn.execute(
                 update(experiments)
                 .where(experiments.c.name == name)

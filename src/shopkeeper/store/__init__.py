@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from shopkeeper.errors import NotFound, StoreError
 from shopkeeper.records import PersonSummary
 from shopkeeper.store.catalog import SqlCatalog
-from shopkeeper.store.engine import make_engine, migrate
+from shopkeeper.store.engine import Timeouts, make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
 from shopkeeper.store.identity import SqlIdentityGraph
 from shopkeeper.store.keys import SqlKeyStore
@@ -37,15 +37,26 @@ class Store:
         sqlite_synchronous: str = "FULL",
         key_cache_seconds: float = 5.0,
         upgrade: bool = True,
+        timeouts: Timeouts | None = None,
     ) -> Store:
-        """Open the database at `url` and bring its schema up to date."""
-        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        """Open the database at `url` and bring its schema up to date.
+
+        `timeouts` bound every PostgreSQL round trip of the store's engine (a server's), but not the
+        migration, which runs on an engine of its own with the connect timeout only.
+        """
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, timeouts=timeouts)
         if upgrade:
+            migrating = engine
+            if timeouts is not None and engine.dialect.name == "postgresql":
+                migrating = make_engine(url, timeouts=Timeouts(connect=timeouts.connect))
             try:
-                migrate(engine)
+                migrate(migrating)
             except OperationalError as exc:
                 engine.dispose()
                 raise StoreError(f"cannot open the database: {_first_line(exc)}") from exc
+            finally:
+                if migrating is not engine:
+                    migrating.dispose()
         return cls(engine, key_cache_seconds=key_cache_seconds)
 
     @property

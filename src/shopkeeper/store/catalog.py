@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from shopkeeper.catalog.items import ItemIn
 from shopkeeper.errors import NotFound
 from shopkeeper.records import CatalogChange, Item, UpsertResult, Variant
+from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import item_history, item_variants, items
 
 _CHUNK = 500
@@ -29,7 +30,7 @@ class SqlCatalog:
 
     def upsert(self, new_items: Sequence[ItemIn], *, now: datetime | None = None) -> UpsertResult:
         """Create or replace items in one transaction. Unchanged items are left alone, with no history."""
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             return self.upsert_in(conn, new_items, now=now)
 
     def upsert_in(

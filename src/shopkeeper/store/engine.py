@@ -7,16 +7,18 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from shopkeeper.errors import StoreError
+from shopkeeper.store.deadline import RoundTripWatchdog
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it names the lock that serializes writers and migrations on PostgreSQL.
@@ -24,8 +26,27 @@ PG_WRITE_LOCK = 0x5E0B_0001
 PG_MIGRATE_LOCK = 0x5E0B_0002
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:
-    """An engine for `url`. SQLite gets WAL, a busy timeout and explicit `BEGIN` handling."""
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a server waits on PostgreSQL before answering 503 (seconds; None: as long as it takes).
+
+    `connect`: to open a connection; `statement`: for one statement (PostgreSQL's `statement_timeout`,
+    and a client-side deadline a little longer, for a database or network that stopped answering);
+    `pool`: for a pooled connection to come free.
+    """
+
+    connect: float | None = None
+    statement: float | None = None
+    pool: float | None = None
+
+
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", timeouts: Timeouts | None = None, **kwargs: Any
+) -> Engine:
+    """An engine for `url`. SQLite gets WAL, a busy timeout and explicit `BEGIN` handling.
+
+    Bound values never appear in SQLAlchemy's error messages (`hide_parameters`): they are request data.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -35,13 +56,32 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         # Enough pooled connections for the API's thread pool: a new one costs five PRAGMAs.
         kwargs = {"pool_size": 20, "max_overflow": 20, **kwargs}
+    if parsed.get_backend_name() == "postgresql" and timeouts is not None:
+        parsed, kwargs = _with_timeouts(parsed, timeouts, kwargs)
     try:
-        engine = create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, hide_parameters=True, **kwargs)
     except (NoSuchModuleError, ArgumentError) as exc:
         raise StoreError(f"unsupported database URL {url!r}: {exc}", code="bad_database_url") from exc
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, sqlite_synchronous)
+    if engine.dialect.name == "postgresql" and timeouts is not None and timeouts.statement:
+        # The server's statement_timeout fires first when it can; this one when it cannot answer at all.
+        RoundTripWatchdog(timeouts.statement + 2.0).attach(engine)
     return engine
+
+
+def _with_timeouts(parsed: URL, timeouts: Timeouts, kwargs: dict[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """The URL and engine options that carry `timeouts` to libpq, keeping any `options` the URL has."""
+    query = dict(parsed.query)
+    if timeouts.connect:
+        query["connect_timeout"] = str(max(1, round(timeouts.connect)))
+    if timeouts.statement:
+        options = query.get("options", "")
+        options = options if isinstance(options, str) else " ".join(options)
+        query["options"] = f"{options} -c statement_timeout={round(timeouts.statement * 1000)}".strip()
+    if timeouts.pool:
+        kwargs = {"pool_timeout": timeouts.pool, **kwargs}
+    return parsed.set(query=query), kwargs
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

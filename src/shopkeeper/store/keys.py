@@ -13,6 +13,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.records import ApiKey, KeyKind
+from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import api_keys
 
 KEY_PREFIXES: dict[KeyKind, str] = {"write": "sk_write_", "admin": "sk_admin_"}
@@ -53,7 +54,7 @@ class SqlKeyStore:
             )
         raw = KEY_PREFIXES[kind] + secrets.token_urlsafe(24)
         now = datetime.now(UTC)
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             key_id = conn.execute(
                 insert(api_keys).values(
                     kind=kind,
@@ -74,7 +75,7 @@ class SqlKeyStore:
         return [_to_key(r) for r in rows]
 
     def revoke(self, key_id: int) -> None:
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             done = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))

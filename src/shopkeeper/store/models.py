@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, func, insert, select
 
+from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import model_versions
 
 MAX_MEMBER_BYTES = 2 * 1024**3
@@ -41,7 +42,7 @@ class SqlModelRegistry:
                 if path.is_file():
                     archive.write(path, path.relative_to(directory).as_posix())
         now = datetime.now(UTC)
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             version = conn.execute(
                 insert(model_versions).values(
                     kind=kind,
