@@ -34,7 +34,16 @@ from shopkeeper.privacy.consent import PURPOSE_WORDS, Purposes
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.recommend.base import FloatArray, IntArray, Recommender, top_n
-from shopkeeper.rules import CatalogRow, Past, apply_rules, paused, read_catalog, stated
+from shopkeeper.rules import (
+    CatalogRow,
+    Past,
+    apply_rules,
+    cold_start_reason,
+    paused,
+    read_catalog,
+    read_category_members,
+    stated,
+)
 from shopkeeper.serving_cache import CatalogCache, Found, Lookup, PersonState, PersonStates
 from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
@@ -363,8 +372,9 @@ class Decider:
         personalized = past.personalized and consented and baseline is None
         stated_categories = stated(traits, "favourite_categories")
         reasons: list[Reason] = []
-        how_many = (50 if stated_categories and not personalized else CANDIDATES_PER_SLOT) * n
+        how_many = CANDIDATES_PER_SLOT * n
         exclude = past.owned_array if not where.repeats else None
+        members = self._members(bundle, stated_categories) if stated_categories and not personalized else {}
         if personalized:
             assert state is not None
             picks, picked_scores = self._ranked(bundle, state, past, how_many, exclude)
@@ -377,10 +387,10 @@ class Decider:
             )
         elif baseline is not None and consented:
             # The holdout, or an experiment's popularity arm: the non-personal baseline, said plainly.
-            picks, picked_scores = self._popular(bundle, how_many, exclude)
+            picks, picked_scores = self._popular(bundle, how_many, exclude, members)
             reasons.append(Reason(baseline.text, {**baseline.provenance, "model_version": bundle.version}))
         elif not consented:
-            picks, picked_scores = self._popular(bundle, how_many, exclude)
+            picks, picked_scores = self._popular(bundle, how_many, exclude, members)
             reasons.append(
                 Reason(
                     "Popular in the shop right now. You haven't agreed to personalization, so nothing "
@@ -389,20 +399,7 @@ class Decider:
                 )
             )
         else:
-            picks, picked_scores = self._popular(bundle, how_many, exclude)
-            reasons.append(
-                Reason(
-                    "Not personalized yet: no purchases or views to go on, so these are popular right now"
-                    + (" in the categories you told us you like" if stated_categories else ""),
-                    {
-                        "model": "popularity",
-                        "model_version": bundle.version,
-                        **(
-                            {"trait": "favourite_categories", "source": "stated"} if stated_categories else {}
-                        ),
-                    },
-                )
-            )
+            picks, picked_scores = self._popular(bundle, how_many, exclude, members)
         candidates = [bundle.item_ids[i] for i in picks]
         items = apply_rules(
             bundle,
@@ -416,7 +413,10 @@ class Decider:
             self._catalog.get,
             personalized=personalized,
             stated_categories=stated_categories,
+            category_members=members,
         )
+        if not personalized and baseline is None and consented:
+            reasons.insert(0, cold_start_reason(bundle.version, items, stated_categories))
         owned = past.owned
         if not where.repeats and owned:
             reasons.append(
@@ -429,10 +429,38 @@ class Decider:
             str(uuid.uuid4()), where.name, person_id, items, reasons, bundle.version, personalized
         )
 
+    def _members(self, bundle: ModelBundle, categories: list[str]) -> dict[str, IntArray]:
+        """The model's items in each of these categories, kept until the catalog or the model changes."""
+        found: dict[str, IntArray] = {}
+        for category in categories:
+            key = ("members", bundle.version, category.strip().lower())
+            members = self._catalog.memo(key)
+            if members is None:
+                with self._store.engine.connect() as conn:
+                    members = read_category_members(conn, bundle, category)
+                self._catalog.keep(key, members)
+            found[category] = members
+        return found
+
     def _popular(
-        self, bundle: ModelBundle, how_many: int, exclude: IntArray | None
+        self,
+        bundle: ModelBundle,
+        how_many: int,
+        exclude: IntArray | None,
+        members: dict[str, IntArray] | None = None,
     ) -> tuple[IntArray, FloatArray]:
-        """`top_n` of the bundle's popularity; the same for every visitor, so kept per version."""
+        """`top_n` of the bundle's popularity; the same for every visitor, so kept per version. With
+        `members` (the items in the person's stated favourite categories), the best sellers among those
+        come first, `how_many` of them, then `how_many` of the rest: however low a category's best
+        seller ranks in the whole shop, the stated categories are where the choice starts."""
+        if members:
+            inside = np.unique(np.concatenate(list(members.values())))
+            scores = np.full(len(bundle.popularity), -np.inf)
+            scores[inside] = bundle.popularity[inside]
+            first, first_scores = top_n(scores, how_many, exclude=exclude)
+            outside = inside if exclude is None else np.concatenate([inside, exclude])
+            rest, rest_scores = top_n(bundle.popularity, how_many, exclude=outside)
+            return np.concatenate([first, rest]), np.concatenate([first_scores, rest_scores])
         if exclude is not None and len(exclude):
             return top_n(bundle.popularity.astype(np.float64, copy=True), how_many, exclude=exclude)
         key = (bundle.version, how_many)

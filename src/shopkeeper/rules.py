@@ -7,7 +7,7 @@ Each chosen item says why: bought before, like something the person bought or lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 
 from shopkeeper.decisions import DecidedItem, Reason
 from shopkeeper.placements import Placement
-from shopkeeper.profiles.traits import ResolvedTrait
+from shopkeeper.profiles.traits import ResolvedTrait, within_category
 from shopkeeper.recommend.base import History, IntArray
 from shopkeeper.recommend.explain import strongest_marked
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.schema import item_variants, items
-from shopkeeper.training import ModelBundle
+from shopkeeper.training import POPULAR_ITEMS, ModelBundle
 
 _CATALOG = (
     select(
@@ -62,9 +62,12 @@ def apply_rules(
     *,
     personalized: bool,
     stated_categories: list[str],
+    category_members: Mapping[str, IntArray] | None = None,
 ) -> list[DecidedItem]:
     """The first `n` candidates that pass the rules, each with its reasons; `reasons` gets one line per
-    rule that left items out. `catalog_of` reads catalog rows (see `read_catalog`)."""
+    rule that left items out. `catalog_of` reads catalog rows (see `read_catalog`);
+    `category_members` holds the model's items in each stated favourite category (see
+    `read_category_members`), so that an item picked for its category says how it sells there."""
     size_trait = traits.get("size")
     size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
     sizes_trait = traits.get("sizes")
@@ -82,11 +85,6 @@ def apply_rules(
     # stop within the first `n` or so of their `8 n` candidates.
     catalog: dict[str, CatalogRow] = {}
     read = 0
-    if stated_categories and not personalized:
-        # Cold start within the stated categories: those come first, popularity orders each group.
-        catalog = catalog_of(candidates)
-        read = len(candidates)
-        ranked.sort(key=lambda pair: (_in(catalog.get(pair[0]), stated_categories) is None, -pair[1]))
     chosen: list[tuple[str, float, CatalogRow | None, list[Reason]]] = []
     for position, (item_id, score) in enumerate(ranked):
         if position >= read:
@@ -98,7 +96,7 @@ def apply_rules(
         if item_id in rejected:
             removed["rejected"] += 1
             continue
-        if category and any(category == d or category.startswith(d + " > ") for d in disliked):
+        if category and any(within_category(category, d) for d in disliked):
             removed["dislike"] += 1
             continue
         item_reasons: list[Reason] = []
@@ -135,7 +133,16 @@ def apply_rules(
         chosen.append((item_id, float(score), info, item_reasons))
         if len(chosen) == n:
             break
-    whys = _why(bundle, [item_id for item_id, *_ in chosen], past, personalized, catalog, catalog_of)
+    whys = _why(
+        bundle,
+        [item_id for item_id, *_ in chosen],
+        past,
+        personalized,
+        catalog,
+        catalog_of,
+        liked={item_id: liked for item_id, _, info, _ in chosen if (liked := _in(info, stated_categories))},
+        members=category_members or {},
+    )
     decided = [
         DecidedItem(item_id, score, [*why, *item_reasons], info.title if info else "")
         for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
@@ -172,10 +179,14 @@ def _why(
     personalized: bool,
     catalog: dict[str, CatalogRow],
     catalog_of: CatalogReader,
+    *,
+    liked: Mapping[str, str] | None = None,
+    members: Mapping[str, IntArray] | None = None,
 ) -> list[list[Reason]]:
     """Why each chosen item: bought before, like something they bought or looked at, often bought in
-    the order after something they bought, popular right now, or (when none of these holds) picked by
-    the model from their history. The titles of the items named are read in one query."""
+    the order after something they bought, how it sells (see `_selling`), or (when none of these holds)
+    picked by the model from their history. `liked` names the stated favourite category each liked item
+    is in, and `members` the model's items in each. The titles of the items named are read in one query."""
     last_event, owned = past.last_event, past.owned
     evidence: list[tuple[str, int, float] | None] = []
     had = bought = None
@@ -232,15 +243,10 @@ def _why(
                     )
                 ]
             )
-        elif not personalized or index is None or bundle.popularity[index] >= bundle.popular_floor:
-            whys.append(
-                [
-                    Reason(
-                        "Popular with customers right now",
-                        {"model": "popularity", "model_version": bundle.version},
-                    )
-                ]
-            )
+        elif index is None or not personalized or bundle.popularity[index] >= bundle.popular_floor:
+            category = (liked or {}).get(item_id)
+            within = (members or {}).get(category) if category is not None else None
+            whys.append([_selling(bundle, index, category, within)])
         else:
             whys.append(
                 [
@@ -251,6 +257,71 @@ def _why(
                 ]
             )
     return whys
+
+
+def cold_start_reason(version: int, items: Sequence[DecidedItem], categories: list[str]) -> Reason:
+    """The decision's reason when nothing about the person's behaviour is known yet: popular items,
+    from their stated favourite categories first, saying how many of those it could show."""
+    text = "Not personalized yet: no purchases or views to go on, so these are popular right now"
+    provenance: dict[str, Any] = {"model": "popularity", "model_version": version}
+    if not categories:
+        return Reason(text, provenance)
+    liked = sum(
+        1 for item in items if any(r.provenance.get("trait") == "favourite_categories" for r in item.reasons)
+    )
+    if items and liked == len(items):
+        text += " in the categories you told us you like"
+    elif liked:
+        text += ": first in the categories you told us you like, then in the whole shop"
+    else:
+        text += ". Nothing in the categories you told us you like could be shown"
+    return Reason(
+        text, {**provenance, "trait": "favourite_categories", "source": "stated", "in_categories": liked}
+    )
+
+
+def _selling(bundle: ModelBundle, index: int | None, category: str | None, within: IntArray | None) -> Reason:
+    """How an item that was not picked for the person's own history sells, saying only what is true:
+    "Popular with customers right now" for the shop's `POPULAR_ITEMS` best sellers; "Among the best
+    sellers in X" for one of the `POPULAR_ITEMS` best sellers of a stated favourite category X that sold
+    in the popularity window; else its rank among the shop's best sellers, or that few have bought it."""
+    provenance: dict[str, Any] = {"model": "popularity", "model_version": bundle.version}
+    if index is None:  # not in the model: nothing known of how it sells
+        return Reason("Shown to fill the list: we know nothing yet of how it sells", provenance)
+    popularity = bundle.popularity
+    mine = popularity[index]
+    if mine >= bundle.popular_floor:
+        return Reason("Popular with customers right now", provenance)
+    if category is not None and within is not None and mine >= 1.0:
+        rank = 1 + int(np.count_nonzero(popularity[within] > mine))
+        if rank <= POPULAR_ITEMS:
+            return Reason(
+                f"Among the best sellers in {category}",
+                {**provenance, "category": category, "rank_in_category": rank},
+            )
+    rank = 1 + int(np.count_nonzero(popularity > mine))
+    if mine >= 1.0:
+        return Reason(f"The shop's number {rank} best seller right now", {**provenance, "rank": rank})
+    return Reason("Shown to fill the list: few customers have bought it yet", {**provenance, "rank": rank})
+
+
+def read_category_members(conn: Connection, bundle: ModelBundle, category: str) -> IntArray:
+    """The model's items (their indices in `bundle`) whose catalog category is `category` or under it,
+    compared without regard to case, sorted."""
+    lowered = category.strip().lower()
+    escaped = lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(items.c.item_id, items.c.category).where(
+        or_(
+            func.lower(items.c.category) == lowered,
+            func.lower(items.c.category).like(escaped + " > %", escape="\\"),
+        )
+    )
+    found = {
+        index
+        for item_id, item_category in conn.execute(query)
+        if within_category(item_category, category) and (index := bundle.index.get(item_id)) is not None
+    }
+    return np.asarray(sorted(found), np.int64)
 
 
 def read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
@@ -333,10 +404,11 @@ def stated(traits: dict[str, ResolvedTrait], key: str) -> list[str]:
 
 
 def _in(info: CatalogRow | None, categories: list[str]) -> str | None:
+    """The first of `categories` that the item is in (its category or one above it), if any."""
     if info is None or not info.category:
         return None
     for category in categories:
-        if info.category == category or info.category.startswith(category + " > "):
+        if within_category(info.category, category):
             return category
     return None
 

@@ -255,6 +255,7 @@ class CatalogCache:
         self._read = read
         self._size = size
         self._rows: dict[str, CatalogRow | None] = {}
+        self._kept: dict[Any, Any] = {}  # what decide derives from the catalog (see `keep`)
         self._stamp: Stamp | None = None
         self._checked = float("-inf")
         self._lock = threading.Lock()
@@ -264,8 +265,20 @@ class CatalogCache:
         with self._lock:
             if stamp != self._stamp or time.monotonic() - self._checked > CATALOG_SECONDS:
                 self._rows = {}
+                self._kept = {}
                 self._stamp = stamp
                 self._checked = time.monotonic()
+
+    def memo(self, key: Any) -> Any:
+        """What was kept under `key` since the catalog last changed, or None."""
+        return self._kept.get(key)
+
+    def keep(self, key: Any, value: Any) -> None:
+        """Keep something derived from the catalog (the items in a category, say) until it changes."""
+        kept = self._kept
+        if len(kept) >= 1_000:
+            kept = self._kept = {}
+        kept[key] = value
 
     def get(self, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
         rows = self._rows

@@ -99,9 +99,31 @@ def test_without_next_order_evidence_an_unpopular_pick_is_not_called_popular() -
     assert "signal" not in provenance
 
 
-def test_unpersonalized_decisions_are_explained_as_popular() -> None:
-    reasons = _reasons(_bundle(None), ["cup", "candle"], personalized=False)
-    assert [text for text, _ in reasons] == ["Popular with customers right now"] * 2
+def test_unpersonalized_items_say_how_they_sell_and_claim_popularity_only_when_true() -> None:
+    # Sales in the popularity window: only the bag is among the shop's best sellers (the floor is 9).
+    bundle = _bundle(None)
+    bundle.popularity = np.array([3.0, 2.0, 9.0, 4.0, 1.0, 0.001])
+    bundle.popular_floor = 9.0
+    catalog = {item: CatalogRow(title, "Home") for item, title in TITLES.items()}
+    whys = _why(
+        bundle,
+        ["bag", "lunch", "cup", "tee"],
+        _past(),
+        False,
+        catalog,
+        lambda ids: {},
+        liked={"cup": "Kitchen"},
+        members={"Kitchen": np.array([MUG, CUP])},
+    )
+    texts = [why[0].text for why in whys]
+    assert texts == [
+        "Popular with customers right now",
+        "The shop's number 2 best seller right now",  # after the bag (9)
+        "Among the best sellers in Kitchen",  # second of the two kitchen items
+        "Shown to fill the list: few customers have bought it yet",
+    ]
+    assert whys[2][0].provenance["rank_in_category"] == 2
+    assert whys[1][0].provenance["rank"] == 2
 
 
 def test_strongest_marked_picks_the_largest_marked_entry() -> None:

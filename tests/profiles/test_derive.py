@@ -134,3 +134,78 @@ def test_identify_traits_are_observed_unless_marked_stated() -> None:
 
 def test_no_events_no_traits() -> None:
     assert derive_traits([], CATALOG) == []
+
+
+def _seen(mid: str, when: str, country: str, product: str = "shirt") -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": mid,
+        "timestamp": when,
+        "properties": {"product_id": product},
+        "context": {"location": {"country": country}},
+    }
+
+
+def test_a_value_cites_only_the_events_that_said_it() -> None:
+    """Regression: country = Germany cited 36 events, 35 of which said United Kingdom."""
+    uk = [_seen(f"uk{k}", f"2011-01-{k + 1:02d}T10:00:00Z", "United Kingdom") for k in range(12)]
+    germany = _seen("de", "2026-12-01T10:00:00Z", "Germany")
+    country = by_key(derive_traits([*uk, germany], CATALOG))[("country", "observed")]
+    assert (country.value, country.evidence) == ("Germany", {"events": ["de"], "count": 1})
+    # Back to the United Kingdom: every event that said so counts, the newest 10 are cited.
+    back = _seen("uk-again", "2026-12-02T10:00:00Z", "United Kingdom")
+    country = by_key(derive_traits([*uk, germany, back], CATALOG))[("country", "observed")]
+    assert country.value == "United Kingdom" and country.evidence["count"] == 13
+    assert country.evidence["events"] == [f"uk{k}" for k in range(3, 12)] + ["uk-again"]
+
+
+def test_favourites_cite_their_strongest_voters_not_every_interaction() -> None:
+    """Regression: favourite_categories cited orders of 2010 while its score came from one view today."""
+    old = [order(f"o{k}", f"2010-12-{k + 1:02d}T10:00:00Z", f"A{k}", ("bag-red", 2.0, 1)) for k in range(5)]
+    today = _seen("today", "2026-12-01T10:00:00Z", "United Kingdom", product="holder")
+    guess = by_key(derive_traits([*old, today], CATALOG))[("favourite_categories", "inferred")]
+    assert guess.value == ["Candles > T-light holders"]  # the 2010 bags have faded to nothing
+    assert guess.evidence["events"] == ["today"] and guess.evidence["count"] == 1
+    assert guess.updated_at.year == 2026
+    # An order of bags the day before: both values are chosen, and each one's vote is cited, oldest first.
+    recent = order("recent", "2026-11-30T10:00:00Z", "B1", ("bag-red", 2.0, 1))
+    guess = by_key(derive_traits([*old, recent, today], CATALOG))[("favourite_categories", "inferred")]
+    assert guess.value == ["Bags > Lunch bags", "Candles > T-light holders"]
+    assert guess.evidence["count"] == 7  # the 2010 orders voted too, with next to no weight
+    assert guess.evidence["events"] == ["o0", "o1", "o2", "o3", "o4", "recent", "today"]
+
+
+def test_currency_cites_the_orders_paid_in_it() -> None:
+    euro = order("e1", "2011-03-11T10:00:00Z", "E1", ("shirt", 9.0, 1), currency="EUR")
+    cancelled = order("e2", "2011-03-12T10:00:00Z", "E2", ("shirt", 9.0, 1), currency="EUR")
+    cancel = {
+        "type": "track",
+        "event": "Order Cancelled",
+        "messageId": "c-e2",
+        "timestamp": "2011-03-13T10:00:00Z",
+        "properties": {"order_id": "E2"},
+    }
+    currency = by_key(derive_traits([*HISTORY, euro, cancelled, cancel], CATALOG))[("currency", "observed")]
+    assert currency.value == "GBP"
+    assert currency.evidence == {"events": ["o1", "o2"], "count": 2}
+
+
+def test_a_guess_that_contradicts_a_stated_dislike_is_dropped() -> None:
+    """Regression: a guessed favourite `Bags > Lunch bags` sat beside a stated dislike of `Bags`."""
+    dislike = {
+        "type": "identify",
+        "messageId": "no-bags",
+        "timestamp": "2011-03-11T10:00:00Z",
+        "userId": "u",
+        "traits": {"disliked_categories": ["bags"]},
+        "context": {"shopkeeper": {"stated": True}},
+    }
+    guess = by_key(derive_traits([*HISTORY, dislike], CATALOG))[("favourite_categories", "inferred")]
+    assert guess.value == ["Clothing > Shirts"]  # the holder was bought, then returned
+    assert guess.evidence["left_out_as_disliked"] == ["Bags > Lunch bags"]
+    assert set(guess.evidence["events"]) == {"v1", "a1"}  # no order of bags is cited
+    # A stated dislike of something else leaves the guess alone.
+    other = {**dislike, "traits": {"disliked_categories": ["Bagsworth"]}}
+    guess = by_key(derive_traits([*HISTORY, other], CATALOG))[("favourite_categories", "inferred")]
+    assert guess.value[0] == "Bags > Lunch bags" and "left_out_as_disliked" not in guess.evidence

@@ -21,9 +21,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from shopkeeper.profiles.traits import Source, TraitRecord
+import orjson
+
+from shopkeeper.profiles.traits import Source, TraitRecord, within_category
 
 FAVOURITE_HALF_LIFE = timedelta(days=180)
 # The guesses this fold makes; other inferred traits come from models and are not rebuilt from events.
@@ -45,17 +47,41 @@ class CatalogEntry:
 
 @dataclass
 class _Slot:
-    """The newest value of one trait from one source, with the events behind it."""
+    """The newest value of one trait from one source, and the events that said each value: a value's
+    evidence is the events that said it (the newest `EVIDENCE_IDS` of them, and how many)."""
 
     value: Any
     at: datetime
-    events: list[str] = field(default_factory=list)
-    count: int = 0
+    said: dict[bytes, tuple[list[str], int]] = field(default_factory=dict)
 
     def see(self, value: Any, at: datetime, message_id: str) -> None:
         self.value, self.at = value, at
-        self.count += 1
-        self.events = [*self.events[-(EVIDENCE_IDS - 1) :], message_id]
+        key = _value_key(value)
+        events, count = self.said.get(key, ([], 0))
+        if not events or events[-1] != message_id:
+            self.said[key] = ([*events[-(EVIDENCE_IDS - 1) :], message_id], count + 1)
+
+    def evidence(self) -> dict[str, Any]:
+        events, count = self.said[_value_key(self.value)]
+        return _evidence(events, count)
+
+
+def _value_key(value: Any) -> bytes:
+    """A value as a key, however it nests (JSON values, as events carry them)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return repr(value).encode()
+
+
+class _Vote(NamedTuple):
+    """One product of one event, voting for a favourite (a category, colour or size) with a weight."""
+
+    at: datetime
+    trait: str
+    value: str
+    weight: float
+    message_id: str
 
 
 @dataclass
@@ -64,9 +90,8 @@ class _Fold:
     orders: dict[str, tuple[datetime, str, float]] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
     refunds: list[tuple[datetime, str, float]] = field(default_factory=list)
-    currencies: Counter[str] = field(default_factory=Counter)
-    interactions: list[tuple[datetime, str, str, float]] = field(default_factory=list)  # at, kind, value, w
-    interaction_events: dict[str, list[str]] = field(default_factory=dict)
+    currencies: dict[str, str] = field(default_factory=dict)  # order id -> its currency
+    interactions: list[_Vote] = field(default_factory=list)
     viewed: list[tuple[str, datetime, str]] = field(default_factory=list)
     carted: list[tuple[str, datetime, str]] = field(default_factory=list)
     first: tuple[datetime, str] | None = None
@@ -75,9 +100,8 @@ class _Fold:
     def note(self, key: str, source: Source, value: Any, at: datetime, message_id: str) -> None:
         slot = self.slots.get((key, source))
         if slot is None:
-            self.slots[(key, source)] = _Slot(value, at, [message_id], 1)
-        else:
-            slot.see(value, at, message_id)
+            slot = self.slots[(key, source)] = _Slot(value, at)
+        slot.see(value, at, message_id)
 
 
 def parse_time(value: Any) -> datetime:
@@ -189,7 +213,7 @@ def _order(
     fold.orders[order_id] = (at, message_id, revenue)
     currency = properties.get("currency")
     if isinstance(currency, str) and currency:
-        fold.currencies[currency.upper()] += 1
+        fold.currencies[order_id] = currency.upper()
     _interact(fold, properties, "purchase", at, message_id, catalog)
 
 
@@ -219,10 +243,7 @@ def _interact(
             ("favourite_sizes", size),
         ):
             if isinstance(value, str) and value:
-                fold.interactions.append((at, trait, value, weight))
-                ids = fold.interaction_events.setdefault(trait, [])
-                if not ids or ids[-1] != message_id:
-                    ids.append(message_id)
+                fold.interactions.append(_Vote(at, trait, value, weight, message_id))
 
 
 def _products(properties: Mapping[str, Any]) -> list[tuple[str, float, float, Mapping[str, Any]]]:
@@ -267,7 +288,7 @@ def _records(fold: _Fold) -> list[TraitRecord]:
             slot.value,
             source,
             slot.at,
-            _evidence(slot.events, slot.count),
+            slot.evidence(),
             confirmed_at=slot.at if source == "stated" else None,
         )
         for (key, source), slot in fold.slots.items()
@@ -322,10 +343,13 @@ def _records(fold: _Fold) -> list[TraitRecord]:
                 _evidence(refund_events, len(fold.refunds)),
             )
         )
-        if fold.currencies:
-            currency, times = fold.currencies.most_common(1)[0]
+        counted = Counter(fold.currencies[o] for o in orders if o in fold.currencies)
+        if counted:
+            currency, times = counted.most_common(1)[0]
+            paid = sorted(v for o, v in orders.items() if fold.currencies.get(o) == currency)
+            in_currency = [message_id for _at, message_id, _revenue in paid]
             records.append(
-                TraitRecord("currency", currency, "observed", newest, _evidence(order_events, times))
+                TraitRecord("currency", currency, "observed", newest, _evidence(in_currency, times))
             )
 
     records += _favourites(fold, last_at)
@@ -337,19 +361,26 @@ def _records(fold: _Fold) -> list[TraitRecord]:
                     recent.append(item_id)
                 if len(recent) == RECENT_ITEMS:
                     break
-            records.append(
-                TraitRecord(key, recent, "observed", seen[-1][1], _evidence([s[2] for s in seen], len(seen)))
-            )
+            # The evidence: the events that showed these items (not those of older ones).
+            shown = list(dict.fromkeys(mid for item_id, _at, mid in seen if item_id in recent))
+            records.append(TraitRecord(key, recent, "observed", seen[-1][1], _evidence(shown, len(shown))))
     return records
 
 
 def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
+    """The guessed favourites: each value's votes, fading back from the person's newest event. A
+    category the person told us they dislike is never guessed (nor anything under it). The evidence is
+    the events that voted for the chosen values: the `EVIDENCE_IDS` strongest (newest first among
+    equals), oldest first, with how many there were."""
+    disliked = _stated_list(fold, "disliked_categories")
     scores: dict[str, Counter[str]] = {}
-    latest: dict[str, datetime] = {}
-    for at, trait, value, weight in fold.interactions:
-        decay = 0.5 ** ((newest - at) / FAVOURITE_HALF_LIFE)
-        scores.setdefault(trait, Counter())[value] += weight * decay
-        latest[trait] = max(latest.get(trait, at), at)
+    dropped: dict[str, set[str]] = {}
+    for vote in fold.interactions:
+        if vote.trait == "favourite_categories" and any(within_category(vote.value, d) for d in disliked):
+            dropped.setdefault(vote.trait, set()).add(vote.value)
+            continue
+        decay = 0.5 ** ((newest - vote.at) / FAVOURITE_HALF_LIFE)
+        scores.setdefault(vote.trait, Counter())[vote.value] += vote.weight * decay
     records = []
     for trait, counter in scores.items():
         ranked = [(v, s) for v, s in counter.most_common() if s > 0]
@@ -357,16 +388,37 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
             continue
         top = ranked[0][1]
         chosen = [(v, s) for v, s in ranked[:TOP_FAVOURITES] if s >= 0.2 * top]
-        events = fold.interaction_events.get(trait, [])
+        values = {v for v, _ in chosen}
+        strength: dict[str, float] = {}
+        when: dict[str, datetime] = {}
+        for vote in fold.interactions:
+            if vote.trait == trait and vote.value in values and vote.weight > 0:
+                decay = 0.5 ** ((newest - vote.at) / FAVOURITE_HALF_LIFE)
+                strength[vote.message_id] = strength.get(vote.message_id, 0.0) + vote.weight * decay
+                when[vote.message_id] = vote.at
+        strongest = sorted(strength, key=lambda m: (-strength[m], -when[m].timestamp(), m))[:EVIDENCE_IDS]
+        cited = sorted(strongest, key=lambda m: (when[m], m))
         total = sum(s for _, s in ranked)
+        more: dict[str, Any] = {"scores": {v: round(s, 3) for v, s in chosen}}
+        if dropped.get(trait):
+            more["left_out_as_disliked"] = sorted(dropped[trait])
         records.append(
             TraitRecord(
                 trait,
                 [v for v, _ in chosen],
                 "inferred",  # a guess from behaviour: the person can say "that's not me"
-                latest[trait],
-                _evidence(events, len(events), scores={v: round(s, 3) for v, s in chosen}),
+                max(when.values()),
+                {"events": cited, "count": len(strength), **more},
                 confidence=round(sum(s for _, s in chosen) / total, 3),
             )
         )
     return records
+
+
+def _stated_list(fold: _Fold, key: str) -> list[str]:
+    """What the person stated for `key` (a list of strings, or one), as a list; [] if nothing."""
+    slot = fold.slots.get((key, "stated"))
+    if slot is None:
+        return []
+    value = slot.value
+    return [str(v) for v in value if v] if isinstance(value, list) else [str(value)] if value else []

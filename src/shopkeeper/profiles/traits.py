@@ -173,3 +173,10 @@ def resolve(
             considered=tuple(considered),
         )
     return resolved
+
+
+def within_category(category: str, parent: str) -> bool:
+    """Whether a category path is `parent` or under it ("Bags > Jumbo bags" is within "Bags"), without
+    regard to case: the one test of "in a category" that stated likes and dislikes are read with."""
+    category, parent = category.strip().lower(), parent.strip().lower()
+    return bool(parent) and (category == parent or category.startswith(parent + " > "))
