@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import func, select
 from tests.conftest import serving
 
+from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.events.importers import import_orders, open_file, open_sample
 from shopkeeper.privacy.rights import purge
 from shopkeeper.profiles.builder import ProfileBuilder
@@ -124,3 +125,37 @@ def test_a_real_history_keeps_its_dates_and_is_aged_and_purged_by_them(store: St
     with store.engine.connect() as conn:
         left = list(conn.scalars(select(events.c.message_id)))
     assert left == ["online-retail:2"]
+
+
+def test_a_replay_keeps_the_shift_it_was_first_stored_with(store: Store, tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        "536366,22633,HAND WARMER UNION JACK,6,2011-09-30 15:14:00,1.85,17850.0,United Kingdom",
+    ]
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with open_file(path) as source:
+        first = import_orders(store, source, replay_until=NOW)
+    assert first.newest_order_at == datetime(2026, 12, 3, 15, 14, tzinfo=UTC)  # 15:14 is after noon
+    assert replay_note(first, NOW).startswith(
+        "The sample's real orders, up to 30 Sep 2011, are replayed shifted by 5,543 days so that they end "
+        "yesterday"
+    )
+    with open_file(path) as source:
+        again = import_orders(store, source, replay_until=NOW + timedelta(days=30))
+    assert (again.orders, again.shifted_days) == (0, first.shifted_days)
+    with store.engine.connect() as conn:
+        stamps = sorted(conn.scalars(select(events.c.timestamp)))
+    assert stamps == [datetime(2026, 2, 3, 8, 26, tzinfo=UTC), datetime(2026, 12, 3, 15, 14, tzinfo=UTC)]
+
+
+def test_a_shop_that_holds_the_sample_as_recorded_is_told_so(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(f"{HEADER}\n1,85123A,HOLDER,6,2011-09-30 15:14:00,2.55,17850.0,United Kingdom\n")
+    with open_file(path) as source:
+        import_orders(store, source)  # as an earlier shopkeeper stored it: its own dates
+    with open_file(path) as source:
+        replayed = import_orders(store, source, replay_until=NOW)
+    assert replayed.shifted_days == 0
+    assert "stored with their own dates, up to 30 Sep 2011" in replay_note(replayed, NOW)

@@ -204,8 +204,8 @@ def import_orders_command(
         return
     console.print(f"Profiles of {rebuilt:,} people derived in {rebuild_seconds:.1f} s.")
     _print_summary(report)
-    if note := replay_note(report, now):
-        console.print(note)
+    if sample and not as_recorded:
+        console.print(replay_note(report, now))
 
 
 def _run(
@@ -242,10 +242,16 @@ def _run(
 
 
 def replay_note(report: ImportReport, now: datetime) -> str:
-    """What a replayed import did to the dates, in one sentence (empty when the dates are the file's)."""
-    if not report.shifted_days or report.newest_order_at is None:
-        return ""
+    """What a replay of the sample did to its dates, in one sentence."""
     end = report.newest_order_at
+    if end is None:
+        return ""
+    if not report.shifted_days:
+        return (
+            f"The sample's orders are stored with their own dates, up to {end.day} {end:%b %Y} (an earlier "
+            "import stored them so), and ages and expiry measure them against now; a new database "
+            "replays them shifted so that they end today."
+        )
     real_end = end - timedelta(days=report.shifted_days)
     when = {now.date(): "today", (now - timedelta(days=1)).date(): "yesterday"}.get(
         end.date(), f"on {end.day} {end:%b %Y}"
