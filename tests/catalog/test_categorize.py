@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from shopkeeper.catalog.categorize import (
@@ -14,6 +17,7 @@ from shopkeeper.catalog.categorize import (
     singular,
     words,
 )
+from shopkeeper.events.importers import open_sample, read_orders
 
 
 @pytest.mark.parametrize(
@@ -132,3 +136,67 @@ def test_duplicate_titles_count_once() -> None:
     once = TitleCategorizer().fit(["JUMBO BAG RED", "LUNCH BAG RED"])
     twice = TitleCategorizer().fit(["JUMBO BAG RED", "LUNCH BAG RED", "LUNCH BAG RED"])
     assert once.head_counts_ == twice.head_counts_
+
+
+# Issue 12: head nouns win over the designs that trail them. Each line is a product line: the product,
+# then many designs ("keep calm", "doiley patterns", "dolly girl") that also go with other products.
+PRODUCT_LINES = [
+    "JUMBO BAG DOILEY PATTERNS",
+    "JUMBO BAG DOLLY GIRL DESIGN",
+    "JUMBO BAG STRAWBERRY",
+    "JUMBO BAG OWLS",
+    "LUNCH BAG DOILEY PATTERN",
+    "LUNCH BAG SUKI DESIGN",
+    "LUNCH BAG CARS BLUE",
+    "RED RETROSPOT GIFT BAG",
+    "SUKI SHOULDER BAG",
+    "PINK FLOWER BAG",
+    "HOT WATER BOTTLE KEEP CALM",
+    "HOT WATER BOTTLE BABUSHKA",
+    "HOT WATER BOTTLE I AM SO POORLY",
+    "ENGLISH ROSE HOT WATER BOTTLE",
+    "CHOCOLATE HOT WATER BOTTLE",
+    "GREY HEART HOT WATER BOTTLE",
+    "DOORMAT KEEP CALM AND COME IN",
+    "DOILEY STORAGE TIN",
+    "DOLLY GIRL LUNCH BOX",
+    "OWL DOORSTOP",
+    *CATALOG.values(),
+]
+
+
+def test_a_product_line_is_headed_by_its_product_not_its_design() -> None:
+    model = TitleCategorizer().fit(PRODUCT_LINES)
+    assert model.category("JUMBO BAG DOILEY PATTERNS").path == "Bags"
+    assert model.category("LUNCH BAG SUKI DESIGN").path == "Bags > Lunch bags"
+    water_bottle = model.category("HOT WATER BOTTLE KEEP CALM")
+    assert (water_bottle.head, water_bottle.path) == ("bottle", "Bottles > Water bottles")
+    # A run of first words that goes on with other products is no line: these are holders.
+    assert model.category("WHITE HANGING HEART T-LIGHT HOLDER").head == "holder"
+    assert model.category("SUKI SHOULDER BAG").head == "bag"
+
+
+def test_slogans_pronouns_are_not_heads() -> None:
+    assert head_phrase("I'M ON HOLIDAY METAL SIGN") == ["holiday", "metal", "sign"]
+
+
+def test_irregular_plurals_name_the_category() -> None:
+    assert (plural("shelf"), plural("knife"), plural("leaf")) == ("shelves", "knives", "leaves")
+
+
+def test_accuracy_on_the_hand_labelled_sample_titles() -> None:
+    """200 titles of the sample, labelled by hand before the categorizer changed (tests/catalog/README.md):
+    the rightmost-head rule named 158 right (79.0%), product lines 165 (82.5%); benchmarks/categories.py."""
+    with open_sample() as source:
+        _, book = read_orders(source)
+    model = TitleCategorizer().fit(seen.title(item_id) for item_id, seen in book.items.items())
+    with (Path(__file__).parent / "category_labels.csv").open(newline="") as file:
+        labelled = [(row["title"], row["label"]) for row in csv.DictReader(file)]
+    assert len(labelled) == 200
+    right = 0
+    for title, label in labelled:
+        head = model.category(title).head
+        right += (model.plural_of(head).lower() if head is not None else "other") == label
+    assert right / len(labelled) >= 0.80  # measured 0.825
+    assert model.category("JUMBO BAG DOILEY PATTERNS").path == "Bags"
+    assert model.category("HOT WATER BOTTLE KEEP CALM").path == "Bottles > Water bottles"

@@ -29,6 +29,7 @@ def test_the_demo_trains_the_reranker_and_explains_every_pick(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert "Customer 17850" in done.stdout
+    assert "The sample's real orders, up to 30 Sep 2011, are replayed shifted by" in done.stdout
     assert "Because you bought" in done.stdout
     assert "A first-time visitor" in done.stdout and "Popular with customers right now" in done.stdout
     assert "Serving on" not in done.stdout

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
@@ -29,6 +30,12 @@ def test_the_sample_imports_once_and_shows_customer_17850(database_url: str) -> 
     assert report["bad_rows"] == []
     assert report["orders"] > 2000 and report["returns"] > 300
     assert report["people_created"] > 500 and report["items_created"] > 3000
+    # Replayed so that it ends today: every date moves by the same whole number of days.
+    shift = timedelta(days=report["shifted_days"])
+    newest = datetime.fromisoformat(report["newest_order_at"])
+    assert newest - shift == datetime(2011, 9, 30, 15, 14, tzinfo=UTC)
+    assert newest <= datetime.now(UTC) < newest + timedelta(days=1)
+    assert "replayed shifted by" in run("import", "orders", "--sample", "--db", database_url).stdout
 
     shown = run("people", "show", "17850", "--json", "--db", database_url)
     assert shown.returncode == 0, shown.stderr
@@ -36,7 +43,8 @@ def test_the_sample_imports_once_and_shows_customer_17850(database_url: str) -> 
     # 17850 has 35 invoices in the sample: 34 orders and one cancellation.
     assert person["event_count"] == 35
     assert person["event_counts"] == {"track": 35}
-    assert person["first_seen"].startswith("2010-12-01T08:26:00")
+    assert person["first_seen"] == (datetime(2010, 12, 1, 8, 26, tzinfo=UTC) + shift).isoformat()
+    assert "favourite_categories" in {t["key"] for t in person["traits"]}  # a live guess, not expired
 
     again = json.loads(run("import", "orders", "--sample", "--json", "--db", database_url).stdout)
     assert (again["orders"], again["returns"], again["people_created"], again["items_created"]) == (
@@ -46,6 +54,7 @@ def test_the_sample_imports_once_and_shows_customer_17850(database_url: str) -> 
         0,
     )
     assert again["orders_already_imported"] == report["orders"] + report["returns"]
+    assert again["shifted_days"] == report["shifted_days"]
     assert (
         json.loads(run("people", "show", "17850", "--json", "--db", database_url).stdout)["event_count"] == 35
     )
@@ -128,6 +137,7 @@ def test_mistakes_are_one_line_and_exit_1(sqlite_url: str, tmp_path: Path) -> No
         (("import", "orders", str(path), "--sample"), "error: give FILE or --sample, not both"),
         (("import", "orders", str(tmp_path / "nope.csv")), "error: cannot read"),
         (("import", "orders", "--sample", "--order-id", "x"), "error: --mapping and the column flags"),
+        (("import", "orders", str(path), "--as-recorded"), "error: --as-recorded is for --sample only"),
         (("import", "orders", str(path)), "error: " + str(path) + ": no column for quantity"),
         (("import", "orders", str(path), "--default-currency", "euro"), "error: default currency 'euro'"),
     ]

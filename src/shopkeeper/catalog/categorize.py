@@ -1,19 +1,26 @@
 """Categories and attributes derived from product titles alone, for catalogs that come without them.
 
-English product titles name what the thing is with their head noun, and put it last: "JUMBO BAG RED
-RETROSPOT" is a bag, "WHITE HANGING HEART T-LIGHT HOLDER" a holder. Titles often trail a colour, a size or
-a pattern after it, so the head is the rightmost word that *this catalog* uses as a head:
+English product titles name what the thing is with their head noun: "WHITE HANGING HEART T-LIGHT HOLDER"
+is a holder. A gift shop's titles also come in product lines: the product first, then the design, as in
+"JUMBO BAG DOILEY PATTERNS" (a bag) and "HOT WATER BOTTLE KEEP CALM" (a bottle). Both are read with what
+*this catalog* says about its own words:
 
 1. Each title becomes words: lower-cased, numbers and words with digits dropped, function words ("of",
-   "the") dropped, plurals made singular ("boxes" -> "box"). Only the words before a preposition count
-   ("GLASS GEMS IN BAG" is gems). Colours, sizes, patterns, occasions, places and styles ("retrospot",
-   "design", "christmas", "london", "vintage") are never heads.
+   "the", "i'm") dropped, plurals made singular ("boxes" -> "box"). Only the words before a preposition
+   count ("GLASS GEMS IN BAG" is gems). Colours, sizes, patterns, occasions, places and styles
+   ("retrospot", "design", "christmas", "london", "vintage") are never heads.
 2. Learned from the whole catalog: a word's *headness* is the share of the titles containing it that it
    ends, its *firstness* the share that it starts. "holder" ends most titles it is in and starts none;
    "woodland" ends some ("LUNCH BAG WOODLAND") but starts as many, so it is a theme, not a kind of thing.
-3. A title's head is its rightmost word that ends at least two titles, with headness >= `min_headness`
-   and firstness < `max_firstness`; else its last candidate word.
-4. The path is the head's plural ("Bags"), then, when at least `min_bigram_items` titles share it, the
+3. The rightmost head: the rightmost word that ends at least two titles, with headness >= `min_headness`
+   and firstness < `max_firstness`; else the last candidate word.
+4. Head nouns win over trailing designs: a title that starts with a *product line* is headed by the
+   line's last word, when that word ends more titles than the rightmost head does. A product line is a
+   run of first words ("hot water bottle", "jumbo bag", "wrap") that at least `min_line_designs` titles
+   go on from with different last words, none of them in half the titles, and mostly with words that end
+   fewer titles than the line's own: designs ("keep calm", "dolly girl", "suki"), not other products.
+   "HANGING HEART" is no line: most titles go on with "t-light holder", a product.
+5. The path is the head's plural ("Bags"), then, when at least `min_bigram_items` titles share it, the
    word before the head with it ("Bags > Lunch bags"). Heads with fewer than `min_items` titles are grouped
    under "Other" ("Other > Doves"); titles with no candidate word at all are "Other".
 
@@ -74,7 +81,11 @@ SIZES: dict[str, str] = {
     "jumbo": "jumbo",
     "giant": "giant",
 }
-_FUNCTION_WORDS = _word_set("a an and as at by for from in into of on or the to with w")
+# Articles, prepositions and the pronouns and verbs of slogans ("I'M ON HOLIDAY METAL SIGN"): never a head.
+_FUNCTION_WORDS = _word_set(
+    """a an and as at by for from in into of on or the to with w
+    i i'm im me my you your it it's its we our us is am are be do don't not let's lets"""
+)
 # The head comes before these: "GLASS GEMS IN BAG", "SHELF WITH 4 HOOKS".
 _PREPOSITIONS = _word_set("in with w on inside")
 # Words that describe, count or set a theme but never say what a thing is: patterns, occasions, places
@@ -110,6 +121,7 @@ _SINGULAR_EXCEPTIONS = {
     "canvas": "canvas",
     "dominoes": "domino",
 }
+_IRREGULAR_PLURALS = {one: many for many, one in _SINGULAR_EXCEPTIONS.items() if one != many}
 _UNCOUNTABLE = _word_set("cutlery bunting jewellery stationery glassware tableware luggage confetti incense")
 _WORD = re.compile(r"[a-z][a-z'\-]*")
 _DIGIT = re.compile(r"\d")
@@ -161,6 +173,8 @@ def singular(word: str) -> str:
 
 def plural(word: str) -> str:
     """`bag` -> `bags`, `box` -> `boxes`, `doily` -> `doilies`; uncountable nouns stay as they are."""
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
     if word in _UNCOUNTABLE or word.endswith("s"):
         return word
     if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
@@ -184,9 +198,14 @@ def attributes(title: str) -> dict[str, str]:
 
 def _candidates(title_words: list[str]) -> list[str]:
     """The words that could be the head, singular, in title order."""
+    return [word for _, word in _candidate_positions(title_words)]
+
+
+def _candidate_positions(title_words: list[str]) -> list[tuple[int, str]]:
+    """(where in `title_words`, singular word) of each word that could be the head."""
     return [
-        singular(w)
-        for w in title_words
+        (i, singular(w))
+        for i, w in enumerate(title_words)
         if w not in COLOURS and w not in SIZES and w not in _NEVER_HEADS and singular(w) not in _NEVER_HEADS
     ]
 
@@ -203,8 +222,9 @@ class Category:
 class TitleCategorizer:
     """Learns from a catalog's titles which words name a kind of product, then places titles.
 
-    `fit` learns `headness_` and `firstness_` (word -> share of its titles it ends, and starts),
-    `head_counts_` (head -> titles) and `bigram_counts_`; `category` places a title with what was learned.
+    `fit` learns `headness_` and `firstness_` (word -> share of its titles it ends, and starts), the
+    product lines `lines_` (runs of first words, see the module), `head_counts_` (head -> titles) and
+    `bigram_counts_`; `category` places a title with what was learned.
     """
 
     def __init__(
@@ -214,11 +234,15 @@ class TitleCategorizer:
         min_bigram_items: int = 3,
         min_headness: float = 0.4,
         max_firstness: float = 0.3,
+        min_line_designs: int = 3,
+        min_line_headness: float = 0.3,
     ) -> None:
         self.min_items = min_items
         self.min_bigram_items = min_bigram_items
         self.min_headness = min_headness
         self.max_firstness = max_firstness
+        self.min_line_designs = min_line_designs
+        self.min_line_headness = min_line_headness
 
     def fit(self, titles: Iterable[str]) -> TitleCategorizer:
         distinct = list(dict.fromkeys(titles))
@@ -242,6 +266,7 @@ class TitleCategorizer:
         self.headness_ = {w: ends[w] / n for w, n in contains.items()}
         self.firstness_ = {w: starts[w] / n for w, n in contains.items()}
         self.plurals_ = plurals
+        self.lines_ = self._product_lines([_candidates(title_words) for title_words in parsed])
         self.head_counts_: Counter[str] = Counter()
         self.bigram_counts_: Counter[tuple[str, str]] = Counter()
         for title_words in parsed:
@@ -252,30 +277,59 @@ class TitleCategorizer:
                     self.bigram_counts_[(before, head)] += 1
         return self
 
-    def _head(self, title_words: list[str]) -> tuple[str | None, str | None]:
-        """The head noun of a title and the word right before it (for the bigram), both singular."""
-        candidates = _candidates(title_words)
-        if not candidates:
-            return None, None
-        head = candidates[-1]
+    def _product_lines(self, titles: list[list[str]]) -> frozenset[tuple[str, ...]]:
+        """Runs of first words that titles go on from with designs, not with other products."""
+        endings: dict[tuple[str, ...], Counter[str]] = {}
+        for candidates in titles:
+            for k in range(1, len(candidates)):
+                endings.setdefault(tuple(candidates[:k]), Counter())[candidates[-1]] += 1
+        lines: set[tuple[str, ...]] = set()
+        for prefix, last_words in endings.items():
+            noun = prefix[-1]
+            if self.ends_.get(noun, 0) < 2 or self.headness_.get(noun, 0.0) < self.min_line_headness:
+                continue
+            titles_on = sum(last_words.values())
+            products = sum(n for w, n in last_words.items() if self.ends_.get(w, 0) >= self.ends_[noun])
+            if (
+                len(last_words) >= self.min_line_designs
+                and 2 * max(last_words.values()) < titles_on
+                and 2 * products < titles_on
+            ):
+                lines.add(prefix)
+        return frozenset(lines)
+
+    def _rightmost_head(self, candidates: list[str]) -> str:
         for word in reversed(candidates):
             if (
                 self.ends_.get(word, 0) >= 2
                 and self.headness_.get(word, 0.0) >= self.min_headness
                 and self.firstness_.get(word, 0.0) < self.max_firstness
             ):
-                head = word
+                return word
+        return candidates[-1]
+
+    def _head(self, title_words: list[str]) -> tuple[str | None, str | None]:
+        """The head noun of a title and the word right before it (for the bigram), both singular."""
+        positions = _candidate_positions(title_words)
+        if not positions:
+            return None, None
+        candidates = [word for _, word in positions]
+        head = self._rightmost_head(candidates)
+        at = max(i for i, word in positions if word == head)
+        for k in range(len(candidates) - 1, 0, -1):
+            noun = candidates[k - 1]
+            if tuple(candidates[:k]) in self.lines_ and self.ends_[noun] > self.ends_.get(head, 0):
+                head, at = noun, positions[k - 1][0]
                 break
         before: str | None = None
-        singulars = [singular(w) for w in title_words]
-        at = len(singulars) - 1 - singulars[::-1].index(head)
         if at > 0:
             previous = title_words[at - 1]
             if previous not in COLOURS and previous not in SIZES and previous not in _NEVER_HEADS:
                 before = singular(previous)
         return head, before
 
-    def _plural(self, word: str) -> str:
+    def plural_of(self, word: str) -> str:
+        """The plural of a head: as the catalog's titles write it, else by rule."""
         return self.plurals_.get(word) or plural(word)
 
     def category(self, title: str) -> Category:
@@ -284,11 +338,11 @@ class TitleCategorizer:
         found = attributes(title)
         if head is None:
             return Category(OTHER, None, found)
-        top = self._plural(head).capitalize()
+        top = self.plural_of(head).capitalize()
         if self.head_counts_.get(head, 0) < self.min_items:
             return Category(f"{OTHER}{SEPARATOR}{top}", head, found)
         if before is not None and self.bigram_counts_.get((before, head), 0) >= self.min_bigram_items:
-            return Category(f"{top}{SEPARATOR}{before.capitalize()} {self._plural(head)}", head, found)
+            return Category(f"{top}{SEPARATOR}{before.capitalize()} {self.plural_of(head)}", head, found)
         return Category(top, head, found)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from shopkeeper.cli._common import console, safe_url
+from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.cli.serve import run_server
 from shopkeeper.events.importers import import_orders
 from shopkeeper.events.importers.source import open_sample
@@ -39,12 +41,14 @@ def demo(
         )
     )
     with Shop.open(settings=settings) as shop:
+        now = datetime.now(UTC)
         with console.status("Importing the sample"), open_sample() as source:
-            report = import_orders(shop.store, source)
+            report = import_orders(shop.store, source, replay_until=now)
         console.print(
             f"Imported {report.orders:,} orders and {report.returns:,} returns "
             f"({report.orders_already_imported:,} were already there) into {safe_url(db)}."
         )
+        console.print(replay_note(report, now))
         with console.status("Training"):
             published = shop.train()
         console.print(

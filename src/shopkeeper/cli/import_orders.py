@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,6 +76,14 @@ def import_orders_command(
         typer.Option(
             "--sample",
             help="Import the sample of the UCI Online Retail data (CC BY 4.0) that ships with shopkeeper.",
+        ),
+    ] = False,
+    as_recorded: Annotated[
+        bool,
+        typer.Option(
+            "--as-recorded",
+            help="With --sample: keep its own 2010-2011 dates (e.g. to evaluate on its months) instead of "
+            "replaying it shifted so that it ends today.",
         ),
     ] = False,
     mapping: Annotated[
@@ -153,6 +162,10 @@ def import_orders_command(
         raise InvalidInput("give an orders FILE to import, or --sample", field="file")
     if (sample or format == "online-retail") and generic_given:
         raise InvalidInput("--mapping and the column flags are for --format generic only", field="mapping")
+    if as_recorded and not sample:
+        raise InvalidInput(
+            "--as-recorded is for --sample only: a file keeps its own dates", field="as_recorded"
+        )
     if sample and format == "generic":
         raise InvalidInput("the sample is in the online-retail format", field="format")
     column_mapping: ColumnMapping | None = None
@@ -166,9 +179,15 @@ def import_orders_command(
         assert file is not None
         source = open_file(file)
     store = open_store(db)
+    now = datetime.now(UTC)
     try:
         report = _run(
-            store, source, format, column_mapping, show_progress=not as_json and sys.stderr.isatty()
+            store,
+            source,
+            format,
+            column_mapping,
+            replay_until=now if sample and not as_recorded else None,
+            show_progress=not as_json and sys.stderr.isatty(),
         )
         # Derive the imported people's profiles now, so that the first decision for each of them
         # doesn't pay for it.
@@ -185,10 +204,18 @@ def import_orders_command(
         return
     console.print(f"Profiles of {rebuilt:,} people derived in {rebuild_seconds:.1f} s.")
     _print_summary(report)
+    if sample and not as_recorded:
+        console.print(replay_note(report, now))
 
 
 def _run(
-    store: Store, source: Source, format: Format | None, mapping: ColumnMapping | None, *, show_progress: bool
+    store: Store,
+    source: Source,
+    format: Format | None,
+    mapping: ColumnMapping | None,
+    *,
+    replay_until: datetime | None,
+    show_progress: bool,
 ) -> ImportReport:
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -209,7 +236,31 @@ def _run(
         progress.update(tasks[stage], completed=done, total=total)
 
     with progress:
-        return import_orders(store, source, format=format, mapping=mapping, on_progress=on_progress)
+        return import_orders(
+            store, source, format=format, mapping=mapping, on_progress=on_progress, replay_until=replay_until
+        )
+
+
+def replay_note(report: ImportReport, now: datetime) -> str:
+    """What a replay of the sample did to its dates, in one sentence."""
+    end = report.newest_order_at
+    if end is None:
+        return ""
+    if not report.shifted_days:
+        return (
+            f"The sample's orders are stored with their own dates, up to {end.day} {end:%b %Y} (an earlier "
+            "import stored them so), and ages and expiry measure them against now; a new database "
+            "replays them shifted so that they end today."
+        )
+    real_end = end - timedelta(days=report.shifted_days)
+    when = {now.date(): "today", (now - timedelta(days=1)).date(): "yesterday"}.get(
+        end.date(), f"on {end.day} {end:%b %Y}"
+    )
+    return (
+        f"The sample's real orders, up to {real_end.day} {real_end:%b %Y}, are replayed shifted by "
+        f"{report.shifted_days:,} days so that they end {when}, as a live shop's would: profile ages, "
+        "expiry and purge all measure against now."
+    )
 
 
 def _print_summary(report: ImportReport) -> None:

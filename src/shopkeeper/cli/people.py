@@ -82,9 +82,7 @@ def _print_traits(profile: Profile) -> None:
         console.print(table)
     if not profile.traits:
         console.print("No traits yet.")
-    console.print(
-        f"Ages are measured to {profile.as_of:%Y-%m-%d %H:%M} UTC, the shop's clock (its newest event)."
-    )
+    console.print(f"Ages are measured to now, {profile.as_of:%Y-%m-%d %H:%M} UTC.")
 
 
 def _show(value: object) -> str:

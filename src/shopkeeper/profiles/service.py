@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
+from sqlalchemy import Connection, bindparam, literal_column, null, select, union_all
 
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
 from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
-from shopkeeper.store.schema import events, profile_dirty, traits
+from shopkeeper.store.schema import profile_dirty, traits
 from shopkeeper.store.traits import SqlTraits, to_record
-
-CLOCK_CACHE_SECONDS = 5.0
 
 # Some of a person's trait rows and their dirty mark in one round trip (a read that must be fast: decide
 # makes one per call). The trait rows come first, so that their columns' types apply; the dirty mark, if
@@ -88,8 +85,9 @@ def trait_to_json(trait: ResolvedTrait) -> dict[str, object]:
 class ProfileService:
     """Reads resolved profiles. A person whose events changed is rebuilt on read, so reads see writes.
 
-    Decay is measured against the shop's clock: the newest event in the store, or now if that is
-    earlier. An imported history, or a quiet month, does not age every profile at once.
+    Decay and expiry are measured against the wall clock, now, like retention (`maintenance purge`):
+    one clock everywhere. An imported history is as old as its own dates say; the demo replays its
+    sample shifted so that it ends today (`import_orders(replay_until=...)`).
     """
 
     def __init__(self, store: Store, *, now: Callable[[], datetime] | None = None) -> None:
@@ -97,27 +95,19 @@ class ProfileService:
         self._traits = SqlTraits(store.engine)
         self._builder = ProfileBuilder(store)
         self._now = now or (lambda: datetime.now(UTC))
-        self._clock: tuple[float, datetime] | None = None
 
     @property
     def builder(self) -> ProfileBuilder:
         return self._builder
 
-    def shop_clock(self) -> datetime:
-        cached = self._clock
-        if cached is not None and time.monotonic() - cached[0] < CLOCK_CACHE_SECONDS:
-            return min(cached[1], self._now())
-        with self._store.engine.connect() as conn:
-            newest = conn.scalar(select(func.max(events.c.timestamp)))
-        now = self._now()
-        newest_at = _as_datetime(newest) if newest is not None else now
-        self._clock = (time.monotonic(), newest_at)
-        return min(newest_at, now)
+    def clock(self) -> datetime:
+        """Now: what every age, decay and expiry is measured against."""
+        return self._now()
 
     def traits_of(
         self, person_id: int, *, keys: Collection[str] | None = None, conn: Connection | None = None
     ) -> dict[str, ResolvedTrait]:
-        """Each trait's winning value for this person, as of the shop's clock.
+        """Each trait's winning value for this person, as of now.
 
         `keys` limits the answer to these traits (each is resolved on its own, so they resolve as they
         would among all the others), in one query. `conn` is a read connection to use; when the person
@@ -132,9 +122,8 @@ class ProfileService:
                 records = self._traits.load(person_id, conn)
         if dirty:
             self._builder.rebuild([person_id])
-            self._clock = None
             records = self._traits.load(person_id)
-        return resolve(records, self.shop_clock())
+        return resolve(records, self.clock())
 
     def _some_traits_of(
         self, person_id: int, keys: tuple[str, ...], conn: Connection | None
@@ -147,10 +136,9 @@ class ProfileService:
         if any(row.dirty for row in rows):
             conn.rollback()
             self._builder.rebuild([person_id])
-            self._clock = None
             rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
         records = [to_record(row) for row in rows if not row.dirty]
-        return resolve(records, self.shop_clock()) if records else {}
+        return resolve(records, self.clock()) if records else {}
 
     def records_of(self, person_id: int, conn: Connection | None = None) -> list[TraitRecord]:
         """The person's trait rows as stored (every source), unresolved."""
@@ -160,11 +148,4 @@ class ProfileService:
         """The profile of the person behind any of their ids. Raises NotFound."""
         summary = self._store.person_summary(external_id)
         resolved = self.traits_of(summary.person_id)
-        return Profile(summary=summary, traits=resolved, as_of=self.shop_clock())
-
-
-def _as_datetime(value: object) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return Profile(summary=summary, traits=resolved, as_of=self.clock())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 MAX_ID_LENGTH = 255
 
@@ -111,6 +111,20 @@ class OrderBook:
     @property
     def rows_read(self) -> int:
         return self.lines + sum(self.skipped.values())
+
+    def newest_order(self) -> Order | None:
+        """The order placed last (the greatest order id among equals), or None for an empty book."""
+        return max(self.orders.values(), key=lambda order: (order.timestamp, order.order_id), default=None)
+
+    def shift(self, by: timedelta) -> None:
+        """Move every order's and item's dates by `by`: old orders replayed as recent ones."""
+        if not by:
+            return
+        for order in self.orders.values():
+            order.timestamp += by
+        for seen in self.items.values():
+            seen.first_seen += by
+            seen.latest_at += by
 
     def skip(self, line: int, reason: str, detail: str = "") -> None:
         """Leave a row out. Reasons outside INTENDED_SKIPS are bad rows and keep their line number."""

@@ -8,6 +8,10 @@
    with a deterministic messageId (`<source>:<order id>`, `<source>:<order id>:refund`). They are written
    in chunks of whole orders, one transaction per chunk, so an order is stored whole or not at all, and a
    second import finds every messageId stored and writes nothing.
+
+An import keeps each order's own date, unless asked to replay (`replay_until`, the demo's sample): then
+every date moves by the same whole number of days, so that the newest order falls on the last day up to
+`replay_until`. A second replay finds the newest order stored and keeps the shift it was stored with.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
@@ -34,12 +38,13 @@ from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.identity import IdentityResolver
 from shopkeeper.store.interactions import record_interactions
-from shopkeeper.store.schema import people
+from shopkeeper.store.schema import events, people
 from shopkeeper.store.traits import mark_dirty
 
 Format = Literal["online-retail", "generic"]
 ORDER_COMPLETED = "Order Completed"
 ORDER_REFUNDED = "Order Refunded"
+DAY = timedelta(days=1)
 CHUNK_ORDERS = 2000
 # on_progress(stage, done, total): stage "read" counts bytes of the file, "write" counts orders.
 Progress = Callable[[str, int, int | None], None]
@@ -64,6 +69,8 @@ class ImportReport:
     items_updated: int  # existing items filled in
     items_unchanged: int
     seconds: float
+    shifted_days: int = 0  # a replay: days every date moved by (0: the orders' own dates)
+    newest_order_at: datetime | None = None  # the file's newest order, as stored (shifted)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +90,8 @@ class ImportReport:
             "items_updated": self.items_updated,
             "items_unchanged": self.items_unchanged,
             "seconds": round(self.seconds, 3),
+            "shifted_days": self.shifted_days,
+            "newest_order_at": self.newest_order_at.isoformat() if self.newest_order_at else None,
         }
 
 
@@ -119,12 +128,18 @@ def import_orders(
     on_progress: Progress | None = None,
     now: datetime | None = None,
     chunk_orders: int = CHUNK_ORDERS,
+    replay_until: datetime | None = None,
 ) -> ImportReport:
-    """Import every order of `source` into `store`. Idempotent: a second run stores nothing."""
+    """Import every order of `source` into `store`. Idempotent: a second run stores nothing.
+
+    `replay_until`: replay the orders shifted by whole days so that they end by then (see the module)."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     format, book = read_orders(source, format, mapping, on_progress)
     prefix = source_prefix(format, mapping)
+    shift = replay_shift(store, book, prefix, replay_until) if replay_until is not None else timedelta(0)
+    book.shift(shift)
+    newest = book.newest_order()
     placed, created, updated, unchanged = _save_items(store, book, now)
     report = ImportReport(
         file=source.name,
@@ -142,6 +157,8 @@ def import_orders(
         items_updated=updated,
         items_unchanged=unchanged,
         seconds=0.0,
+        shifted_days=shift // DAY,
+        newest_order_at=newest.timestamp if newest is not None else None,
     )
     orders = list(book.orders.values())
     context_library = {"name": "shopkeeper-import", "version": _version()}
@@ -152,6 +169,21 @@ def import_orders(
             on_progress("write", min(start + chunk_orders, len(orders)), len(orders))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def replay_shift(store: Store, book: OrderBook, prefix: str, until: datetime) -> timedelta:
+    """The whole days that move the book's newest order to the last day up to `until`; or, when that
+    order is stored already, the shift it was stored with (so a replay a day later changes nothing)."""
+    newest = book.newest_order()
+    if newest is None:
+        return timedelta(0)
+    with store.engine.connect() as conn:
+        stored = conn.scalar(
+            select(events.c.timestamp).where(events.c.message_id == message_id(prefix, newest))
+        )
+    if stored is not None:
+        return timedelta(days=round((stored - newest.timestamp) / DAY))
+    return timedelta(days=(until - newest.timestamp) // DAY)
 
 
 def message_id(prefix: str, order: Order) -> str:
