@@ -13,6 +13,7 @@ from shopkeeper.errors import InvalidInput
 from shopkeeper.privacy.rights import purge as purge_store
 from shopkeeper.privacy.tokens import issue_token, signing_secret
 from shopkeeper.shop import Shop
+from shopkeeper.wording import counted
 
 PersonArg = Annotated[
     str,
@@ -101,8 +102,7 @@ def consent(
         since = choice["at"][:16] if choice["at"] else "(default)"
         table.add_row(purpose, "yes" if choice["granted"] else "no", since, choice["channel"] or "")
     console.print(table)
-    recorded = len(result["history"])
-    console.print(f"{recorded} recorded change{'' if recorded == 1 else 's'}.")
+    console.print(f"{counted(len(result['history']), 'recorded change')}.")
 
 
 @maintenance.command("purge")
@@ -126,7 +126,8 @@ def purge(
         print_json(counts)
         return
     console.print(
-        f"Purged {counts['events']} events, {counts['interactions']} interactions, {counts['decisions']} "
-        f"decisions and {counts['inferred_traits']} guesses; {counts['people_to_rebuild']} profiles will be "
-        "rebuilt from what is left."
+        f"Purged {counted(counts['events'], 'event')}, {counted(counts['interactions'], 'interaction')}, "
+        f"{counted(counts['decisions'], 'decision')} and "
+        f"{counted(counts['inferred_traits'], 'guess', 'guesses')}; "
+        f"{counted(counts['people_to_rebuild'], 'profile')} will be rebuilt from what is left."
     )
