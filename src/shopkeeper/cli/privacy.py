@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, print_json, settings_for
+from shopkeeper.cli._running import running, server_url
 from shopkeeper.errors import InvalidInput
 from shopkeeper.privacy.rights import purge as purge_store
 from shopkeeper.privacy.tokens import issue_token, signing_secret
@@ -26,7 +27,12 @@ def link(
     person_ref: PersonArg,
     days: Annotated[int | None, typer.Option("--days", min=1, max=365, help="Valid for (default 30)")] = None,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="The shop's public URL (default SHOPKEEPER_PUBLIC_URL)")
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="The shop's public URL (default: SHOPKEEPER_PUBLIC_URL, else the server running on this "
+            "database, else http://SHOPKEEPER_HOST:SHOPKEEPER_PORT)",
+        ),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -37,12 +43,22 @@ def link(
         shop.privacy.find(person_ref)  # refuse an unknown person before signing anything
         ttl = timedelta(days=days or settings.link_days)
         token = issue_token(signing_secret(shop.store, settings), person_ref, ttl=ttl)
-    base = (base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    server = running(settings.database_url)
+    base = (
+        base_url
+        or settings.public_url
+        or (server.url if server else server_url(settings.host, settings.port))
+    ).rstrip("/")
     found = {"url": f"{base}/preferences#token={token}", "expires_at": (datetime.now(UTC) + ttl).isoformat()}
     if as_json:
         print_json(found)
         return
     console.print(found["url"])
+    if not (base_url or settings.public_url or server):
+        console.print(
+            f"No server is running on this database, so the link assumes {base}: give the shop's address "
+            "with --base-url or SHOPKEEPER_PUBLIC_URL."
+        )
     console.print(
         f"Valid until {found['expires_at'][:16]} UTC. Anyone with this link can change this person's choices."
     )
