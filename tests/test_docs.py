@@ -46,3 +46,17 @@ def test_every_http_route_is_documented(sqlite_url: str) -> None:
 def test_every_setting_is_documented() -> None:
     missing = [name for name in Settings.model_fields if f"SHOPKEEPER_{name.upper()}" not in README]
     assert missing == []
+
+
+def test_the_preference_centre_promises_nothing_that_does_not_exist() -> None:
+    """Regression: the page said its link "comes by email" and spoke of back-in-stock messages; shopkeeper
+    sends no messages (yet), so the page must not promise them."""
+    centre = Path(__file__).parent.parent / "src" / "shopkeeper" / "api" / "static" / "centre"
+    text = " ".join(p.read_text(encoding="utf-8") for p in sorted(centre.iterdir())).lower()
+    for promise in ("comes by email", "back in stock"):
+        assert promise not in text, promise
+
+
+def test_the_readme_says_no_feature_is_still_to_come() -> None:
+    """Regression: it said consent, the preference centre and experiments "arrive in the next releases"."""
+    assert "arrive in the next releases" not in README

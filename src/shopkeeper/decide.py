@@ -49,6 +49,7 @@ from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.schema import audit_log, interactions
 from shopkeeper.training import ModelBundle
+from shopkeeper.wording import counted
 
 log = logging.getLogger("shopkeeper.decide")
 
@@ -421,7 +422,8 @@ class Decider:
         if not where.repeats and owned:
             reasons.append(
                 Reason(
-                    f"Left out {len(owned)} items you already bought ({where.name} shows new things)",
+                    f"Left out {counted(len(owned), 'item')} you already bought "
+                    f"({where.name} shows new things)",
                     {"rule": "exclude_owned", "count": len(owned)},
                 )
             )

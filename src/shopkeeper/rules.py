@@ -25,6 +25,7 @@ from shopkeeper.recommend.explain import strongest_marked
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.schema import item_variants, items
 from shopkeeper.training import POPULAR_ITEMS, ModelBundle
+from shopkeeper.wording import counted
 
 _CATALOG = (
     select(
@@ -148,19 +149,22 @@ def apply_rules(
         for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
     ]
     notes = {
-        "rejected": ("Left out {} items you told us are not for you", {"trait": "rejected_items"}),
+        "rejected": ("Left out {items} you told us {are} not for you", {"trait": "rejected_items"}),
         "dislike": (
-            "Left out {} items in categories you told us you don't like",
+            "Left out {items} in categories you told us you don't like",
             {"trait": "disliked_categories"},
         ),
-        "stock": ("Left out {} items that are out of stock", {"rule": "in_stock"}),
+        "stock": ("Left out {items} that {are} out of stock", {"rule": "in_stock"}),
         "size": (
-            "Left out {} items not in stock in your size "
-            + ", ".join([*(f"{v} ({k})" for k, v in sizes.items()), *([size] if size else [])]),
+            "Left out {items} not in stock in your size "
+            # The person's own words go in as they are, never read as format fields.
+            + ", ".join([*(f"{v} ({k})" for k, v in sizes.items()), *([size] if size else [])])
+            .replace("{", "{{")
+            .replace("}", "}}"),
             {"trait": "size", "rule": "in_size"},
         ),
         "diversity": (
-            f"Left out {{}} items to show at most {where.max_per_category} per category",
+            f"Left out {{items}} to show at most {where.max_per_category} per category",
             {"rule": "diversity_cap"},
         ),
     }
@@ -168,7 +172,8 @@ def apply_rules(
         if count:
             text, provenance = notes[key]
             source = {"source": "stated"} if "trait" in provenance else {}
-            reasons.append(Reason(text.format(count), {**provenance, **source, "count": count}))
+            sentence = text.format(items=counted(count, "item"), are="is" if count == 1 else "are")
+            reasons.append(Reason(sentence, {**provenance, **source, "count": count}))
     return decided
 
 

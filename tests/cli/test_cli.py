@@ -74,6 +74,33 @@ def test_people_show_in_words(sqlite_url: str) -> None:
     assert "17850" in done.stdout
 
 
+def test_piped_tables_are_never_cut_short(sqlite_url: str) -> None:
+    """Regression: piped output (no terminal, no COLUMNS) was cut at 80 columns, cells ending in "…"."""
+    long_word = "Extraordinarily-long-handwritten-gift-tag-preference-" * 2
+    with Shop.open(sqlite_url) as shop:
+        shop.identify(user_id="17850", traits={"wrapping": long_word})
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "SHOPKEEPER_DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "shopkeeper", "people", "show", "17850", "--db", sqlite_url],
+        capture_output=True,
+        text=True,
+        env={**environment, "NO_COLOR": "1"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    assert long_word in done.stdout  # on one line, not wrapped either
+
+
+def test_people_help_names_every_people_command() -> None:
+    """Regression: `people --help` said only "Look up people and the merges of their identities"."""
+    done = run("people", "--help")
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.split("Options")[0].lower()
+    for word in ("consent", "link", "export", "eras"):
+        assert word in summary, word
+
+
 def test_people_merges_lists_merges_and_refusals(sqlite_url: str) -> None:
     with Shop.open(sqlite_url) as shop:
         shop.page(anonymous_id="a")

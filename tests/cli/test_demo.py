@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from shopkeeper import Shop
+from shopkeeper.cli._running import recorded
+from shopkeeper.cli.main import app
 from shopkeeper.store.schema import identities
 
 
@@ -51,3 +55,35 @@ def test_the_demo_trains_the_reranker_and_explains_every_pick(tmp_path: Path) ->
         assert signals["similar_items"] and signals["next_order"]
     finally:
         shop.close()
+
+
+def _demo(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["demo", *args], env={"NO_COLOR": "1", "COLUMNS": "200"})
+    return result.exit_code, result.stdout
+
+
+def test_a_second_demo_while_the_first_serves_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    """Regression: a second `./scripts/run` while a server ran imported and trained again, and printed
+    no keys and no hint. Now it names the running server and how to get a key, and stops."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with recorded(url, "http://127.0.0.1:9123"):
+        code, out = _demo("--db", url)
+    assert code == 1
+    assert "already being served at http://127.0.0.1:9123" in out
+    assert f"process {os.getpid()}" in out
+    assert "Nothing was changed" in out
+    assert f"shopkeeper keys create --kind admin --db {url}" in out
+    assert not (tmp_path / "demo.db").exists()  # nothing imported, nothing trained
+
+
+def test_the_demo_on_a_taken_port_says_so_before_doing_anything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out = _demo("--db", url, "--port", str(port))
+    assert code == 1
+    assert f"Another program already listens on http://127.0.0.1:{port}" in out
+    assert "--port" in out
+    assert not (tmp_path / "demo.db").exists()

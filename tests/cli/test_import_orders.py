@@ -77,7 +77,7 @@ def test_a_file_in_words_with_its_bad_rows(sqlite_url: str, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no progress bar when stderr is not a terminal
     out = done.stdout
-    assert "1 orders and 1 returns stored" in out
+    assert "1 order and 1 return stored" in out
     assert "rows read" in out and "15" in out
     assert "not_a_product" in out and "bad_quantity" in out
     assert "Bad rows (the first 10 of 12; all with --json)" in out

@@ -11,6 +11,7 @@ from tests.privacy.support import EMAIL, OTHER, PERSON, seed
 from typer.testing import CliRunner
 
 from shopkeeper import Shop
+from shopkeeper.cli._running import recorded, running
 from shopkeeper.cli.main import app
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.store import Store
@@ -81,3 +82,36 @@ def test_maintenance_purge_is_idempotent(sqlite_url: str) -> None:
     assert second["events"] == 0 and second["decisions"] == 0
     words = call("maintenance", "purge", "--db", sqlite_url)
     assert words.returncode == 0 and "Purged 0 events" in words.stdout
+
+
+def _link(sqlite_url: str, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        app,
+        ["people", "link", PERSON, "--db", sqlite_url, *extra],
+        env={"NO_COLOR": "1", "COLUMNS": "200", "SHOPKEEPER_PUBLIC_URL": "", **(env or {})},
+    )
+    return result.exit_code, result.stdout
+
+
+def test_link_is_on_the_port_the_server_really_uses(sqlite_url: str) -> None:
+    """Regression: `people link` printed a :8000 URL whatever port the server used."""
+    store = Store.open(sqlite_url)
+    seed(store)
+    store.close()
+    # No server: the configured port, and a note saying the link assumes it.
+    code, out = _link(sqlite_url, env={"SHOPKEEPER_PORT": "9001"})
+    assert code == 0, out
+    assert out.startswith("http://127.0.0.1:9001/preferences#token=")
+    assert "No server is running on this database" in out
+    # A server running on this database (`serve` and `demo` record themselves beside a SQLite file).
+    with recorded(sqlite_url, "http://127.0.0.1:9123"):
+        code, out = _link(sqlite_url, "--json")
+        assert code == 0, out
+        assert json.loads(out)["url"].startswith("http://127.0.0.1:9123/preferences#token=")
+        # The shop's public address, when given, wins.
+        code, out = _link(sqlite_url, "--json", env={"SHOPKEEPER_PUBLIC_URL": "https://shop.example"})
+        assert json.loads(out)["url"].startswith("https://shop.example/preferences#token=")
+    # The server stopped: its record is gone.
+    assert running(sqlite_url) is None
+    code, out = _link(sqlite_url, "--json")
+    assert json.loads(out)["url"].startswith("http://127.0.0.1:8000/preferences#token=")

@@ -103,7 +103,7 @@ def test_only_items_in_stock_in_the_stated_size(shop: Shop) -> None:
     assert "tee" not in shown  # size M is out of stock; L is in stock but not hers
     assert [r.text for r in shown["sock"].reasons][-1] == "In stock in your size M"
     notes = [r for r in decision.reasons if r.provenance.get("rule") == "in_size"]
-    assert notes and notes[0].text.startswith("Left out 1 items not in stock in your size M")
+    assert notes and notes[0].text.startswith("Left out 1 item not in stock in your size M")
     # Without a stated size, the tee (in stock in L) is fine.
     assert "tee" in {i.item_id for i in shop.decide(user_id="cat", n=10).items}
 
@@ -115,7 +115,7 @@ def test_stated_dislikes_and_rejected_items_never_show(shop: Shop) -> None:
     assert not shown & {"bag", "lunch", "mug-blue"}
     texts = {r.provenance.get("trait"): r.text for r in decision.reasons}
     assert texts["disliked_categories"].startswith("Left out 2 items in categories you told us")
-    assert texts["rejected_items"] == "Left out 1 items you told us are not for you"
+    assert texts["rejected_items"] == "Left out 1 item you told us is not for you"
 
 
 def test_the_diversity_cap_per_category(shop: Shop) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated, Any
 
 import orjson
@@ -24,7 +26,17 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped or redirected output has no terminal width to fit: rich would then assume 80 columns and cut
+# table cells short ("conve…"). Such output is as wide as its content instead, unless COLUMNS says.
+PIPED_WIDTH = 10_000
+
+
+def _stdout_console() -> Console:
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, soft_wrap=True, width=PIPED_WIDTH if piped else None)
+
+
+console = _stdout_console()
 
 
 def settings_for(db: str | None) -> Settings:

@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from shopkeeper.cli._common import console, safe_url
+from shopkeeper.cli._running import port_in_use, running, server_url
 from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.cli.serve import run_server
 from shopkeeper.events.importers import import_orders
@@ -27,12 +28,18 @@ def demo(
     db: Annotated[
         str, typer.Option("--db", metavar="URL", help="Where the demo shop lives.")
     ] = DEMO_DATABASE,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface to listen on (default: SHOPKEEPER_HOST, 127.0.0.1)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: SHOPKEEPER_PORT, 8000)")] = None,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")] = True,
 ) -> None:
     """Create a local shop from the bundled real sample, train, show a few customers' picks, and serve."""
     settings = Settings().with_database(db)
+    host, port = host or settings.host, port or settings.port
+    if serve:
+        _refuse_a_second_server(db, host, port)
     console.print(
         Panel.fit(
             "A real UK gift shop's orders (UCI Online Retail, Dec 2010 to Sep 2011, CC BY 4.0): customers "
@@ -67,10 +74,38 @@ def demo(
         console.print("Keys for this demo shop (shown once):")
         for kind, raw in new_keys:
             console.print(f"  {kind:5}  {raw}")
+        exports = " ".join(f"{kind.upper()}_KEY={raw}" for kind, raw in new_keys)
+        console.print(f"For the README's examples: export {exports}")
+    else:
+        console.print(
+            "This shop's keys were shown once, when they were made. Make another with: "
+            f"shopkeeper keys create --kind admin --db {safe_url(db)}"
+        )
     if not serve:
         return
     console.print(f"\nServing on http://{host}:{port}  (API docs: http://{host}:{port}/docs). Ctrl+C stops.")
     run_server(settings, host, port)
+
+
+def _refuse_a_second_server(db: str, host: str, port: int) -> None:
+    """Stop before importing and training when this shop is already served, or the port is taken."""
+    server = running(db)
+    if server is not None:
+        console.print(
+            f"This demo shop is already being served at {server.url} (API docs: {server.url}/docs), by "
+            f"process {server.pid}. Nothing was changed.\n"
+            "Its keys were shown once, when they were made. Make another with: "
+            f"shopkeeper keys create --kind admin --db {safe_url(db)}\n"
+            "To start afresh, stop that server first (Ctrl+C in its terminal)."
+        )
+        raise typer.Exit(1)
+    if port_in_use(host, port):
+        console.print(
+            f"Another program already listens on {server_url(host, port)}. Nothing was changed.\n"
+            "Stop it, or run the demo on another port: ./scripts/run --port 9000 "
+            "(shopkeeper demo --port 9000)."
+        )
+        raise typer.Exit(1)
 
 
 def _customers(shop: Shop) -> list[str]:

@@ -18,6 +18,7 @@ from shopkeeper.experiments.service import (
     new_experiment,
 )
 from shopkeeper.store import Store
+from shopkeeper.wording import counted
 
 app = typer.Typer(
     help="A/B/n tests and bandits on decide placements, and the holdout's report "
@@ -232,8 +233,9 @@ def print_report(report: dict[str, Any]) -> None:
     reach = report["reach"]
     share = "-" if reach["share"] is None else f"{reach['share']:.1%}"
     console.print(
-        f"Window {report['window_days']} days ({report['window_open']:,} people still inside it); "
-        f"sample ratio {srm_text}; audience reach {share} of {reach['people']:,} known people; "
+        f"Window {counted(report['window_days'], 'day')} "
+        f"({counted(report['window_open'], 'person', 'people')} still inside it); sample ratio {srm_text}; "
+        f"audience reach {share} of {counted(reach['people'], 'known person', 'known people')}; "
         f"left out without consent: {report['excluded_no_consent']:,}."
     )
     for sentence in report["summary"]:

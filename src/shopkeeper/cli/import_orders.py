@@ -37,6 +37,7 @@ from shopkeeper.events.importers import (
 )
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.store import Store
+from shopkeeper.wording import counted
 
 SHOWN_BAD_ROWS = 10
 _COLUMNS = "Generic format: columns"
@@ -202,7 +203,7 @@ def import_orders_command(
             {**report.to_json(), "profiles_rebuilt": rebuilt, "rebuild_seconds": round(rebuild_seconds, 2)}
         )
         return
-    console.print(f"Profiles of {rebuilt:,} people derived in {rebuild_seconds:.1f} s.")
+    console.print(f"Profiles of {counted(rebuilt, 'person', 'people')} derived in {rebuild_seconds:.1f} s.")
     _print_summary(report)
     if sample and not as_recorded:
         console.print(replay_note(report, now))
@@ -266,7 +267,7 @@ def replay_note(report: ImportReport, now: datetime) -> str:
 def _print_summary(report: ImportReport) -> None:
     console.print(
         f"Imported [bold]{escape(report.file)}[/bold] ({report.format}) in {report.seconds:.1f} s: "
-        f"{report.orders:,} orders and {report.returns:,} returns stored."
+        f"{counted(report.orders, 'order')} and {counted(report.returns, 'return')} stored."
     )
     table = Table("", "rows", "", title="Summary", title_justify="left", show_header=False)
     table.add_row("rows read", f"{report.rows_read:,}", "")

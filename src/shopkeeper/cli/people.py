@@ -14,8 +14,13 @@ from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, pr
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.records import Merge, merge_to_json
+from shopkeeper.wording import counted
 
-app = typer.Typer(help="Look up people and the merges of their identities.", no_args_is_help=True)
+app = typer.Typer(
+    help="Look up people and the merges of their identities; their consent, a preference-centre link, "
+    "an export of everything about them, and erasure.",
+    no_args_is_help=True,
+)
 
 
 @app.command("show")
@@ -156,4 +161,4 @@ def rebuild(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"people": count, "seconds": round(seconds, 3)})
         return
-    console.print(f"Rebuilt {count:,} profiles from the event log in {seconds:.1f} s.")
+    console.print(f"Rebuilt {counted(count, 'profile')} from the event log in {seconds:.1f} s.")

@@ -9,10 +9,12 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, print_json, settings_for
+from shopkeeper.cli._running import running, server_url
 from shopkeeper.errors import InvalidInput
 from shopkeeper.privacy.rights import purge as purge_store
 from shopkeeper.privacy.tokens import issue_link, signing_secret
 from shopkeeper.shop import Shop
+from shopkeeper.wording import counted
 
 PersonArg = Annotated[
     str,
@@ -25,7 +27,12 @@ def link(
     person_ref: PersonArg,
     days: Annotated[int | None, typer.Option("--days", min=1, max=365, help="Valid for (default 30)")] = None,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="The shop's public URL (default SHOPKEEPER_PUBLIC_URL)")
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="The shop's public URL (default: SHOPKEEPER_PUBLIC_URL, else the server running on this "
+            "database, else http://SHOPKEEPER_HOST:SHOPKEEPER_PORT)",
+        ),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -35,12 +42,22 @@ def link(
     with Shop.open(settings=settings) as shop:
         ttl = timedelta(days=days or settings.link_days)
         token = issue_link(shop.store, signing_secret(shop.store, settings), person_ref, ttl=ttl)
-    base = (base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    server = running(settings.database_url)
+    base = (
+        base_url
+        or settings.public_url
+        or (server.url if server else server_url(settings.host, settings.port))
+    ).rstrip("/")
     found = {"url": f"{base}/preferences#token={token}", "expires_at": (datetime.now(UTC) + ttl).isoformat()}
     if as_json:
         print_json(found)
         return
     console.print(found["url"])
+    if not (base_url or settings.public_url or server):
+        console.print(
+            f"No server is running on this database, so the link assumes {base}: give the shop's address "
+            "with --base-url or SHOPKEEPER_PUBLIC_URL."
+        )
     console.print(
         f"Valid until {found['expires_at'][:16]} UTC. Anyone with this link can change this person's choices."
     )
@@ -100,8 +117,7 @@ def consent(
         since = choice["at"][:16] if choice["at"] else "(default)"
         table.add_row(purpose, "yes" if choice["granted"] else "no", since, choice["channel"] or "")
     console.print(table)
-    recorded = len(result["history"])
-    console.print(f"{recorded} recorded change{'' if recorded == 1 else 's'}.")
+    console.print(f"{counted(len(result['history']), 'recorded change')}.")
 
 
 @maintenance.command("purge")
@@ -125,7 +141,8 @@ def purge(
         print_json(counts)
         return
     console.print(
-        f"Purged {counts['events']} events, {counts['interactions']} interactions, {counts['decisions']} "
-        f"decisions and {counts['inferred_traits']} guesses; {counts['people_to_rebuild']} profiles will be "
-        "rebuilt from what is left."
+        f"Purged {counted(counts['events'], 'event')}, {counted(counts['interactions'], 'interaction')}, "
+        f"{counted(counts['decisions'], 'decision')} and "
+        f"{counted(counts['inferred_traits'], 'guess', 'guesses')}; "
+        f"{counted(counts['people_to_rebuild'], 'profile')} will be rebuilt from what is left."
     )

@@ -12,6 +12,7 @@ import uvicorn
 from shopkeeper.api.app import create_app
 from shopkeeper.api.server import uvicorn_options
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
+from shopkeeper.cli._running import recorded, server_url
 from shopkeeper.errors import InvalidInput
 from shopkeeper.settings import Settings
 
@@ -42,17 +43,18 @@ def serve(
     console.print(f"shopkeeper on http://{host}:{port}  (database {safe_url(settings.database_url)})")
     if workers > 1:
         os.environ["SHOPKEEPER_DATABASE_URL"] = settings.database_url
-        uvicorn.run(
-            "shopkeeper.api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            **uvicorn_options(settings),
-            # A worker loads numpy, scipy and the model before it answers uvicorn's health check; the
-            # default 5 s is too short on a busy 2-core machine, and uvicorn then kills it as dead.
-            timeout_worker_healthcheck=WORKER_START_SECONDS,
-        )
+        with recorded(settings.database_url, server_url(host, port)):
+            uvicorn.run(
+                "shopkeeper.api.app:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **uvicorn_options(settings),
+                # A worker loads numpy, scipy and the model before it answers uvicorn's health check; the
+                # default 5 s is too short on a busy 2-core machine, and uvicorn then kills it as dead.
+                timeout_worker_healthcheck=WORKER_START_SECONDS,
+            )
         return
     run_server(settings, host, port)
 
@@ -66,4 +68,5 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     gc.freeze()
     if not app.state.shopkeeper.store.keys.list():
         console.print("No keys yet. Create one with: shopkeeper keys create --kind write")
-    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
+    with recorded(settings.database_url, server_url(host, port)):
+        uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))

@@ -7,6 +7,7 @@ from rich.table import Table
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
 from shopkeeper.recommend import train_default
 from shopkeeper.training import train as train_bundle
+from shopkeeper.wording import counted
 
 
 def train(db: DbOption = None, as_json: JsonOption = False) -> None:
@@ -28,7 +29,8 @@ def train(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     table = Table("", "", title=f"Model version {published.version} published", title_justify="left")
     table.add_row("model", str(summary["model"]))
-    table.add_row("trained on", f"{summary['purchases']:,} purchases by {summary['people']:,} people")
+    people = counted(summary["people"], "person", "people")
+    table.add_row("trained on", f"{counted(summary['purchases'], 'purchase')} by {people}")
     table.add_row("items", f"{summary['items']:,}")
     table.add_row("data up to", str(summary["trained_until"])[:16].replace("T", " "))
     table.add_row("time", f"{summary['load_seconds'] + summary['fit_seconds']:.1f} s")

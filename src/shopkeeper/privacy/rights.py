@@ -38,6 +38,7 @@ from shopkeeper.store.schema import (
     traits,
 )
 from shopkeeper.store.traits import mark_dirty
+from shopkeeper.wording import counted
 
 EXPORT_EVENTS = 100_000
 
@@ -99,10 +100,11 @@ def _summary(profile: dict[str, Any], n_events: int, n_decisions: int, ledger: l
     guessed = sum(1 for t in profile["traits"] if t["source"] == "inferred")
     agreed = sorted(p for p, c in profile["consent"].items() if c["granted"])
     return (
-        f"We hold {n_events} events about you (what you did in the shop), {told} things you told us, "
-        f"{saw} we saw and {guessed} we guessed. We have chosen what to show you {n_decisions} times. "
+        f"We hold {counted(n_events, 'event')} about you (what you did in the shop), "
+        f"{counted(told, 'thing')} you told us, {saw} we saw and {guessed} we guessed. We have chosen what "
+        f"to show you {counted(n_decisions, 'time')}. "
         f"You allow us to use your data for: {', '.join(agreed) or 'nothing beyond what is necessary'} "
-        f"({len(ledger)} consent change{'' if len(ledger) == 1 else 's'} recorded). You can correct any of "
+        f"({counted(len(ledger), 'consent change')} recorded). You can correct any of "
         "it, or ask us to erase it all."
     )
 

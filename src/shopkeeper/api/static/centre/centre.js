@@ -112,7 +112,7 @@ function say(message, kind) {
 
 function refuse(error) {
   let reason;
-  let help = "Ask the shop for a new link: it comes by email and works for a limited time. For your " +
+  let help = "Ask the shop for a new link: a link works for a limited time. For your " +
     "privacy, we never show anyone's preferences without a valid link.";
   if (!error) {
     reason = "This page needs the personal link the shop sent you. The link you used has no key in it.";

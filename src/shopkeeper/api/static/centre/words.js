@@ -74,7 +74,7 @@ export const PURPOSES = {
   email_marketing: ["Marketing emails", "News and offers by email."],
   staff_outreach: [
     "Staff getting in touch",
-    "A person from the shop may contact you, for example when something you wanted is back in stock.",
+    "A person from the shop may contact you, for example about something you bought.",
   ],
 };
 export const PURPOSE_ORDER = Object.keys(PURPOSES);
