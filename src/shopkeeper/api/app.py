@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from shopkeeper.api import centre, decide, experiments, items, people, privacy, tracking
+from shopkeeper.api.openapi import finish_openapi
+from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError
@@ -99,7 +101,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(centre.router)
     _add_health(app, state)
     _add_error_handlers(app)
-    _add_security_schemes(app)
+    finish_openapi(app)
     return app
 
 
@@ -119,11 +121,25 @@ def app_from_env() -> FastAPI:
 
 
 def _add_health(app: FastAPI, state: AppState) -> None:
-    @app.get("/healthz", tags=["health"], summary="The process is up")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="The process is up",
+        response_model=None,
+        responses=ok(HealthOut, "It is up"),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="The database answers")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database answers",
+        responses={
+            **ok(ReadyOut, "Ready: the database answers"),
+            503: {"model": ErrorBody, "description": "The database does not answer"},
+        },
+    )
     async def readyz() -> JSONResponse:
         try:
             await run_in_threadpool(state.store.ping)
@@ -209,30 +225,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             }
         }
         return JSONResponse(body, status_code=500)
-
-
-def _add_security_schemes(app: FastAPI) -> None:
-    original = app.openapi
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {})
-        components.setdefault("securitySchemes", {}).update(
-            {
-                "writeKey": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "The write key as the username, no password.",
-                },
-                "adminKey": {"type": "http", "scheme": "bearer", "description": "An admin key."},
-            }
-        )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _version() -> str:

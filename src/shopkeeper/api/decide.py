@@ -9,10 +9,12 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from shopkeeper.api.openapi import ADMIN_ONLY
 from shopkeeper.api.people import Admin, _state
+from shopkeeper.api.schemas import DecisionOut, errors, ok
 from shopkeeper.events.spec import ExternalId
 
-router = APIRouter(tags=["decide"])
+router = APIRouter(tags=["decide"], dependencies=ADMIN_ONLY)
 
 
 class DecideRequest(BaseModel):
@@ -27,7 +29,11 @@ class DecideRequest(BaseModel):
     context: dict[str, Any] | None = None
 
 
-@router.post("/v1/decide", summary="Decide what to show a person in a placement, with reasons")
+@router.post(
+    "/v1/decide",
+    summary="Decide what to show a person in a placement, with reasons",
+    responses={**ok(DecisionOut, "The items to show, with reasons"), **errors(400, 401, 403)},
+)
 async def decide(body: DecideRequest, request: Request, _: Admin) -> Response:
     state = _state(request)
     decision = await asyncio.get_running_loop().run_in_executor(

@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import key_from_header, write_key
 from shopkeeper.api.body import read_json
+from shopkeeper.api.openapi import WRITE_KEY_ONLY
+from shopkeeper.api.schemas import IngestResult, errors, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import PermissionDenied, ShopkeeperError
 from shopkeeper.events.ingest import check_batch_shape
@@ -49,8 +51,7 @@ def _body_schema(kind: str) -> dict[str, Any]:
 
 def _openapi(kind: str) -> dict[str, Any]:
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema(kind)}}},
-        "security": [{"writeKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema(kind)}}}
     }
 
 
@@ -145,7 +146,14 @@ def _register(kind: str) -> None:
         "alias": "Say that two ids are the same person (the one way to merge two known users)",
     }[kind]
     router.add_api_route(
-        f"/v1/{kind}", endpoint, methods=["POST"], summary=summary, openapi_extra=_openapi(kind), name=kind
+        f"/v1/{kind}",
+        endpoint,
+        methods=["POST"],
+        summary=summary,
+        openapi_extra=_openapi(kind),
+        name=kind,
+        dependencies=WRITE_KEY_ONLY,
+        responses={**ok(IngestResult, "Stored (or already stored)"), **errors(400, 401, 403, 413)},
     )
     router.add_api_route(
         f"/v1/{_SHORT[kind]}", endpoint, methods=["POST"], include_in_schema=False, name=f"{kind}_short"
