@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(centre.router)
     _add_health(app, state)
     _add_error_handlers(app)
-    finish_openapi(app)
+    finish_openapi(app, purposes=list(purposes.names), placements=sorted(settings.placements()))
     return app
 
 

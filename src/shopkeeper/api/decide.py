@@ -20,7 +20,16 @@ router = APIRouter(tags=["decide"], dependencies=ADMIN_ONLY)
 class DecideRequest(BaseModel):
     """Who, where, how many. The same call serves web, email and staff."""
 
-    model_config = ConfigDict(extra="forbid")
+    # userId or anonymousId (checked by the decider, documented here)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("userId", "anonymousId")
+            ]
+        },
+    )
 
     userId: ExternalId = None
     anonymousId: ExternalId = None

@@ -17,6 +17,17 @@ from shopkeeper.experiments.service import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, n
 router = APIRouter(tags=["experiments"], dependencies=ADMIN_ONLY)
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+# documented (the service checks it, with its own precise message)
+Slug = Annotated[Name, Field(json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
+_OPTIONS_SCHEMA = {
+    "additionalProperties": False,
+    "properties": {
+        "model": {"enum": ["personalized", "popularity"]},
+        "n": {"type": "integer", "minimum": 1, "maximum": 50},
+        "max_per_category": {"type": "integer", "minimum": 1, "maximum": 50},
+        "repeats": {"type": "boolean"},
+    },
+}
 
 
 class VariantIn(BaseModel):
@@ -25,8 +36,8 @@ class VariantIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: Slug
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_OPTIONS_SCHEMA)
 
 
 class ExperimentIn(BaseModel):
@@ -34,7 +45,7 @@ class ExperimentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
+    name: Slug
     placement: Name
     variants: Annotated[list[VariantIn], Field(min_length=2, max_length=20)]
     weights: list[Any] | None = None  # checked by new_experiment: positive numbers, one per variant
