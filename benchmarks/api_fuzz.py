@@ -24,8 +24,10 @@ import base64
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter, defaultdict
-from contextlib import ExitStack, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from shopkeeper.store import Store
 
@@ -315,17 +319,36 @@ def summary(tally: Tally) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def fresh_postgres_schema(server_url: str) -> Iterator[str]:
+    """A new, empty schema on this PostgreSQL server (dropped afterwards): the URL that uses it."""
+    name = f"api_fuzz_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server_url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cases", type=int, default=10_000, help="about this many cases in all")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
-    parser.add_argument("--postgres", metavar="URL", help="use this PostgreSQL database (emptied first)")
+    parser.add_argument("--postgres", metavar="URL", help="use a fresh schema on this PostgreSQL server")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of the table")
     args = parser.parse_args(argv)
     console = Console(stderr=args.json, width=160)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="api-fuzz-")))
-        url = args.postgres or f"sqlite:///{workdir / 'shop.db'}"
+        if args.postgres:
+            url = stack.enter_context(fresh_postgres_schema(args.postgres))
+        else:
+            url = f"sqlite:///{workdir / 'shop.db'}"
         store = Store.open(url)
         admin_key, _ = store.keys.create("admin", name="api fuzz")
         write_key, _ = store.keys.create("write", name="api fuzz")

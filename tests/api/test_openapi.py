@@ -115,15 +115,21 @@ def _calls(server: LiveServer) -> list[tuple[str, str, str, dict[str, Any]]]:
     write = {"headers": {"Authorization": basic}}
     admin = {"headers": {"Authorization": f"Bearer {server.admin_key}"}}
     person = "/v1/people/ann"
-    item = {"title": "Blue mug", "category": "Mugs", "price": 4.5, "variants": [{"variant_id": "m", "stock": 3}]}
+    variants = [{"variant_id": "m", "stock": 3}]
+    item = {"title": "Blue mug", "category": "Mugs", "price": 4.5, "variants": variants}
     experiment = {"name": "mugs", "placement": "web", "variants": [{"name": "a"}, {"name": "b"}]}
     return [
-        ("POST", "/v1/identify", "/v1/identify", {**write, "json": {"userId": "ann", "traits": {"size": "M"}}}),
+        ("POST", "/v1/identify", "/v1/identify", {**write, "json": {"userId": "ann", "traits": {"a": 1}}}),
         ("POST", "/v1/track", "/v1/track", {**write, "json": {"userId": "ann", "event": "Product Viewed"}}),
         ("POST", "/v1/batch", "/v1/batch", {**write, "json": {"batch": [{"type": "page", "userId": "ann"}]}}),
         ("POST", "/v1/track", "/v1/track", {"json": {"userId": "ann", "event": "x"}}),  # 401
         ("PUT", "/v1/items/mug-1", "/v1/items/{item_id}", {**admin, "json": item}),
-        ("POST", "/v1/items/batch", "/v1/items/batch", {**admin, "json": {"items": [{**item, "item_id": "m2"}]}}),
+        (
+            "POST",
+            "/v1/items/batch",
+            "/v1/items/batch",
+            {**admin, "json": {"items": [{**item, "item_id": "2"}]}},
+        ),
         ("GET", "/v1/items/mug-1", "/v1/items/{item_id}", admin),
         ("GET", "/v1/items/mug-1/history", "/v1/items/{item_id}/history", admin),
         ("GET", "/v1/items/none", "/v1/items/{item_id}", admin),  # 404

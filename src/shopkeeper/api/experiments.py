@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic.json_schema import JsonDict
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.openapi import ADMIN_ONLY
@@ -19,7 +20,7 @@ router = APIRouter(tags=["experiments"], dependencies=ADMIN_ONLY)
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 # documented (the service checks it, with its own precise message)
 Slug = Annotated[Name, Field(json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
-_OPTIONS_SCHEMA = {
+_OPTIONS_SCHEMA: JsonDict = {
     "additionalProperties": False,
     "properties": {
         "model": {"enum": ["personalized", "popularity"]},
