@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.openapi import ADMIN_ONLY
