@@ -82,7 +82,7 @@ class Tally:
         self.statuses[label][response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)
-        except (AssertionError, ExceptionGroup) as exc:  # a Failure, or several in a FailureGroup
+        except (AssertionError, BaseExceptionGroup) as exc:  # a Failure, or several in a FailureGroup
             for failure in getattr(exc, "exceptions", None) or [exc]:
                 title = getattr(failure, "title", type(failure).__name__)
                 key = (label, title, str(response.status_code))

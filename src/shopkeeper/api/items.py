@@ -88,7 +88,7 @@ def _change_json(change: CatalogChange) -> dict[str, object]:
 
 
 @router.put(
-    "/v1/items/{item_id:path}",
+    "/v1/items/{item_id:id}",
     summary="Create or replace one item, with its variants and their stock",
     openapi_extra=_openapi(_item_schema(id_in_url=True)),
     response_model=None,
@@ -123,7 +123,7 @@ async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
 
 
 @router.get(
-    "/v1/items/{item_id:path}/history",
+    "/v1/items/{item_id:id}/history",
     summary="An item's price and stock changes, oldest first",
     response_model=None,
     responses={**ok(ItemHistoryOut, "Its changes"), **errors(400, 401, 403, 404)},
@@ -140,7 +140,7 @@ async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str
 
 
 @router.get(
-    "/v1/items/{item_id:path}",
+    "/v1/items/{item_id:id}",
     summary="An item with its variants and their stock",
     response_model=None,
     responses={**ok(ItemOut, "The item"), **errors(400, 401, 403, 404)},

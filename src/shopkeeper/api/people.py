@@ -31,7 +31,7 @@ Admin = Annotated[ApiKey, Depends(require_admin)]
 
 
 @router.get(
-    "/v1/people/{person_ref:path}/events",
+    "/v1/people/{person_ref:id}/events",
     summary="A person's newest events, as stored",
     dependencies=ADMIN_ONLY,
     response_model=None,
@@ -51,7 +51,7 @@ async def get_person_events(
 
 
 @router.get(
-    "/v1/people/{person_ref:path}",
+    "/v1/people/{person_ref:id}",
     summary="What is known about a person, by any of their ids",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,

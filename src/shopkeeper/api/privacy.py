@@ -83,7 +83,7 @@ async def _run(request: Request, person_ref: str, work: Any, *, person_allowed: 
 
 
 @router.get(
-    "/v1/people/{person_ref:path}/explain",
+    "/v1/people/{person_ref:id}/explain",
     summary="Every trait and how it was resolved",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -96,7 +96,7 @@ async def explain(person_ref: str, request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/v1/people/{person_ref:path}/consent",
+    "/v1/people/{person_ref:id}/consent",
     summary="Consent per purpose now, and its history",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -117,7 +117,7 @@ async def _change(request: Request, person_ref: str, change: str) -> dict[str, A
 
 
 @router.put(
-    "/v1/people/{person_ref:path}/consent",
+    "/v1/people/{person_ref:id}/consent",
     summary="Grant or withdraw consent: {purpose: bool}",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -129,7 +129,7 @@ async def put_consent(person_ref: str, request: Request) -> dict[str, Any]:
 
 
 @router.put(
-    "/v1/people/{person_ref:path}/preferences",
+    "/v1/people/{person_ref:id}/preferences",
     summary="State preferences (they beat any guess)",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -141,7 +141,7 @@ async def put_preferences(person_ref: str, request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/v1/people/{person_ref:path}/rejections",
+    "/v1/people/{person_ref:id}/rejections",
     summary='"That\'s not me": reject a guess',
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -153,7 +153,7 @@ async def post_rejection(person_ref: str, request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/v1/people/{person_ref:path}/export",
+    "/v1/people/{person_ref:id}/export",
     summary="Everything about a person, as JSON",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
@@ -168,7 +168,7 @@ async def export(person_ref: str, request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/v1/people/{person_ref:path}/link",
+    "/v1/people/{person_ref:id}/link",
     summary="A signed, expiring preference-centre link",
     dependencies=ADMIN_ONLY,
     response_model=None,
@@ -196,7 +196,7 @@ async def post_link(
 
 
 @router.delete(
-    "/v1/people/{person_ref:path}",
+    "/v1/people/{person_ref:id}",
     summary="Erase a person everywhere",
     dependencies=ADMIN_OR_PERSON,
     response_model=None,
