@@ -22,6 +22,8 @@ from shopkeeper.api.guards import BodyDeadline, UnexpectedErrors
 from shopkeeper.api.limits import RateLimits, limits_from
 from shopkeeper.api.logs import install_log_redaction
 from shopkeeper.api.server import configure_header_timeout
+from shopkeeper.api.openapi import finish_openapi
+from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _add_error_handlers(app)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.add_middleware(UnexpectedErrors)  # the outermost of ours: it answers whatever the rest raise
-    _add_security_schemes(app)
+    finish_openapi(app, purposes=list(purposes.names), placements=sorted(settings.placements()))
     return app
 
 
@@ -138,11 +140,25 @@ def app_from_env() -> FastAPI:
 
 
 def _add_health(app: FastAPI, state: AppState) -> None:
-    @app.get("/healthz", tags=["health"], summary="The process is up")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="The process is up",
+        response_model=None,
+        responses=ok(HealthOut, "It is up"),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="The database answers")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database answers",
+        responses={
+            **ok(ReadyOut, "Ready: the database answers"),
+            503: {"model": ErrorBody, "description": "The database does not answer"},
+        },
+    )
     async def readyz() -> JSONResponse:
         try:
             await run_in_threadpool(state.store.ping)
@@ -234,30 +250,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             "error": {"code": "invalid_input", "message": "a value the database cannot store", "field": None}
         }
         return JSONResponse(body, status_code=400)
-
-
-def _add_security_schemes(app: FastAPI) -> None:
-    original = app.openapi
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {})
-        components.setdefault("securitySchemes", {}).update(
-            {
-                "writeKey": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "The write key as the username, no password.",
-                },
-                "adminKey": {"type": "http", "scheme": "bearer", "description": "An admin key."},
-            }
-        )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _version() -> str:

@@ -10,16 +10,27 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from shopkeeper.api.body import JsonBodyRoute
+from shopkeeper.api.openapi import ADMIN_ONLY
 from shopkeeper.api.people import Admin, _state
+from shopkeeper.api.schemas import DecisionOut, errors, ok
 from shopkeeper.events.spec import ExternalId
 
-router = APIRouter(tags=["decide"], route_class=JsonBodyRoute)
+router = APIRouter(tags=["decide"], route_class=JsonBodyRoute, dependencies=ADMIN_ONLY)
 
 
 class DecideRequest(BaseModel):
     """Who, where, how many. The same call serves web, email and staff."""
 
-    model_config = ConfigDict(extra="forbid")
+    # userId or anonymousId (checked by the decider, documented here)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("userId", "anonymousId")
+            ]
+        },
+    )
 
     userId: ExternalId = None
     anonymousId: ExternalId = None
@@ -28,7 +39,11 @@ class DecideRequest(BaseModel):
     context: dict[str, Any] | None = None
 
 
-@router.post("/v1/decide", summary="Decide what to show a person in a placement, with reasons")
+@router.post(
+    "/v1/decide",
+    summary="Decide what to show a person in a placement, with reasons",
+    responses={**ok(DecisionOut, "The items to show, with reasons"), **errors(400, 401, 403)},
+)
 async def decide(body: DecideRequest, request: Request, _: Admin) -> Response:
     state = _state(request)
     decision = await asyncio.get_running_loop().run_in_executor(

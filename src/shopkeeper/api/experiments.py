@@ -7,15 +7,29 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import JsonBodyRoute
+from shopkeeper.api.openapi import ADMIN_ONLY
 from shopkeeper.api.people import Admin, _state
+from shopkeeper.api.schemas import ExperimentListOut, ExperimentOut, ReportOut, errors, ok
 from shopkeeper.experiments.service import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, new_experiment
 
-router = APIRouter(tags=["experiments"], route_class=JsonBodyRoute)
+router = APIRouter(tags=["experiments"], route_class=JsonBodyRoute, dependencies=ADMIN_ONLY)
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+# documented (the service checks it, with its own precise message)
+Slug = Annotated[Name, Field(json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
+_OPTIONS_SCHEMA: JsonDict = {
+    "additionalProperties": False,
+    "properties": {
+        "model": {"enum": ["personalized", "popularity"]},
+        "n": {"type": "integer", "minimum": 1, "maximum": 50},
+        "max_per_category": {"type": "integer", "minimum": 1, "maximum": 50},
+        "repeats": {"type": "boolean"},
+    },
+}
 
 
 class VariantIn(BaseModel):
@@ -24,8 +38,8 @@ class VariantIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: Slug
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_OPTIONS_SCHEMA)
 
 
 class ExperimentIn(BaseModel):
@@ -33,7 +47,7 @@ class ExperimentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
+    name: Slug
     placement: Name
     variants: Annotated[list[VariantIn], Field(min_length=2, max_length=20)]
     weights: list[Any] | None = None  # checked by new_experiment: positive numbers, one per variant
@@ -51,7 +65,12 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
 
 
-@router.post("/v1/experiments", summary="Create and start an experiment (A/B/n or bandit) on a placement")
+@router.post(
+    "/v1/experiments",
+    summary="Create and start an experiment (A/B/n or bandit) on a placement",
+    status_code=201,
+    responses={**ok(ExperimentOut, "Created and running", 201), **errors(400, 401, 403, 409)},
+)
 async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> Response:
     state = _state(request)
     experiment = new_experiment(
@@ -71,14 +90,22 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
     return _json(created.to_json(), 201)
 
 
-@router.get("/v1/experiments", summary="Every experiment, oldest first")
+@router.get(
+    "/v1/experiments",
+    summary="Every experiment, oldest first",
+    responses={**ok(ExperimentListOut, "Every experiment, and the holdout"), **errors(401, 403)},
+)
 async def list_experiments(request: Request, _: Admin) -> Response:
     service = _state(request).decider.experiments
     found = await run_in_threadpool(service.experiments.list)
     return _json({"experiments": [e.to_json() for e in found], "holdout": {"share": service.holdout.share}})
 
 
-@router.post("/v1/experiments/{name}/stop", summary="Stop an experiment: everyone gets the default again")
+@router.post(
+    "/v1/experiments/{name}/stop",
+    summary="Stop an experiment: everyone gets the default again",
+    responses={**ok(ExperimentOut, "Stopped"), **errors(400, 401, 403, 404)},
+)
 async def stop_experiment(name: str, request: Request, _: Admin) -> Response:
     service = _state(request).decider.experiments
     stopped = await run_in_threadpool(service.stop, name)
@@ -88,6 +115,7 @@ async def stop_experiment(name: str, request: Request, _: Admin) -> Response:
 @router.get(
     "/v1/experiments/{name}/report",
     summary="Per arm: people, conversions, revenue, lift with CIs, SRM, reach and the verdict",
+    responses={**ok(ReportOut, "The report"), **errors(400, 401, 403, 404)},
 )
 async def experiment_report(
     name: str,

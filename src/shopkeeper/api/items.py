@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import read_json
+from shopkeeper.api.openapi import ADMIN_ONLY
 from shopkeeper.api.people import Admin
+from shopkeeper.api.schemas import ItemHistoryOut, ItemOut, UpsertOut, errors, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.catalog.items import MAX_ITEMS_PER_BATCH, ItemIn, parse_items
 from shopkeeper.errors import InvalidInput
@@ -18,7 +20,7 @@ from shopkeeper.records import CatalogChange, Item, UpsertResult
 MAX_ITEM_BYTES = 256 * 1024
 MAX_ITEMS_BATCH_BYTES = 5 * 1024 * 1024
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], dependencies=ADMIN_ONLY)
 
 
 def _state(request: Request) -> AppState:
@@ -53,10 +55,7 @@ def _item_schema(*, id_in_url: bool) -> dict[str, Any]:
 
 
 def _openapi(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "security": [{"adminKey": []}],
-    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
 
 _BATCH_SCHEMA: dict[str, Any] = {
@@ -67,7 +66,6 @@ _BATCH_SCHEMA: dict[str, Any] = {
         "items": {"type": "array", "maxItems": MAX_ITEMS_PER_BATCH, "items": _item_schema(id_in_url=False)}
     },
 }
-_ADMIN: dict[str, Any] = {"security": [{"adminKey": []}]}
 
 
 def _result_json(result: UpsertResult) -> dict[str, int]:
@@ -90,9 +88,11 @@ def _change_json(change: CatalogChange) -> dict[str, object]:
 
 
 @router.put(
-    "/v1/items/{item_id:path}",
+    "/v1/items/{item_id:id}",
     summary="Create or replace one item, with its variants and their stock",
     openapi_extra=_openapi(_item_schema(id_in_url=True)),
+    response_model=None,
+    responses={**ok(UpsertOut, "What changed"), **errors(400, 401, 403, 413)},
 )
 async def put_item(item_id: str, request: Request, _: Admin) -> dict[str, int]:
     body = await read_json(request, MAX_ITEM_BYTES)
@@ -105,6 +105,8 @@ async def put_item(item_id: str, request: Request, _: Admin) -> dict[str, int]:
     "/v1/items/batch",
     summary=f"Create or replace up to {MAX_ITEMS_PER_BATCH} items, all or nothing",
     openapi_extra=_openapi(_BATCH_SCHEMA),
+    response_model=None,
+    responses={**ok(UpsertOut, "What changed"), **errors(400, 401, 403, 413)},
 )
 async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
     body = await read_json(request, MAX_ITEMS_BATCH_BYTES)
@@ -121,9 +123,10 @@ async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
 
 
 @router.get(
-    "/v1/items/{item_id:path}/history",
+    "/v1/items/{item_id:id}/history",
     summary="An item's price and stock changes, oldest first",
-    openapi_extra=_ADMIN,
+    response_model=None,
+    responses={**ok(ItemHistoryOut, "Its changes"), **errors(400, 401, 403, 404)},
 )
 async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str, object]:
     catalog = _state(request).store.catalog
@@ -137,7 +140,10 @@ async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str
 
 
 @router.get(
-    "/v1/items/{item_id:path}", summary="An item with its variants and their stock", openapi_extra=_ADMIN
+    "/v1/items/{item_id:id}",
+    summary="An item with its variants and their stock",
+    response_model=None,
+    responses={**ok(ItemOut, "The item"), **errors(400, 401, 403, 404)},
 )
 async def get_item(item_id: str, request: Request, _: Admin) -> dict[str, object]:
     item: Item = await run_in_threadpool(_state(request).store.catalog.get, item_id)

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import admin_key_async
+from shopkeeper.api.openapi import ADMIN_ONLY, ADMIN_OR_PERSON
 from shopkeeper.api.privacy import authorize
+from shopkeeper.api.schemas import PersonEventsOut, PersonOut, errors, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.privacy.service import Actor
 from shopkeeper.records import ApiKey
@@ -28,7 +30,13 @@ async def require_admin(request: Request) -> ApiKey:
 Admin = Annotated[ApiKey, Depends(require_admin)]
 
 
-@router.get("/v1/people/{person_ref:path}/events", summary="A person's newest events, as stored")
+@router.get(
+    "/v1/people/{person_ref:id}/events",
+    summary="A person's newest events, as stored",
+    dependencies=ADMIN_ONLY,
+    response_model=None,
+    responses={**ok(PersonEventsOut, "Their newest events"), **errors(400, 401, 403, 404)},
+)
 async def get_person_events(
     person_ref: str, request: Request, key: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
@@ -42,7 +50,13 @@ async def get_person_events(
     return {"person_id": summary.person_id, "events": events}
 
 
-@router.get("/v1/people/{person_ref:path}", summary="What is known about a person, by any of their ids")
+@router.get(
+    "/v1/people/{person_ref:id}",
+    summary="What is known about a person, by any of their ids",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(PersonOut, "The person"), **errors(400, 401, 403, 404)},
+)
 async def get_person(person_ref: str, request: Request) -> dict[str, object]:
     """Ids, merges, event counts, every trait's winning value with its source, evidence and age, and
     consent per purpose. The admin key, or the person's own link token (which may say `me`)."""

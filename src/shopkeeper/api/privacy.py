@@ -16,9 +16,24 @@ from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import ADMIN_AS_BASIC, key_from_header, sent_as_basic
 from shopkeeper.api.body import read_json
+from shopkeeper.api.openapi import ADMIN_ONLY, ADMIN_OR_PERSON
+from shopkeeper.api.schemas import (
+    ConsentIn,
+    ConsentOut,
+    ErasedOut,
+    ExplainOut,
+    ExportOut,
+    LinkOut,
+    PersonOut,
+    RejectionIn,
+    errors,
+    model_body,
+    ok,
+)
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import AuthenticationError, InvalidInput, PermissionDenied
 from shopkeeper.privacy import rights
+from shopkeeper.privacy.preferences import Preferences
 from shopkeeper.privacy.service import Actor
 from shopkeeper.privacy.tokens import issue_link, looks_like_token, verify_token
 
@@ -70,14 +85,26 @@ async def _run(request: Request, person_ref: str, work: Any, *, person_allowed: 
     return await run_in_threadpool(work, actor, ref)
 
 
-@router.get("/v1/people/{person_ref:path}/explain", summary="Every trait and how it was resolved")
+@router.get(
+    "/v1/people/{person_ref:id}/explain",
+    summary="Every trait and how it was resolved",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(ExplainOut, "Every trait, what it beat, and why"), **errors(400, 401, 403, 404)},
+)
 async def explain(person_ref: str, request: Request) -> dict[str, Any]:
     privacy = _state(request).privacy
     result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.explain(r, a))
     return result
 
 
-@router.get("/v1/people/{person_ref:path}/consent", summary="Consent per purpose now, and its history")
+@router.get(
+    "/v1/people/{person_ref:id}/consent",
+    summary="Consent per purpose now, and its history",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(ConsentOut, "Consent now, and the ledger"), **errors(400, 401, 403, 404)},
+)
 async def get_consent(person_ref: str, request: Request) -> dict[str, Any]:
     privacy = _state(request).privacy
     result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.consent_of(r, a))
@@ -92,22 +119,49 @@ async def _change(request: Request, person_ref: str, change: str) -> dict[str, A
     return result
 
 
-@router.put("/v1/people/{person_ref:path}/consent", summary="Grant or withdraw consent: {purpose: bool}")
+@router.put(
+    "/v1/people/{person_ref:id}/consent",
+    summary="Grant or withdraw consent: {purpose: bool}",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(ConsentOut, "Consent now, and the ledger"), **errors(400, 401, 403, 404, 413)},
+    openapi_extra=model_body(ConsentIn),
+)
 async def put_consent(person_ref: str, request: Request) -> dict[str, Any]:
     return await _change(request, person_ref, "set_consent")
 
 
-@router.put("/v1/people/{person_ref:path}/preferences", summary="State preferences (they beat any guess)")
+@router.put(
+    "/v1/people/{person_ref:id}/preferences",
+    summary="State preferences (they beat any guess)",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(PersonOut, "The person, with what they stated"), **errors(400, 401, 403, 404, 413)},
+    openapi_extra=model_body(Preferences, minProperties=1),
+)
 async def put_preferences(person_ref: str, request: Request) -> dict[str, Any]:
     return await _change(request, person_ref, "state_preferences")
 
 
-@router.post("/v1/people/{person_ref:path}/rejections", summary='"That\'s not me": reject a guess')
+@router.post(
+    "/v1/people/{person_ref:id}/rejections",
+    summary='"That\'s not me": reject a guess',
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(PersonOut, "The person, without the guess"), **errors(400, 401, 403, 404, 413)},
+    openapi_extra=model_body(RejectionIn),
+)
 async def post_rejection(person_ref: str, request: Request) -> dict[str, Any]:
     return await _change(request, person_ref, "reject")
 
 
-@router.get("/v1/people/{person_ref:path}/export", summary="Everything about a person, as JSON")
+@router.get(
+    "/v1/people/{person_ref:id}/export",
+    summary="Everything about a person, as JSON",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(ExportOut, "Everything held about them"), **errors(400, 401, 403, 404)},
+)
 async def export(person_ref: str, request: Request) -> dict[str, Any]:
     state = _state(request)
     result: dict[str, Any] = await _run(
@@ -116,7 +170,13 @@ async def export(person_ref: str, request: Request) -> dict[str, Any]:
     return result
 
 
-@router.post("/v1/people/{person_ref:path}/link", summary="A signed, expiring preference-centre link")
+@router.post(
+    "/v1/people/{person_ref:id}/link",
+    summary="A signed, expiring preference-centre link",
+    dependencies=ADMIN_ONLY,
+    response_model=None,
+    responses={**ok(LinkOut, "The link and its token"), **errors(400, 401, 403, 404)},
+)
 async def post_link(
     person_ref: str, request: Request, days: Annotated[int | None, Query(ge=1, le=365)] = None
 ) -> dict[str, Any]:
@@ -138,7 +198,13 @@ async def post_link(
     return result
 
 
-@router.delete("/v1/people/{person_ref:path}", summary="Erase a person everywhere")
+@router.delete(
+    "/v1/people/{person_ref:id}",
+    summary="Erase a person everywhere",
+    dependencies=ADMIN_OR_PERSON,
+    response_model=None,
+    responses={**ok(ErasedOut, "Erased, with what was deleted"), **errors(400, 401, 403, 404)},
+)
 async def delete_person(person_ref: str, request: Request) -> dict[str, Any]:
     state = _state(request)
     result: dict[str, Any] = await _run(

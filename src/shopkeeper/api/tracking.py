@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import key_from_header, write_key
 from shopkeeper.api.body import read_json
+from shopkeeper.api.openapi import WRITE_KEY_ONLY
+from shopkeeper.api.schemas import IngestResult, errors, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.errors import PermissionDenied, ShopkeeperError
 from shopkeeper.events.ingest import check_batch_shape
@@ -26,19 +28,31 @@ TRACKING_PATHS = tuple(f"/v1/{p}" for p in _SHORT) + tuple(f"/v1/{s}" for s in _
 _ALLOW_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 
 
-def _message_schema() -> dict[str, Any]:
-    return Message.model_json_schema()
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 255}
+# a message names its person
+_SOMEONE = [{"required": [name], "properties": {name: _TEXT}} for name in ("userId", "anonymousId")]
+_REQUIRED = {"alias": ["previousId", "userId"], "track": ["event"], "group": ["groupId"]}
+
+
+def _message_schema(kind: str | None = None) -> dict[str, Any]:
+    """A message's schema; for one endpoint's kind, its `type` (optional there) and its required fields."""
+    schema = {**Message.model_json_schema(), "anyOf": _SOMEONE}
+    if kind is None:
+        return schema
+    properties = {**schema["properties"], "type": {"const": kind}}
+    properties.update({name: _TEXT for name in _REQUIRED.get(kind, [])})
+    required = [name for name in schema.get("required", []) if name != "type"] + _REQUIRED.get(kind, [])
+    return {**schema, "properties": properties, "required": required}
 
 
 def _body_schema(kind: str) -> dict[str, Any]:
-    message = _message_schema()
     if kind != "batch":
-        return message
+        return _message_schema(kind)
     return {
         "type": "object",
         "required": ["batch"],
         "properties": {
-            "batch": {"type": "array", "items": message},
+            "batch": {"type": "array", "items": _message_schema()},
             "sentAt": {"type": "string", "format": "date-time"},
             "context": {"type": "object"},
             "integrations": {"type": "object"},
@@ -49,8 +63,7 @@ def _body_schema(kind: str) -> dict[str, Any]:
 
 def _openapi(kind: str) -> dict[str, Any]:
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema(kind)}}},
-        "security": [{"writeKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema(kind)}}}
     }
 
 
@@ -145,7 +158,14 @@ def _register(kind: str) -> None:
         "alias": "Say that two ids are the same person (the one way to merge two known users)",
     }[kind]
     router.add_api_route(
-        f"/v1/{kind}", endpoint, methods=["POST"], summary=summary, openapi_extra=_openapi(kind), name=kind
+        f"/v1/{kind}",
+        endpoint,
+        methods=["POST"],
+        summary=summary,
+        openapi_extra=_openapi(kind),
+        name=kind,
+        dependencies=WRITE_KEY_ONLY,
+        responses={**ok(IngestResult, "Stored (or already stored)"), **errors(400, 401, 403, 413)},
     )
     router.add_api_route(
         f"/v1/{_SHORT[kind]}", endpoint, methods=["POST"], include_in_schema=False, name=f"{kind}_short"
