@@ -14,6 +14,7 @@ from typing import Literal
 
 from shopkeeper.experiments.power import run_length, sample_size_means, sample_size_proportions
 from shopkeeper.experiments.stats import Comparison
+from shopkeeper.wording import counted
 
 VerdictKind = Literal["win", "loss", "inconclusive"]
 
@@ -121,9 +122,9 @@ def verdict(
         tail = "the lift seen so far is at the edge of what this sample can show; keep collecting"
     else:
         days = None if not daily_traffic or daily_traffic <= 0 else math.ceil(more / daily_traffic)
-        tail = f"need about {more:,} more people"
+        tail = f"need about {counted(more, 'more person', 'more people')}"
         if days is not None:
-            tail += f" (about {days:,} more days at {daily_traffic:,.0f} a day)"
+            tail += f" (about {counted(days, 'more day')} at {daily_traffic:,.0f} a day)"
     summary = (
         f"{treatment} is not distinguishable from {control}{on} yet "
         f"({sign}{lift}, {level} {low} to {high}); {tail}."
