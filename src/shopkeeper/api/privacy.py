@@ -49,7 +49,8 @@ def _state(request: Request) -> AppState:
 
 
 def authorize(request: Request, person_ref: str, *, person_allowed: bool = True) -> tuple[Actor, str]:
-    """Who is acting on `person_ref`, and the external id to act on (`me` resolved for a token)."""
+    """Who is acting on `person_ref`, and the id to act on: for a link, the `LinkedPerson` it was issued
+    for (found by person id and generation, never by an external id that could have moved)."""
     state = _state(request)
     raw = key_from_header(request)
     if raw is None:

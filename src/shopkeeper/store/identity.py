@@ -38,7 +38,9 @@ from shopkeeper.store.traits import forget_person, mark_dirty
 
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
 _UNTRUSTED_ALIAS = "a write key may not alias one known userId to another"
-_GENERATIONS = random.SystemRandom()
+# Not secret (a link is signed), only unlikely to repeat: a plain generator, seeded from the OS, is cheaper
+# per new person than the OS's own randomness.
+_GENERATIONS = random.Random()
 LOOKUP_ORDER: tuple[IdentityKind, ...] = ("user_id", "email", "anonymous_id")
 
 
