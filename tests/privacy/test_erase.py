@@ -237,4 +237,4 @@ def test_an_export_right_after_a_decision_counts_it(live_server: LiveServer) -> 
     )
     exported = httpx.get(f"{live_server.url}/v1/people/{PERSON}/export", headers=headers).json()
     assert len(exported["decisions"]) == 1
-    assert "We have chosen what to show you 1 times" in exported["summary"]
+    assert "We have chosen what to show you 1 time." in exported["summary"]
