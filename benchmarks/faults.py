@@ -171,6 +171,18 @@ def through_proxy(
     return check(url, "postgresql", name, stream)
 
 
+def fill(filler: Path, leave: int) -> None:
+    """Write `filler` until its file system has `leave` bytes free, or none (the server writes too)."""
+    chunk = b"\0" * (1024 * 1024)
+    with filler.open("wb") as out:
+        try:
+            while shutil.disk_usage(filler.parent).free > leave:
+                out.write(chunk)
+                out.flush()
+        except OSError:  # full already
+            pass
+
+
 def disk_full(key_for: Callable[[str], str], workdir: Path, phases: Phases) -> Outcome:
     """SQLite on a small tmpfs, filled up mid-stream by a filler file, then freed."""
     mount = workdir / "tmpfs"
@@ -189,9 +201,7 @@ def disk_full(key_for: Callable[[str], str], workdir: Path, phases: Phases) -> O
             stream = Stream(server.url, key)
             with stream.running():
                 time.sleep(phases.before)
-                free = shutil.disk_usage(mount).free
-                with filler.open("wb") as out:  # leave 2 MB: the next few batches fill it
-                    out.write(b"\0" * max(0, free - 2 * 1024 * 1024))
+                fill(filler, leave=2 * 1024 * 1024)  # the next few batches take the rest
                 deadline = time.monotonic() + max(30.0, phases.fault * 5)
                 while stream.statuses["503"] == 0 and time.monotonic() < deadline:
                     time.sleep(0.05)
