@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.conftest import serving
 
 from shopkeeper.store import Store
@@ -76,6 +77,7 @@ def _calls(write_key: str) -> dict[str, Call]:
     }
 
 
+@pytest.mark.slow
 def test_every_write_route_raced_answers_no_5xx(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'shop.db'}")
     write_key, _ = store.keys.create("write", name="tests")

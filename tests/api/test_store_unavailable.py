@@ -84,6 +84,7 @@ def assert_recovers(shop: Shop, number: int) -> None:
     assert set(statuses) <= {200, 503}, statuses
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_killed_database_answers_503_and_readyz_tells_nothing_of_it(shop: Shop) -> None:
     assert shop.track(1).status_code == 200
@@ -101,6 +102,7 @@ def test_a_killed_database_answers_503_and_readyz_tells_nothing_of_it(shop: Shop
     assert shop.stored() == 2  # message 1 and message 3; message 2 was refused, and not stored
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_frozen_database_answers_503_within_the_timeouts(shop: Shop) -> None:
     assert shop.track(1).status_code == 200

@@ -19,8 +19,19 @@ from uvicorn.config import LOGGING_CONFIG
 
 WITHHELD = "(message withheld: it may hold request data)"
 # Loggers that can print an exception raised while serving: uvicorn's, the event loop's, SQLAlchemy's,
-# ours, and the root (where libraries' records end up).
-SERVER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "sqlalchemy", "shopkeeper")
+# ours, and the root. A logger's filter sees only the records logged to it by name, not its children's:
+# `uvicorn_log_config` puts the filter on the handlers too, which see every record.
+SERVER_LOGGERS = (
+    "",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "asyncio",
+    "sqlalchemy",
+    "sqlalchemy.pool",
+    "shopkeeper",
+    "shopkeeper.api",
+)
 
 
 class RedactingFilter(logging.Filter):

@@ -7,7 +7,6 @@ acknowledged message survives a crash of the process.
 
 from __future__ import annotations
 
-import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from shopkeeper.privacy.consent import Purposes, record_from_events
 from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.bulk import BulkInsert
+from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.event_log import APPEND_EVENTS
 from shopkeeper.store.identity import IdentityResolver
@@ -173,9 +173,11 @@ class Ingestor:
         one call's failure is never another's."""
         try:
             results = self._write(jobs)
-        except Exception:
-            if len(jobs) == 1:
-                jobs[0].fail(sys.exc_info()[1])
+        except Exception as exc:
+            if len(jobs) == 1 or unavailable_from(exc) is not None:
+                # The database is down, frozen or full: each call alone would wait and fail the same way.
+                for job in jobs:
+                    job.fail(exc)
                 return
             for job in jobs:
                 try:
