@@ -1,9 +1,12 @@
 """The OpenAPI document's security schemes (FastAPI's own classes) and its last touches.
 
-The schemes only describe the credentials: `shopkeeper.api.auth` and `shopkeeper.api.privacy` read and
-check them, so that every refusal is our precise 401/403 JSON. Hence `auto_error=False` on each, and the
-Basic scheme reads nothing at all (FastAPI's `HTTPBasic` answers its own 401 on malformed credentials even
-with `auto_error=False`).
+The schemes describe the credentials; our own code checks them, so that every refusal is our precise
+401/403 JSON (hence `auto_error=False`): the admin key's scheme is the admin check itself
+(`shopkeeper.api.auth.admin_key_async`), so the routes that take only an admin key pay no extra
+dependency; on the routes that take a person's link too, `shopkeeper.api.privacy.authorize` checks either,
+and the schemes there only document. The Basic scheme reads nothing (FastAPI's `HTTPBasic` answers its own
+401 on malformed credentials even with `auto_error=False`): tracking reads the write key itself, from the
+header or the body.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from fastapi.params import Depends
 from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from shopkeeper.api.auth import admin_key_async
+from shopkeeper.records import ApiKey
+
+ADMIN_WORDS = "An admin key (`shopkeeper keys create --kind admin`) as `Authorization: Bearer <key>`."
+
 
 class WriteKeyScheme(HTTPBasic):
     """HTTP Basic with the write key as the username, as Segment's libraries send it."""
@@ -23,17 +31,27 @@ class WriteKeyScheme(HTTPBasic):
         return None  # read by shopkeeper.api.auth.key_from_header, with its precise errors
 
 
+class AdminKeyScheme(HTTPBearer):
+    """An admin key as a Bearer token: calling the scheme checks it, and gives the key."""
+
+    async def __call__(self, request: HTTPConnection) -> ApiKey:  # type: ignore[override]
+        return await admin_key_async(request.app.state.shopkeeper.store.keys, request)  # type: ignore[arg-type]
+
+
+class DocumentedBearer(HTTPBearer):
+    """A Bearer scheme that only documents: the route checks the credential itself."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
 WRITE_KEY = WriteKeyScheme(
     scheme_name="writeKey",
     description="The write key as the Basic username, no password (or `writeKey` in the body).",
     auto_error=False,
 )
-ADMIN_KEY = HTTPBearer(
-    scheme_name="adminKey",
-    description="An admin key (`shopkeeper keys create --kind admin`) as `Authorization: Bearer <key>`.",
-    auto_error=False,
-)
-PERSON_LINK = HTTPBearer(
+ADMIN_KEY = AdminKeyScheme(scheme_name="adminKey", description=ADMIN_WORDS, auto_error=False)
+PERSON_LINK = DocumentedBearer(
     scheme_name="personLink",
     bearerFormat="pt2.<signed token>",
     description="A person's own link token (`POST /v1/people/{id}/link`), which may name them `me`.",
@@ -41,8 +59,11 @@ PERSON_LINK = HTTPBearer(
 )
 
 WRITE_KEY_ONLY: list[Depends] = [Security(WRITE_KEY)]
-ADMIN_ONLY: list[Depends] = [Security(ADMIN_KEY)]
-ADMIN_OR_PERSON: list[Depends] = [Security(ADMIN_KEY), Security(PERSON_LINK)]  # either one
+# either one (checked by shopkeeper.api.privacy.authorize)
+ADMIN_OR_PERSON: list[Depends] = [
+    Security(DocumentedBearer(scheme_name="adminKey", description=ADMIN_WORDS, auto_error=False)),
+    Security(PERSON_LINK),
+]
 
 
 # OpenAPI links: what a response lets a client call next (and schemathesis' stateful runs follow them).
