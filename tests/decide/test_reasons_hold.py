@@ -291,10 +291,8 @@ def check_decision(shop: SampleShop, person: Person, decision: Decision) -> None
             assert consented and (person.bought or person.viewed)
         if text.startswith("Popular in the shop right now. You haven't agreed to personalization"):
             assert not consented
-        if text.startswith("Left out") and text.endswith(
-            "items you already bought (new_for_you shows new things)"
-        ):
-            assert text.split()[2] == str(len(person.bought)) and decision.placement == "new_for_you"
+        if reason.provenance.get("rule") == "exclude_owned":  # "Left out N items you already bought"
+            assert reason.provenance["count"] == len(person.bought) and decision.placement == "new_for_you"
     for item, known in zip(decision.items, shown, strict=True):
         assert not any(_within(known.category, c) for c in person.dislikes), (known.category, person.dislikes)
         assert item.item_id not in person.rejected
