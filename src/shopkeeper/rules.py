@@ -17,7 +17,6 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection, bindparam, func, or_, select
 
-from shopkeeper import training
 from shopkeeper.decisions import DecidedItem, Reason
 from shopkeeper.placements import Placement
 from shopkeeper.profiles.traits import ResolvedTrait, within_category
@@ -25,7 +24,7 @@ from shopkeeper.recommend.base import History, IntArray
 from shopkeeper.recommend.explain import strongest_marked
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.schema import item_variants, items
-from shopkeeper.training import ModelBundle
+from shopkeeper.training import POPULAR_ITEMS, ModelBundle
 
 _CATALOG = (
     select(
@@ -295,7 +294,7 @@ def _selling(bundle: ModelBundle, index: int | None, category: str | None, withi
         return Reason("Popular with customers right now", provenance)
     if category is not None and within is not None and mine >= 1.0:
         rank = 1 + int(np.count_nonzero(popularity[within] > mine))
-        if rank <= training.POPULAR_ITEMS:
+        if rank <= POPULAR_ITEMS:
             return Reason(
                 f"Among the best sellers in {category}",
                 {**provenance, "category": category, "rank_in_category": rank},
