@@ -142,6 +142,18 @@ def test_cold_start_serves_popular_items_in_stated_categories(shop: Shop) -> Non
     assert any(r.text == "You told us you like Candles" for r in decision.items[0].reasons)
 
 
+def test_stated_categories_match_whatever_their_case(shop: Shop) -> None:
+    stated(shop, "newbie", {"favourite_categories": ["kitchen"], "disliked_categories": ["BAGS"]})
+    decision = shop.decide(user_id="newbie", n=4)
+    shown = [i.item_id for i in decision.items]
+    assert shown[:3] == ["mug-red", "mug-blue", "mug-green"]  # the diversity cap stops the fourth mug
+    assert not {"bag", "lunch"} & set(shown)
+    assert decision.reasons[0].text.endswith(
+        "popular right now: first in the categories you told us you like, then in the whole shop"
+    )
+    assert decision.reasons[0].provenance["in_categories"] == 3
+
+
 def test_a_purchase_changes_the_next_decision_without_a_retrain(shop: Shop) -> None:
     before = shop.decide(user_id="dan", placement="new_for_you", n=10)
     assert "candle" in {i.item_id for i in before.items}

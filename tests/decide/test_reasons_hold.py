@@ -273,16 +273,26 @@ def check_item(shop: SampleShop, person: Person, item: DecidedItem, reason: Reas
 def check_decision(shop: SampleShop, person: Person, decision: Decision) -> None:
     """Every claim of the decision and of each item holds, and no rule is broken (the stated ones only
     when the person lets what they told us be used)."""
-    if not person.consented:
+    consented = person.consented
+    if not consented:
         person = Person([], [], None, [], [], [], person.placement, person.n, consented=False)
     shown = [shop.items[item.item_id] for item in decision.items]
     for reason in decision.reasons:
-        if reason.text.endswith("popular right now in the categories you told us you like"):
+        text = reason.text
+        if text.endswith("popular right now in the categories you told us you like"):
             assert person.favourites and all(
                 any(_within(i.category, c) for c in person.favourites) for i in shown
             ), [i.category for i in shown]
-        if reason.text.startswith("Not personalized yet"):
-            assert not (person.bought or person.viewed)
+        if text.startswith("Not personalized yet"):
+            assert consented and not (person.bought or person.viewed)
+            liked = [i for i in shown if any(_within(i.category, c) for c in person.favourites)]
+            assert reason.provenance.get("in_categories", 0) == len(liked)
+        if text.startswith("Ranked for you by"):
+            assert consented and (person.bought or person.viewed)
+        if text.startswith("Popular in the shop right now. You haven't agreed to personalization"):
+            assert not consented
+        if reason.provenance.get("rule") == "exclude_owned":  # "Left out N items you already bought"
+            assert reason.provenance["count"] == len(person.bought) and decision.placement == "new_for_you"
     for item, known in zip(decision.items, shown, strict=True):
         assert not any(_within(known.category, c) for c in person.dislikes), (known.category, person.dislikes)
         assert item.item_id not in person.rejected

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,7 +21,13 @@ from shopkeeper.privacy import consent, rejections
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.preferences import parse_preferences, preference_event
 from shopkeeper.profiles.service import ProfileService, trait_to_json
-from shopkeeper.profiles.traits import SOURCE_WORDS, policy_for
+from shopkeeper.profiles.traits import (
+    SOURCE_WORDS,
+    DecayPolicy,
+    TraitRecord,
+    expired_traits,
+    policy_for,
+)
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import audit_log, identities, people
@@ -63,6 +69,51 @@ def audit(conn: Connection, actor: Actor, action: str, person_id: int | None, **
             "detail": orjson.dumps(detail).decode(),
         },
     )
+
+
+def decay_json(policy: DecayPolicy) -> dict[str, int | None]:
+    return {
+        "half_life_days": policy.half_life.days if policy.half_life else None,
+        "expires_after_days": policy.expire_after.days if policy.expire_after else None,
+    }
+
+
+def candidate_json(
+    record: TraitRecord,
+    status: str,
+    weight: float,
+    as_of: datetime,
+    *,
+    why: str | None = None,
+    beaten_by: str | None = None,
+) -> dict[str, Any]:
+    """One source's value of a trait in explain: its status (won, outranked, expired), its age against
+    the source's decay settings, and why it has that status."""
+    policy = policy_for(record.key, record.source)
+    age = max(as_of - record.updated_at, timedelta(0))
+    days = round(age.total_seconds() / 86400, 1)
+    expires_at = record.updated_at + policy.expire_after if policy.expire_after is not None else None
+    if why is None and status == "expired":
+        assert policy.expire_after is not None  # only a value with an expiry can expire
+        why = (
+            f"{SOURCE_WORDS[record.source]} {record.value!r}, but its newest evidence is {days:g} days old "
+            f"and {record.source} {record.key} values expire after {policy.expire_after.days} days, so it "
+            f"expired on {expires_at:%d %b %Y}"
+        )
+    elif why is None:
+        why = f"{SOURCE_WORDS[record.source]} {record.value!r}, but {beaten_by} beats {record.source}"
+    return {
+        "source": record.source,
+        "value": record.value,
+        "status": status,
+        "weight": round(weight, 4),
+        "updated_at": record.updated_at.isoformat(),
+        "age_days": days,
+        "expires_at": expires_at.isoformat() if expires_at is not None else None,
+        "decay": decay_json(policy),
+        "why": why,
+        "evidence": dict(record.evidence),
+    }
 
 
 class PrivacyService:
@@ -120,46 +171,41 @@ class PrivacyService:
         with self._store.engine.connect() as conn:
             rejected = rejections.load(conn, person_ids_of(conn, person_id))
             choices = self.purposes.current(conn, person_id)
+            records = self._profiles.records_of(person_id, conn)
+        as_of = profile.as_of
         explained = []
         for trait in sorted(profile.traits.values(), key=lambda t: t.key):
             record = trait.record
-            policy = policy_for(record.key, record.source)
-            candidates = [
-                {
-                    "source": record.source,
-                    "value": record.value,
-                    "status": "won",
-                    "weight": round(trait.weight, 4),
-                    "updated_at": record.updated_at.isoformat(),
-                    "evidence": dict(record.evidence),
-                }
-            ] + [
-                {
-                    "source": c.record.source,
-                    "value": c.record.value,
-                    "status": c.status,
-                    "weight": round(c.weight, 4),
-                    "updated_at": c.record.updated_at.isoformat(),
-                    "evidence": dict(c.record.evidence),
-                }
+            candidates = [candidate_json(record, "won", trait.weight, as_of, why=trait.reason())] + [
+                candidate_json(c.record, c.status, c.weight, as_of, beaten_by=record.source)
                 for c in trait.considered
             ]
             explained.append(
                 {
                     **trait_to_json(trait),
                     "source_words": SOURCE_WORDS[record.source],
-                    "decay": {
-                        "half_life_days": policy.half_life.days if policy.half_life else None,
-                        "expires_after_days": policy.expire_after.days if policy.expire_after else None,
-                    },
+                    "decay": decay_json(policy_for(record.key, record.source)),
                     "candidates": candidates,
                 }
             )
+        gone = [
+            {
+                "key": key,
+                "value": None,
+                "status": "expired",
+                "why": f"No value won: all {len(values)} expired (see each candidate's why)"
+                if len(values) > 1
+                else "No value won: its only value expired",
+                "candidates": [candidate_json(r, "expired", 0.0, as_of) for r in values],
+            }
+            for key, values in sorted(expired_traits(records, as_of).items())
+        ]
         return {
             "person_id": person_id,
-            "as_of": profile.as_of.isoformat(),
+            "as_of": as_of.isoformat(),
             "rule": RULE,
             "traits": explained,
+            "expired_traits": gone,
             "rejected_guesses": [r.to_json() for rs in rejected.values() for r in rs],
             "consent": {p: c.to_json() for p, c in choices.items()},
         }

@@ -10,9 +10,12 @@ What becomes what (the README lists every key):
 - purchases, carts and views: `favourite_categories`, `favourite_colours`, `favourite_sizes`, weighted
   1 / 0.5 / 0.2 and fading with a 180-day half-life measured back from the person's newest event. These
   are guesses (`inferred`, with a confidence: the chosen values' share of the weight), so a person can
-  reject them;
+  reject them; a category the person stated they dislike is never guessed;
 - a stated `null` clears what the person stated before;
 - "Product Viewed" / "Product Added" (less "Product Removed"): `last_viewed_items`, `last_carted_items`.
+
+Every trait's evidence is the events that voted for its value, and no other: their message ids (at most
+`EVIDENCE_IDS`, the newest, or for the guesses the strongest votes) and how many there were.
 """
 
 from __future__ import annotations

@@ -175,6 +175,24 @@ def resolve(
     return resolved
 
 
+def expired_traits(
+    records: Iterable[TraitRecord],
+    as_of: datetime,
+    policies: Mapping[str, DecayPolicy] = DEFAULT_POLICIES,
+) -> dict[str, list[TraitRecord]]:
+    """The traits `resolve` leaves out because every value has expired, each with its values (strongest
+    source first, then newest): what explain shows so that a person can see why a trait is gone."""
+    records = list(records)
+    won = resolve(records, as_of, policies)
+    gone: dict[str, list[TraitRecord]] = {}
+    for record in records:
+        if record.key not in won:
+            gone.setdefault(record.key, []).append(record)
+    for candidates in gone.values():
+        candidates.sort(key=lambda r: (_RANK[r.source], -r.updated_at.timestamp()))
+    return gone
+
+
 def within_category(category: str, parent: str) -> bool:
     """Whether a category path is `parent` or under it ("Bags > Jumbo bags" is within "Bags"), without
     regard to case: the one test of "in a category" that stated likes and dislikes are read with."""
