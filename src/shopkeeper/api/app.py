@@ -21,9 +21,9 @@ from shopkeeper.api import centre, decide, experiments, items, people, privacy, 
 from shopkeeper.api.guards import BodyDeadline, UnexpectedErrors
 from shopkeeper.api.limits import RateLimits, limits_from
 from shopkeeper.api.logs import install_log_redaction
-from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.openapi import finish_openapi
 from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
+from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
 from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
