@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import read_json
 from shopkeeper.api.people import Admin
-from shopkeeper.api.schemas import ItemHistoryOut, ItemOut, UpsertOut, errors, ok
+from shopkeeper.api.schemas import ItemHistoryOut, ItemOut, UpsertOut, errors, inline_refs, json_body, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.catalog.items import MAX_ITEMS_PER_BATCH, ItemIn, parse_items
 from shopkeeper.errors import InvalidInput
@@ -27,34 +26,12 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with its `$defs` inlined: pydantic's `#/$defs/...` refs don't resolve inside OpenAPI."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(value) for value in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
-
-
 def _item_schema(*, id_in_url: bool) -> dict[str, Any]:
-    schema = _inline_refs(ItemIn.model_json_schema())
+    schema = inline_refs(ItemIn.model_json_schema())
     if id_in_url:
         schema["required"] = [name for name in schema.get("required", []) if name != "item_id"]
         schema["properties"]["item_id"]["description"] = "Optional; must equal the id in the URL."
     return schema
-
-
-def _openapi(body: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
 
 _BATCH_SCHEMA: dict[str, Any] = {
@@ -89,7 +66,7 @@ def _change_json(change: CatalogChange) -> dict[str, object]:
 @router.put(
     "/v1/items/{item_id:id}",
     summary="Create or replace one item, with its variants and their stock",
-    openapi_extra=_openapi(_item_schema(id_in_url=True)),
+    openapi_extra=json_body(_item_schema(id_in_url=True)),
     response_model=None,
     responses={**ok(UpsertOut, "What changed"), **errors(400, 401, 403, 413)},
 )
@@ -103,7 +80,7 @@ async def put_item(item_id: str, request: Request, _: Admin) -> dict[str, int]:
 @router.post(
     "/v1/items/batch",
     summary=f"Create or replace up to {MAX_ITEMS_PER_BATCH} items, all or nothing",
-    openapi_extra=_openapi(_BATCH_SCHEMA),
+    openapi_extra=json_body(_BATCH_SCHEMA),
     response_model=None,
     responses={**ok(UpsertOut, "What changed"), **errors(400, 401, 403, 413)},
 )

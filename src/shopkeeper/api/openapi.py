@@ -58,12 +58,12 @@ PERSON_LINK = DocumentedBearer(
     auto_error=False,
 )
 
+_ADMIN_DOCUMENTED = DocumentedBearer(scheme_name="adminKey", description=ADMIN_WORDS, auto_error=False)
+
 WRITE_KEY_ONLY: list[Depends] = [Security(WRITE_KEY)]
-# either one (checked by shopkeeper.api.privacy.authorize)
-ADMIN_OR_PERSON: list[Depends] = [
-    Security(DocumentedBearer(scheme_name="adminKey", description=ADMIN_WORDS, auto_error=False)),
-    Security(PERSON_LINK),
-]
+# checked by shopkeeper.api.privacy.authorize, which refuses a person's link with its own precise 403
+ADMIN_ONLY: list[Depends] = [Security(_ADMIN_DOCUMENTED)]
+ADMIN_OR_PERSON: list[Depends] = [Security(_ADMIN_DOCUMENTED), Security(PERSON_LINK)]  # either one
 
 
 # OpenAPI links: what a response lets a client call next (and schemathesis' stateful runs follow them).

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Security
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.auth import ADMIN_AS_BASIC, key_from_header, sent_as_basic
 from shopkeeper.api.body import read_json
-from shopkeeper.api.openapi import ADMIN_KEY, ADMIN_OR_PERSON
+from shopkeeper.api.openapi import ADMIN_ONLY, ADMIN_OR_PERSON
 from shopkeeper.api.schemas import (
     ConsentIn,
     ConsentOut,
@@ -174,7 +174,7 @@ async def export(person_ref: str, request: Request) -> dict[str, Any]:
 @router.post(
     "/v1/people/{person_ref:id}/link",
     summary="A signed, expiring preference-centre link",
-    dependencies=[Security(ADMIN_KEY)],
+    dependencies=ADMIN_ONLY,
     response_model=None,
     responses={**ok(LinkOut, "The link and its token"), **errors(400, 401, 403, 404)},
 )

@@ -454,23 +454,29 @@ class ReadyOut(Strict):
 # ---- request bodies read by hand ------------------------------------------------------------------
 
 
-def json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
-    """`openapi_extra` documenting a JSON request body that the route reads itself (for its precise
-    errors), with pydantic's `$defs` inlined: `#/$defs/...` refs do not resolve inside OpenAPI."""
-    defs = schema.pop("$defs", {})
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with pydantic's `$defs` inlined: `#/$defs/...` refs do not resolve inside OpenAPI."""
+    defs = schema.get("$defs", {})
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 return inline(defs[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
+            return {key: inline(value) for key, value in node.items() if key != "$defs"}
         if isinstance(node, list):
             return [inline(value) for value in node]
         return node
 
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` documenting a required JSON request body that the route reads itself (for its
+    precise errors)."""
     return {
-        "requestBody": {"required": required, "content": {"application/json": {"schema": inline(schema)}}}
+        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_refs(schema)}}}
     }
 
 
