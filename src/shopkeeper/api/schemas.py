@@ -150,9 +150,13 @@ class DecayOut(Strict):
 class CandidateOut(Strict):
     source: str
     value: Json
-    status: str
+    status: Literal["won", "outranked", "expired"]
     weight: float
     updated_at: str
+    age_days: float = Field(description="Days from the newest evidence to `as_of`")
+    expires_at: str | None = Field(description="ISO 8601; null for a value that never expires")
+    decay: DecayOut
+    why: str = Field(description="Why the value has its status, in words")
     evidence: dict[str, Json]
 
 
@@ -169,11 +173,22 @@ class RejectedGuessOut(Strict):
     at: str
 
 
+class ExpiredTraitOut(Strict):
+    """A trait none of whose values holds any more: every candidate expired, and why."""
+
+    key: str
+    value: None
+    status: Literal["expired"]
+    why: str
+    candidates: list[CandidateOut]
+
+
 class ExplainOut(Strict):
     person_id: int
     as_of: str
     rule: str
     traits: list[ExplainedTraitOut]
+    expired_traits: list[ExpiredTraitOut]
     rejected_guesses: list[RejectedGuessOut]
     consent: dict[str, ConsentChoiceOut]
 
