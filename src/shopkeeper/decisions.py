@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,18 @@ class DecisionLog:
                 batch, self._rows = self._rows, []
                 waiters, self._waiters = self._waiters, []
             if batch:
-                with contextlib.suppress(Exception):  # the store is closing or gone; never kill the thread
-                    store_decisions(self._store.engine, batch)
+                self._store_batch(batch)
             for waiter in waiters:
                 waiter.set()
+
+    def _store_batch(self, batch: list[dict[str, Any]], *, tries: int = 4) -> None:
+        """A busy or briefly unreachable store is tried again, a little later each time, rather than the
+        batch being dropped; a store that is closing or gone gives up after the last try (the thread
+        itself never dies)."""
+        for attempt in range(tries):
+            try:
+                store_decisions(self._store.engine, batch)
+                return
+            except Exception:  # any failure of the store (its message may carry ids: never logged)
+                if attempt + 1 < tries:
+                    time.sleep(0.05 * 2**attempt)

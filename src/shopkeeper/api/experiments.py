@@ -122,7 +122,15 @@ async def experiment_report(
     _: Admin,
     window_days: Annotated[int | None, Query(ge=1, le=365)] = None,
 ) -> Response:
-    """`holdout` is the headline report: personalized against the universal holdout's baseline."""
-    service = _state(request).decider.experiments
-    report = await run_in_threadpool(lambda: service.report(name, window_days=window_days))
+    """`holdout` is the headline report: personalized against the universal holdout's baseline.
+    This worker's decisions still waiting in its log are stored first, so that a decision made just
+    before is counted."""
+    decider = _state(request).decider
+    service = decider.experiments
+
+    def settled_report() -> dict[str, Any]:
+        decider.log.flush()
+        return service.report(name, window_days=window_days)
+
+    report = await run_in_threadpool(settled_report)
     return _json(report)
