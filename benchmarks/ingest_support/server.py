@@ -49,12 +49,15 @@ class Server:
 
 
 @contextmanager
-def running_server(db_url: str, workdir: Path, workers: int = 1) -> Iterator[Server]:
-    """`shopkeeper serve` as a subprocess on a free loopback port, stopped (and reaped) on exit."""
+def running_server(
+    db_url: str, workdir: Path, workers: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`shopkeeper serve` as a subprocess on a free loopback port, stopped (and reaped) on exit; `settings`
+    are extra `SHOPKEEPER_*` variables for it."""
     port = _free_port()
     log = workdir / f"server-{port}.log"
     # info: uvicorn then logs worker restarts too (the access log stays off), and errors come with tracebacks
-    env = {**os.environ, "SHOPKEEPER_LOG_LEVEL": "info"}
+    env = {**os.environ, "SHOPKEEPER_LOG_LEVEL": "info", **(settings or {})}
     env.pop("SHOPKEEPER_DATABASE_URL", None)
     command = [*_shopkeeper_command(), "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
