@@ -21,18 +21,7 @@ from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.schema import people
 from shopkeeper.store.traits import SqlTraits
 
-__all__ = [
-    "SqlCatalog",
-    "SqlEventLog",
-    "SqlExperiments",
-    "SqlIdentityGraph",
-    "SqlInteractions",
-    "SqlKeyStore",
-    "SqlModelRegistry",
-    "SqlPrivacy",
-    "SqlTraits",
-    "Store",
-]
+__all__ = ["SqlCatalog", "SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
 
 
 class Store:
