@@ -28,9 +28,8 @@ import pandas as pd
 from sqlalchemy import insert
 
 from shopkeeper.experiments.assign import choose_arms
-from shopkeeper.experiments.report import ReportSpec, build_report
-from shopkeeper.experiments.service import ExperimentService, new_experiment
-from shopkeeper.experiments.store import audience_reach, load_exposures, load_outcomes, outcome_span
+from shopkeeper.experiments.report import ReportSpec, build_report, outcome_span
+from shopkeeper.experiments.service import ExperimentService, audience_reach, new_experiment
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.schema import decisions, events
@@ -132,14 +131,14 @@ def main() -> None:
         spec = ReportSpec("bench", "ab", "web", "running", arms, arms, [0.5, 0.5], 14, [])
         for _ in range(3):
             t_total = time.perf_counter()
-            t_exposures, exposures = timed(lambda: load_exposures(engine, arms, experiment="bench"))
+            t_exposures, exposures = timed(lambda: store.experiments.exposures(arms, experiment="bench"))
             since, until = outcome_span(exposures, 14)
             t_outcomes, outcomes = timed(
-                lambda since=since, until=until: load_outcomes(engine, since, until, ())
+                lambda since=since, until=until: store.experiments.outcomes(since, until, ())
             )
             t_stats, report = timed(
                 lambda exposures=exposures, outcomes=outcomes: build_report(
-                    spec, exposures, outcomes, audience_reach(engine, None), now=datetime.now(UTC)
+                    spec, exposures, outcomes, audience_reach(store.experiments, None), now=datetime.now(UTC)
                 )
             )
             stages["total"].append(time.perf_counter() - t_total)

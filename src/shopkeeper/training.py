@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sqlalchemy import select
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.recommend.base import FloatArray, Interactions, Recommender
@@ -27,9 +26,8 @@ from shopkeeper.recommend.default import RerankRecommender
 from shopkeeper.recommend.explain import ItemNeighbours
 from shopkeeper.recommend.orders import OrderEvents
 from shopkeeper.store import Store
-from shopkeeper.store.interactions import CART, PURCHASE, VIEW
-from shopkeeper.store.models import ModelVersion, SqlModelRegistry
-from shopkeeper.store.schema import interactions
+from shopkeeper.store.interactions import PURCHASE
+from shopkeeper.store.models import ModelVersion
 
 POPULARITY_DAYS = 30
 POPULAR_ITEMS = 50  # an item is explained as "popular right now" only if it is among these
@@ -40,15 +38,7 @@ Load = Callable[[Path], Recommender]
 
 def load_interactions(store: Store) -> Interactions:
     """Every purchase, cart and view in the store, one row per event and item (weight 1 each)."""
-    query = select(
-        interactions.c.person_id,
-        interactions.c.item_id,
-        interactions.c.kind,
-        interactions.c.at,
-        interactions.c.message_id,
-    ).where(interactions.c.kind.in_((PURCHASE, CART, VIEW)))
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
+    rows = store.interactions.for_training()
     seen: set[tuple[int, str, str]] = set()
     people: dict[int, int] = {}
     items: dict[str, int] = {}
@@ -75,29 +65,23 @@ def load_interactions(store: Store) -> Interactions:
 def store_orders(store: Store) -> OrderEvents:
     """The shop's own purchases as `shopkeeper evaluate` reads an order file: one row per person, item
     and order, people named by their internal number only (the report never needs who they are)."""
-    query = (
-        select(interactions.c.person_id, interactions.c.item_id, interactions.c.message_id, interactions.c.at)
-        .where(interactions.c.kind == PURCHASE)
-        .order_by(interactions.c.at, interactions.c.id)
-    )
     seen: set[tuple[int, str, str]] = set()
     people: dict[int, int] = {}
     items: dict[str, int] = {}
     rows: list[tuple[int, int, float]] = []
     read = 0
-    with store.engine.connect() as conn:
-        for person_id, item_id, message_id, at in conn.execute(query):
-            read += 1
-            if (person_id, item_id, message_id) in seen:
-                continue
-            seen.add((person_id, item_id, message_id))
-            rows.append(
-                (
-                    people.setdefault(person_id, len(people)),
-                    items.setdefault(item_id, len(items)),
-                    at.timestamp(),
-                )
+    for person_id, item_id, message_id, at in store.interactions.purchases():
+        read += 1
+        if (person_id, item_id, message_id) in seen:
+            continue
+        seen.add((person_id, item_id, message_id))
+        rows.append(
+            (
+                people.setdefault(person_id, len(people)),
+                items.setdefault(item_id, len(items)),
+                at.timestamp(),
             )
+        )
     table = np.array(rows, dtype=np.float64).reshape(-1, 3)
     return OrderEvents(
         customer=table[:, 0].astype(np.int64),
@@ -195,6 +179,6 @@ def train(store: Store, fit: Fit) -> ModelVersion:
         (root / "bundle.json").write_text(
             json.dumps({"item_ids": data.item_ids, "trained_until": trained_until.isoformat()})
         )
-        published = SqlModelRegistry(store.engine).publish(model.name, root, summary)
+        published = store.models.publish(model.name, root, summary)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return published

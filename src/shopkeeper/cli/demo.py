@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import func, select
 
 from shopkeeper.cli._common import console, safe_url
 from shopkeeper.cli._running import port_in_use, running, server_url
@@ -18,7 +17,6 @@ from shopkeeper.events.importers import import_orders
 from shopkeeper.events.importers.source import open_sample
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
-from shopkeeper.store.schema import identities, interactions
 
 DEMO_DATABASE = "sqlite:///shopkeeper-demo.db"
 SHOWN_CUSTOMERS = 3
@@ -110,16 +108,7 @@ def _refuse_a_second_server(db: str, host: str, port: int) -> None:
 
 def _customers(shop: Shop) -> list[str]:
     """17850 (the first customer in the file), then the most frequent buyers."""
-    query = (
-        select(identities.c.value, func.count(func.distinct(interactions.c.message_id)).label("orders"))
-        .join(interactions, interactions.c.person_id == identities.c.person_id)
-        .where(identities.c.kind == "user_id", interactions.c.kind == 0)
-        .group_by(identities.c.value)
-        .order_by(func.count(func.distinct(interactions.c.message_id)).desc(), identities.c.value)
-        .limit(SHOWN_CUSTOMERS)
-    )
-    with shop.store.engine.connect() as conn:
-        busiest = [row.value for row in conn.execute(query)]
+    busiest = shop.store.interactions.busiest_buyers(SHOWN_CUSTOMERS)
     chosen = ["17850", *[c for c in busiest if c != "17850"]]
     return chosen[:SHOWN_CUSTOMERS]
 

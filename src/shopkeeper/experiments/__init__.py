@@ -2,5 +2,5 @@
 
 The numeric core (`assign`, `stats`, `sequential`, `power`, `verdict`, `analysis`, `bandit`, `ope`) is pure:
 arrays and numbers in, numbers out; it never imports the store or the web layer (a test checks this). The
-modules that keep experiments in the database and serve them build on it.
+service and the reports build on it; experiments are kept in the database by `shopkeeper.store.experiments`.
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import numpy.typing as npt
 from shopkeeper.experiments.analysis import compare_metric
 from shopkeeper.experiments.bandit import probability_best
 from shopkeeper.experiments.stats import sample_ratio_mismatch
-from shopkeeper.experiments.store import Exposures, Outcomes
+from shopkeeper.store.experiments import Exposures, Outcomes
 
 DAY = 86_400.0
 PRIMARY = "conversion"
@@ -57,6 +57,18 @@ class PersonOutcomes:
     revenue: npt.NDArray[np.float64]
     pre_revenue: npt.NDArray[np.float64]
     named: list[npt.NDArray[np.bool_]]
+
+
+def outcome_span(exposures: Exposures, window_days: int) -> tuple[datetime, datetime]:
+    """The events a report needs: from a pre-period of `window_days` before the first exposure to the
+    end of the last exposure's window."""
+    if exposures.first_at.size == 0:
+        now = datetime.now(UTC)
+        return now, now
+    day = timedelta(days=window_days)
+    start = datetime.fromtimestamp(float(exposures.first_at.min()), UTC) - day
+    end = datetime.fromtimestamp(float(exposures.first_at.max()), UTC) + day
+    return start, end
 
 
 def _owner(exposures: Exposures, outcomes: Outcomes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:

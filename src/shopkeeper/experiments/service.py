@@ -18,38 +18,32 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from shopkeeper.decisions import Reason
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
 from shopkeeper.experiments.bandit import BetaBernoulliThompson, NormalRevenueThompson
 from shopkeeper.experiments.ope import PerActionMeanModel, evaluate_policy
-from shopkeeper.experiments.report import ReportSpec, build_report, conversions_by_person, person_outcomes
-from shopkeeper.experiments.store import (
-    Experiment,
-    Exposures,
-    Outcomes,
-    SqlExperiments,
-    Variant,
-    audience_reach,
-    load_exposures,
-    load_outcomes,
-    matches,
+from shopkeeper.experiments.report import (
+    ReportSpec,
+    build_report,
+    conversions_by_person,
     outcome_span,
+    person_outcomes,
 )
 from shopkeeper.placements import Placement
 from shopkeeper.profiles.service import ProfileService
+from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
-from shopkeeper.store.identity import person_and_merged
-from shopkeeper.store.schema import identities
+from shopkeeper.store.experiments import Experiment, Exposures, Outcomes, SqlExperiments, Variant
 
 HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
 MODELS = ("personalized", "popularity")
@@ -59,15 +53,6 @@ REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or nor
 BANDITS = ("bandit", "bandit_revenue")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
-
-_UNIT_IDS = (
-    select(identities.c.kind, identities.c.value)
-    .where(
-        identities.c.person_id.in_(person_and_merged(bindparam("person"))),
-        identities.c.kind.in_(("user_id", "anonymous_id")),
-    )
-    .order_by(identities.c.id)
-)
 
 
 @dataclass(frozen=True)
@@ -232,7 +217,7 @@ class ExperimentService:
         self._store = store
         self._profiles = profiles or ProfileService(store)
         self.holdout = holdout or Holdout()
-        self.experiments = SqlExperiments(store.engine)
+        self.experiments = store.experiments
         self._poll_seconds = poll_seconds
         self._bandit_seconds = bandit_seconds
         self._lock = threading.Lock()
@@ -252,10 +237,7 @@ class ExperimentService:
 
     def unit_ids(self, conn: Connection, person_id: int) -> dict[str, str]:
         """The person's first userId and first anonymousId (theirs or merged into them), by kind."""
-        first: dict[str, str] = {}
-        for kind, value in conn.execute(_UNIT_IDS, {"person": person_id}):
-            first.setdefault(kind, value)
-        return first
+        return self._store.identities.unit_ids(person_id, conn)
 
     def running(self, placement: str) -> Experiment | None:
         """The experiment running on this placement, if any (re-read every `poll_seconds`)."""
@@ -353,11 +335,11 @@ class ExperimentService:
         return shares
 
     def _bandit_log(self, experiment: Experiment) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        exposures = load_exposures(self._store.engine, experiment.arms, experiment=experiment.name)
+        exposures = self.experiments.exposures(experiment.arms, experiment=experiment.name)
         if exposures.arm.size == 0:
             return exposures.arm, np.zeros(0)
         since, until = outcome_span(exposures, experiment.window_days)
-        outcomes = load_outcomes(self._store.engine, since, until, ())
+        outcomes = self.experiments.outcomes(since, until, ())
         if experiment.kind == "bandit_revenue":
             spent = person_outcomes(exposures, outcomes, experiment.window_days, 0).revenue
             return exposures.arm, spent
@@ -385,7 +367,6 @@ class ExperimentService:
         """The report of an experiment, or of the universal holdout (`holdout`)."""
         if window_days is not None and not 1 <= window_days <= 365:
             raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
-        engine = self._store.engine
         if name == HOLDOUT:
             spec = ReportSpec(
                 name=HOLDOUT,
@@ -398,8 +379,8 @@ class ExperimentService:
                 window_days=window_days or DEFAULT_WINDOW_DAYS,
                 outcome_events=[],
             )
-            exposures = load_exposures(engine, spec.arms, cohort=True)
-            reach = audience_reach(engine, None)
+            exposures = self.experiments.exposures(spec.arms, cohort=True)
+            reach = audience_reach(self.experiments, None)
         else:
             experiment = self.experiments.get(name)
             spec = ReportSpec(
@@ -414,10 +395,10 @@ class ExperimentService:
                 outcome_events=list(experiment.outcome_events),
                 audience=experiment.audience,
             )
-            exposures = load_exposures(engine, spec.arms, experiment=name)
-            reach = audience_reach(engine, experiment.audience)
+            exposures = self.experiments.exposures(spec.arms, experiment=name)
+            reach = audience_reach(self.experiments, experiment.audience)
         since, until = outcome_span(exposures, spec.window_days)
-        outcomes = load_outcomes(engine, since, until, spec.outcome_events)
+        outcomes = self.experiments.outcomes(since, until, spec.outcome_events)
         report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
         if spec.kind in BANDITS:
             report["off_policy"] = off_policy_values(spec, exposures, outcomes)
@@ -459,6 +440,39 @@ def off_policy_values(spec: ReportSpec, exposures: Exposures, outcomes: Outcomes
             }
         )
     return values
+
+
+def matches(rule: dict[str, Any] | None, value: Any) -> bool:
+    """Whether a resolved trait value meets an audience rule (see `experiments.service.parse_audience`)."""
+    if rule is None:
+        return True
+    if value is None:
+        return False
+    if "equals" in rule:
+        return bool(value == rule["equals"])
+    if "contains" in rule:
+        wanted = str(rule["contains"])
+        values: Iterable[Any] = value if isinstance(value, list) else [value]
+        return any(str(v) == wanted or wanted in str(v).split(" > ") for v in values)
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None:
+        return False
+    if "gte" in rule and not number >= rule["gte"]:
+        return False
+    return not ("lte" in rule and not number <= rule["lte"])
+
+
+def audience_reach(experiments: SqlExperiments, rule: dict[str, Any] | None) -> dict[str, Any]:
+    """How many known people (not merged away) the audience covers, and their share."""
+    known, records = experiments.audience_traits(None if rule is None else rule["trait"])
+    if rule is None:
+        return {"people": known, "covered": known, "share": 1.0 if known else None}
+    now = datetime.now(UTC)
+    covered = 0
+    for found in records.values():
+        resolved = resolve(found, now).get(rule["trait"])
+        covered += matches(rule, None if resolved is None else resolved.value)
+    return {"people": known, "covered": covered, "share": covered / known if known else None}
 
 
 def unit_from(unit_ids: dict[str, str], called: str) -> str:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.store.identity import person_and_merged
-from shopkeeper.store.schema import consents
+from shopkeeper.store.consents import SqlConsents
 
 NECESSARY = "necessary"
 BUILT_IN_PURPOSES = (NECESSARY, "analytics", "personalization", "email_marketing", "staff_outreach")
@@ -107,17 +106,10 @@ class Purposes:
         """Every purpose's choice for this person now (an unknown person has only defaults)."""
         found: dict[str, Choice] = {}
         if person_id is not None:
-            newest = (
-                select(func.max(consents.c.id))
-                .where(consents.c.person_id.in_(_owners(person_id)))
-                .group_by(consents.c.purpose)
-            )
-            rows = conn.execute(
-                select(consents.c.purpose, consents.c.granted, consents.c.at, consents.c.channel).where(
-                    consents.c.id.in_(newest)
-                )
-            )
-            found = {r.purpose: Choice(r.purpose, bool(r.granted), r.at, r.channel) for r in rows}
+            found = {
+                purpose: Choice(purpose, entry.granted, entry.at, entry.channel)
+                for purpose, entry in SqlConsents.newest(conn, person_id).items()
+            }
         choices = {}
         for name in self.names:
             if name == NECESSARY:
@@ -143,21 +135,7 @@ class Purposes:
         asked = [p for p in purposes if p != NECESSARY]
         if person_id is None or not asked:
             return found
-        for purpose, granted in conn.execute(_NEWEST_CHOICES, {"person": person_id, "purposes": asked}):
-            found[purpose] = bool(granted)  # oldest first: the newest entry per purpose wins
-        return found
-
-
-_owners = person_and_merged  # choices made before a merge (on a cookie banner, say) stay theirs
-
-_NEWEST_CHOICES = (
-    select(consents.c.purpose, consents.c.granted)
-    .where(
-        consents.c.person_id.in_(person_and_merged(bindparam("person"))),
-        consents.c.purpose.in_(bindparam("purposes", expanding=True)),
-    )
-    .order_by(consents.c.id)
-)
+        return {**found, **SqlConsents.granted(conn, person_id, asked)}
 
 
 def record(
@@ -175,29 +153,17 @@ def record(
     a purpose whose newest entry already says the same is skipped (a cookie banner repeats itself on
     every event). Returns how many entries were written."""
     if only_changes and changes:
-        newest = (
-            select(func.max(consents.c.id))
-            .where(consents.c.person_id.in_(_owners(person_id)), consents.c.purpose.in_(list(changes)))
-            .group_by(consents.c.purpose)
-        )
-        query = select(consents.c.purpose, consents.c.granted).where(consents.c.id.in_(newest))
-        now_granted = {r.purpose: bool(r.granted) for r in conn.execute(query)}
+        now_granted = SqlConsents.granted(conn, person_id, list(changes))
         changes = {p: g for p, g in changes.items() if now_granted.get(p) is not g}
-    rows = [
-        {
-            "person_id": person_id,
-            "purpose": purpose,
-            "granted": int(granted),
-            "at": at or datetime.now(UTC),
-            "channel": channel,
-            "actor": actor[:64],
-            "message_id": message_id,
-        }
-        for purpose, granted in changes.items()
-    ]
-    if rows:
-        conn.execute(consents.insert(), rows)
-    return len(rows)
+    return SqlConsents.append(
+        conn,
+        person_id,
+        changes,
+        at=at or datetime.now(UTC),
+        channel=channel,
+        actor=actor,
+        message_id=message_id,
+    )
 
 
 def record_from_events(
@@ -223,17 +189,6 @@ def record_from_events(
 
 def history(conn: Connection, person_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The ledger for these people (a person and those merged into them), oldest first."""
-    rows = conn.execute(
-        select(consents).where(consents.c.person_id.in_(list(person_ids))).order_by(consents.c.id)
-    )
     return [
-        {
-            "purpose": r.purpose,
-            "granted": bool(r.granted),
-            "at": r.at.isoformat(),
-            "channel": r.channel,
-            "actor": r.actor,
-            "message_id": r.message_id,
-        }
-        for r in rows
+        {**entry._asdict(), "at": entry.at.isoformat()} for entry in SqlConsents.history(conn, person_ids)
     ]

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.profiles.traits import TraitRecord
-from shopkeeper.store.schema import people, trait_rejections
-from shopkeeper.store.traits import mark_dirty
+from shopkeeper.store.traits import SqlTraits
 
 _ANY = object()
 
@@ -57,34 +56,14 @@ def reject(
             raise InvalidInput(f"{value!r} is not part of the guess for {key!r}", field="value")
     events = guess.evidence.get("events", []) if isinstance(guess.evidence, Mapping) else []
     now = datetime.now(UTC)
-    conn.execute(
-        trait_rejections.insert(),
-        {
-            "person_id": person_id,
-            "key": key,
-            "value": None if value is None else orjson.dumps(value).decode(),
-            "evidence": orjson.dumps([str(e) for e in events]).decode(),
-            "at": now,
-        },
-    )
-    mark_dirty(conn, [person_id])
+    SqlTraits.add_rejection(conn, person_id, key, value, [str(e) for e in events], now)
     return Rejection(key, _ANY if value is None else value, frozenset(map(str, events)), now)
 
 
 def load(conn: Connection, person_ids: Sequence[int]) -> dict[int, list[Rejection]]:
     """These people's rejections, including those made before a merge by someone merged into them."""
     found: dict[int, list[Rejection]] = {}
-    owner = func.coalesce(people.c.merged_into, trait_rejections.c.person_id)
-    rows = conn.execute(
-        select(trait_rejections, owner.label("owner"))
-        .select_from(trait_rejections.outerjoin(people, people.c.person_id == trait_rejections.c.person_id))
-        .where(
-            or_(
-                trait_rejections.c.person_id.in_(list(person_ids)), people.c.merged_into.in_(list(person_ids))
-            )
-        )
-    )
-    for r in rows:
+    for r in SqlTraits.rejections(conn, person_ids):
         value = _ANY if r.value is None else orjson.loads(r.value)
         found.setdefault(r.owner, []).append(
             Rejection(r.key, value, frozenset(orjson.loads(r.evidence)), r.at)

@@ -15,29 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-from sqlalchemy import delete, or_, select
-
 from shopkeeper.errors import NotFound
 from shopkeeper.privacy import consent, rejections
-from shopkeeper.privacy.service import Actor, PrivacyService, audit, person_ids_of
+from shopkeeper.privacy.service import Actor, PrivacyService, audit
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import (
-    consents,
-    decisions,
-    events,
-    identities,
-    interactions,
-    merges,
-    model_versions,
-    people,
-    profile_dirty,
-    trait_rejections,
-    traits,
-)
-from shopkeeper.store.traits import mark_dirty
 from shopkeeper.wording import counted
 
 EXPORT_EVENTS = 100_000
@@ -51,33 +34,12 @@ def export(
     profile = privacy.profile(ref, actor, audited=False)  # the export itself is audited below
     person_id = int(profile["person_id"])
     with store.engine.connect() as conn:
-        everyone = person_ids_of(conn, person_id)
-        external = [
-            r.value
-            for r in conn.execute(select(identities.c.value).where(identities.c.person_id.in_(everyone)))
-        ]
-        stored_events = [
-            orjson.loads(p)
-            for p in conn.scalars(
-                select(events.c.payload)
-                .where(events.c.person_id.in_(everyone))
-                .order_by(events.c.timestamp, events.c.id)
-                .limit(EXPORT_EVENTS)
-            )
-        ]
+        everyone = store.identities.with_merged(person_id, conn)
+        external = [value for _, value in store.identities.external_ids(everyone, conn)]
+        stored_events = store.events.payloads(everyone, conn, limit=EXPORT_EVENTS)
         shown = [
-            {
-                "decision_id": r.decision_id,
-                "placement": r.placement,
-                "at": r.at.isoformat(),
-                "personalized": bool(r.personalized),
-                "model_version": r.model_version,
-                "items": orjson.loads(r.items),
-                "reasons": orjson.loads(r.reasons),
-            }
-            for r in conn.execute(
-                select(decisions).where(_decisions_of(everyone, external)).order_by(decisions.c.at)
-            )
+            {**shown, "at": shown["at"].isoformat()}
+            for shown in store.privacy.decisions_of(conn, everyone, external)
         ]
         ledger = consent.history(conn, everyone)
         rejected = [r.to_json() for rs in rejections.load(conn, everyone).values() for r in rs]
@@ -109,13 +71,6 @@ def _summary(profile: dict[str, Any], n_events: int, n_decisions: int, ledger: l
     )
 
 
-def _decisions_of(person_ids: list[int], external: list[str]) -> Any:
-    clauses = [decisions.c.person_id.in_(person_ids)]
-    if external:
-        clauses.append(decisions.c.external_id.in_(external))
-    return or_(*clauses)
-
-
 def erase(
     privacy: PrivacyService,
     store: Store,
@@ -133,40 +88,14 @@ def erase(
         person_id = store.identities.find_person(ref, conn)
         if person_id is None:
             raise NotFound(f"no person is known by the id {ref!r}", field="id")
-        everyone = person_ids_of(conn, person_id)
-        external = [
-            r.value
-            for r in conn.execute(select(identities.c.value).where(identities.c.person_id.in_(everyone)))
-        ]
-        counts = {
-            "events": conn.execute(delete(events).where(events.c.person_id.in_(everyone))).rowcount,
-            "interactions": conn.execute(
-                delete(interactions).where(interactions.c.person_id.in_(everyone))
-            ).rowcount,
-            "traits": conn.execute(delete(traits).where(traits.c.person_id.in_(everyone))).rowcount,
-            "decisions": conn.execute(delete(decisions).where(_decisions_of(everyone, external))).rowcount,
-            "consents": conn.execute(delete(consents).where(consents.c.person_id.in_(everyone))).rowcount,
-            "rejected_guesses": conn.execute(
-                delete(trait_rejections).where(trait_rejections.c.person_id.in_(everyone))
-            ).rowcount,
-            "identities": conn.execute(
-                delete(identities).where(identities.c.person_id.in_(everyone))
-            ).rowcount,
-            "merges": conn.execute(
-                delete(merges).where(
-                    or_(merges.c.from_person_id.in_(everyone), merges.c.into_person_id.in_(everyone))
-                )
-            ).rowcount,
-        }
-        conn.execute(delete(profile_dirty).where(profile_dirty.c.person_id.in_(everyone)))
-        conn.execute(delete(people).where(people.c.person_id.in_(everyone)))
-        models = conn.scalar(
-            select(model_versions.c.version).order_by(model_versions.c.version.desc()).limit(1)
-        )
+        everyone = store.identities.with_merged(person_id, conn)
+        external = [value for _, value in store.identities.external_ids(everyone, conn)]
+        counts = store.privacy.erase(conn, everyone, external)
+        models = store.models.latest_version(conn)
         audit(conn, actor, "erase", person_id, **counts)
     if forget is not None:
         forget(everyone)
-    _scrub(store)
+    store.privacy.scrub()
     return {
         "erased": True,
         "deleted": counts,
@@ -179,13 +108,6 @@ def erase(
     }
 
 
-def _scrub(store: Store) -> None:
-    """SQLite keeps old page images in the write-ahead log until a checkpoint: fold them in and truncate."""
-    if store.backend == "sqlite":
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
 def purge(
     store: Store, *, retention_days: int, inferred_retention_days: int, now: datetime | None = None
 ) -> dict[str, int]:
@@ -195,20 +117,7 @@ def purge(
     cutoff = now - timedelta(days=retention_days)
     inferred_cutoff = now - timedelta(days=inferred_retention_days)
     with write_transaction(store.engine) as conn:
-        touched = {
-            int(p)
-            for p in conn.scalars(select(events.c.person_id).where(events.c.timestamp < cutoff).distinct())
-        }
-        counts = {
-            "events": conn.execute(delete(events).where(events.c.timestamp < cutoff)).rowcount,
-            "interactions": conn.execute(delete(interactions).where(interactions.c.at < cutoff)).rowcount,
-            "decisions": conn.execute(delete(decisions).where(decisions.c.at < cutoff)).rowcount,
-            "inferred_traits": conn.execute(
-                delete(traits).where(traits.c.source == "inferred", traits.c.updated_at < inferred_cutoff)
-            ).rowcount,
-        }
-        mark_dirty(conn, touched)  # their traits are rebuilt from what is left
-        counts["people_to_rebuild"] = len(touched)
+        counts = store.privacy.purge(conn, cutoff, inferred_cutoff)
         audit(
             conn,
             Actor("cli", "maintenance purge"),
@@ -218,5 +127,5 @@ def purge(
             inferred_cutoff=inferred_cutoff.isoformat(),
             **counts,
         )
-    _scrub(store)
+    store.privacy.scrub()
     return counts

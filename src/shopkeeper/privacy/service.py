@@ -9,11 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.events.ingest import Ingestor
@@ -30,7 +29,7 @@ from shopkeeper.profiles.traits import (
 )
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import audit_log, identities, people
+from shopkeeper.store.privacy import SqlPrivacy
 
 RULE = (
     "What you told us (stated) always wins. Otherwise what we saw (observed) beats what we guessed "
@@ -51,24 +50,9 @@ class Actor:
         return {"person": "preference_centre", "admin": "api"}.get(self.kind, self.kind)
 
 
-def person_ids_of(conn: Connection, person_id: int) -> list[int]:
-    """A person and everyone merged into them (their events moved; other rows may still name them)."""
-    merged = conn.scalars(select(people.c.person_id).where(people.c.merged_into == person_id))
-    return [person_id, *(int(p) for p in merged)]
-
-
 def audit(conn: Connection, actor: Actor, action: str, person_id: int | None, **detail: Any) -> None:
     """One audit entry, inside the caller's transaction. Names the person by internal id only."""
-    conn.execute(
-        audit_log.insert(),
-        {
-            "at": datetime.now(UTC),
-            "actor": actor.label[:64],
-            "action": action,
-            "person_id": person_id,
-            "detail": orjson.dumps(detail).decode(),
-        },
-    )
+    SqlPrivacy.audit(conn, actor.label, action, person_id, detail)
 
 
 def decay_json(policy: DecayPolicy) -> dict[str, int | None]:
@@ -169,7 +153,7 @@ class PrivacyService:
         person_id = profile.summary.person_id
         self.audit_now(actor, "explain", person_id)
         with self._store.engine.connect() as conn:
-            rejected = rejections.load(conn, person_ids_of(conn, person_id))
+            rejected = rejections.load(conn, self._store.identities.with_merged(person_id, conn))
             choices = self.purposes.current(conn, person_id)
             records = self._profiles.records_of(person_id, conn)
         as_of = profile.as_of
@@ -216,7 +200,7 @@ class PrivacyService:
             self.audit_now(actor, "read_consent", person_id)
         with self._store.engine.connect() as conn:
             choices = self.purposes.current(conn, person_id)
-            ledger = consent.history(conn, person_ids_of(conn, person_id))
+            ledger = consent.history(conn, self._store.identities.with_merged(person_id, conn))
         return {"purposes": {p: c.to_json() for p, c in choices.items()}, "history": ledger}
 
     # ---- changing -----------------------------------------------------------------------------------
@@ -234,15 +218,7 @@ class PrivacyService:
         """Write the person's stated preferences as a stated `identify` event; return the new profile."""
         stated = parse_preferences(body)
         person_id = self.find(ref)
-        with self._store.engine.connect() as conn:
-            ids = {
-                r.kind: r.value
-                for r in conn.execute(
-                    select(identities.c.kind, identities.c.value)
-                    .where(identities.c.person_id == person_id)
-                    .order_by(identities.c.id)
-                )
-            }
+        ids = dict(self._store.identities.external_ids([person_id]))
         kind = "user_id" if "user_id" in ids else "anonymous_id"
         if kind not in ids:
             raise InvalidInput(

@@ -19,15 +19,11 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from sqlalchemy import select
 
 from shopkeeper.errors import AuthenticationError, NotFound
 from shopkeeper.records import LinkedPerson
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
-from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import shop_secrets
-from shopkeeper.store.traits import insert_ignoring_duplicates
 
 PREFIX = "pt2"
 RETIRED_PREFIXES = ("pt1",)  # link formats of earlier releases: recognised, and refused
@@ -119,16 +115,4 @@ def signing_secret(store: Store, settings: Settings) -> bytes:
     and keeps in its database, so that every worker (and every restart) signs and checks alike."""
     if settings.secret_key:
         return settings.secret_key.encode()
-    engine = store.engine
-    with engine.connect() as conn:
-        found = conn.scalar(select(shop_secrets.c.value).where(shop_secrets.c.name == SECRET_NAME))
-    if found is not None:
-        return bytes(found)
-    with write_transaction(engine) as conn:
-        conn.execute(
-            insert_ignoring_duplicates(conn, shop_secrets),
-            {"name": SECRET_NAME, "value": secrets.token_bytes(32)},
-        )
-        value = conn.scalar(select(shop_secrets.c.value).where(shop_secrets.c.name == SECRET_NAME))
-    assert value is not None
-    return bytes(value)
+    return store.keys.secret(SECRET_NAME, lambda: secrets.token_bytes(32))

@@ -5,17 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-from sqlalchemy import select
-
 from shopkeeper.privacy import rejections
 from shopkeeper.profiles.derive import CatalogEntry, derive_traits, product_ids
 from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
 from shopkeeper.store.catalog import profile_entries
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import events, people
-from shopkeeper.store.traits import SqlTraits
 
 CHUNK_PEOPLE = 500
 
@@ -29,15 +24,7 @@ class ProfileBuilder:
 
     def rebuild_all(self, *, on_progress: Callable[[int], None] | None = None) -> int:
         """Rebuild every person's event-derived traits. Returns how many people were rebuilt."""
-        with self._store.engine.connect() as conn:
-            everyone = [
-                int(p)
-                for p in conn.scalars(
-                    select(people.c.person_id)
-                    .where(people.c.merged_into.is_(None))
-                    .order_by(people.c.person_id)
-                )
-            ]
+        everyone = self._store.identities.person_ids()
         for start in range(0, len(everyone), CHUNK_PEOPLE):
             chunk = everyone[start : start + CHUNK_PEOPLE]
             self.rebuild(chunk)
@@ -50,7 +37,7 @@ class ProfileBuilder:
         done = 0
         while True:
             with self._store.engine.connect() as conn:
-                dirty = SqlTraits(self._store.engine).dirty(conn, limit=CHUNK_PEOPLE)
+                dirty = self._store.traits.dirty(conn, limit=CHUNK_PEOPLE)
             if not dirty:
                 return done
             self.rebuild(dirty)
@@ -60,13 +47,8 @@ class ProfileBuilder:
         """Derive these people's traits from all their events, in one write transaction."""
         with write_transaction(self._store.engine) as conn:
             grouped: dict[int, list[dict[str, Any]]] = {p: [] for p in person_ids}
-            query = (
-                select(events.c.person_id, events.c.payload)
-                .where(events.c.person_id.in_(list(person_ids)))
-                .order_by(events.c.person_id, events.c.timestamp, events.c.id)
-            )
-            for person_id, payload in conn.execute(query):
-                grouped[person_id].append(orjson.loads(payload))
+            for person_id, payload in self._store.events.payloads_by_person(person_ids, conn):
+                grouped[person_id].append(payload)
             mentioned: set[str] = set()
             for person_events in grouped.values():
                 mentioned |= product_ids(person_events)
@@ -81,4 +63,4 @@ class ProfileBuilder:
                 )
                 for person_id, person_events in grouped.items()
             }
-            SqlTraits.replace_event_traits(conn, rebuilt)
+            self._store.traits.replace_event_traits(conn, rebuilt)

@@ -6,33 +6,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, literal_column, null, select, union_all
+from sqlalchemy import Connection
 
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
 from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
-from shopkeeper.store.schema import profile_dirty, traits
-from shopkeeper.store.traits import SqlTraits, to_record
-
-# Some of a person's trait rows and their dirty mark in one round trip (a read that must be fast: decide
-# makes one per call). The trait rows come first, so that their columns' types apply; the dirty mark, if
-# any, is one more row with `dirty` = 1 and no key.
-_SOME_TRAITS_AND_DIRTY = union_all(
-    select(
-        literal_column("0").label("dirty"),
-        traits.c.key,
-        traits.c.source,
-        traits.c.value,
-        traits.c.updated_at,
-        traits.c.evidence,
-        traits.c.confidence,
-        traits.c.confirmed_at,
-    ).where(traits.c.person_id == bindparam("person"), traits.c.key.in_(bindparam("keys", expanding=True))),
-    select(literal_column("1"), null(), null(), null(), null(), null(), null(), null()).where(
-        profile_dirty.c.person_id == bindparam("person")
-    ),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +71,7 @@ class ProfileService:
 
     def __init__(self, store: Store, *, now: Callable[[], datetime] | None = None) -> None:
         self._store = store
-        self._traits = SqlTraits(store.engine)
+        self._traits = store.traits
         self._builder = ProfileBuilder(store)
         self._now = now or (lambda: datetime.now(UTC))
 
@@ -131,13 +110,11 @@ class ProfileService:
         if conn is None:
             with self._store.engine.connect() as own:
                 return self._some_traits_of(person_id, keys, own)
-        params = {"person": person_id, "keys": keys}
-        rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
-        if any(row.dirty for row in rows):
+        records, dirty = self._traits.some_and_dirty(conn, person_id, keys)
+        if dirty:
             conn.rollback()
             self._builder.rebuild([person_id])
-            rows = conn.execute(_SOME_TRAITS_AND_DIRTY, params).all()
-        records = [to_record(row) for row in rows if not row.dirty]
+            records, _ = self._traits.some_and_dirty(conn, person_id, keys)
         return resolve(records, self.clock()) if records else {}
 
     def records_of(self, person_id: int, conn: Connection | None = None) -> list[TraitRecord]:

@@ -12,15 +12,21 @@ from shopkeeper.records import PersonSummary
 from shopkeeper.store.catalog import SqlCatalog
 from shopkeeper.store.engine import Timeouts, make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
+from shopkeeper.store.experiments import SqlExperiments
 from shopkeeper.store.identity import SqlIdentityGraph
+from shopkeeper.store.interactions import SqlInteractions
 from shopkeeper.store.keys import SqlKeyStore
+from shopkeeper.store.models import SqlModelRegistry
+from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.schema import people
+from shopkeeper.store.traits import SqlTraits
 
 __all__ = ["SqlCatalog", "SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
 
 
 class Store:
-    """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`."""
+    """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
+    `traits`, `interactions`, `models`, `experiments` and `privacy`."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -28,6 +34,11 @@ class Store:
         self.identities = SqlIdentityGraph(engine)
         self.keys = SqlKeyStore(engine, cache_seconds=key_cache_seconds)
         self.catalog = SqlCatalog(engine)
+        self.traits = SqlTraits(engine)
+        self.interactions = SqlInteractions(engine)
+        self.models = SqlModelRegistry(engine)
+        self.experiments = SqlExperiments(engine)
+        self.privacy = SqlPrivacy(engine)
 
     @classmethod
     def open(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +92,30 @@ class SqlEventLog:
                 .limit(limit)
             )
             return [orjson.loads(p) for p in payloads]
+
+    @staticmethod
+    def payloads_by_person(
+        person_ids: Sequence[int], conn: Connection
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """These people's messages as (person id, message), by person, then oldest first."""
+        query = (
+            select(events.c.person_id, events.c.payload)
+            .where(events.c.person_id.in_(list(person_ids)))
+            .order_by(events.c.person_id, events.c.timestamp, events.c.id)
+        )
+        for person_id, payload in conn.execute(query):
+            yield int(person_id), orjson.loads(payload)
+
+    @staticmethod
+    def payloads(person_ids: Sequence[int], conn: Connection, *, limit: int) -> list[dict[str, Any]]:
+        """The oldest `limit` messages of these people, oldest first, as stored."""
+        query = (
+            select(events.c.payload)
+            .where(events.c.person_id.in_(list(person_ids)))
+            .order_by(events.c.timestamp, events.c.id)
+            .limit(limit)
+        )
+        return [orjson.loads(p) for p in conn.scalars(query)]
 
 
 def _as_utc(value: Any) -> datetime | None:

@@ -13,6 +13,7 @@ Rules (see the README, "Identity"):
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -340,6 +341,15 @@ _LINKED_PERSON = select(people.c.person_id).where(
 _GENERATION = select(people.c.generation).where(
     people.c.person_id == bindparam("person"), people.c.merged_into.is_(None)
 )
+# The experiment unit's candidates, built once: decide reads them per call.
+_UNIT_IDS = (
+    select(identities.c.kind, identities.c.value)
+    .where(
+        identities.c.person_id.in_(person_and_merged(bindparam("person"))),
+        identities.c.kind.in_(("user_id", "anonymous_id")),
+    )
+    .order_by(identities.c.id)
+)
 
 
 class SqlIdentityGraph:
@@ -371,6 +381,39 @@ class SqlIdentityGraph:
         with _reader(self._engine, conn) as c:
             found = c.scalar(_GENERATION, {"person": person_id})
         return None if found is None else int(found)
+
+    def person_ids(self) -> list[int]:
+        """Every person not merged away, in person id order."""
+        with self._engine.connect() as conn:
+            query = (
+                select(people.c.person_id).where(people.c.merged_into.is_(None)).order_by(people.c.person_id)
+            )
+            return [int(p) for p in conn.scalars(query)]
+
+    def with_merged(self, person_id: int, conn: Connection | None = None) -> list[int]:
+        """A person and everyone merged into them (their events moved; other rows may still name them)."""
+        with _reader(self._engine, conn) as c:
+            merged = c.scalars(select(people.c.person_id).where(people.c.merged_into == person_id)).all()
+        return [person_id, *(int(p) for p in merged)]
+
+    def external_ids(
+        self, person_ids: Sequence[int], conn: Connection | None = None
+    ) -> list[tuple[str, str]]:
+        """These people's external ids as (kind, value), in the order they were linked."""
+        with _reader(self._engine, conn) as c:
+            rows = c.execute(
+                select(identities.c.kind, identities.c.value)
+                .where(identities.c.person_id.in_(list(person_ids)))
+                .order_by(identities.c.id)
+            ).all()
+        return [(r.kind, r.value) for r in rows]
+
+    def unit_ids(self, person_id: int, conn: Connection) -> dict[str, str]:
+        """The person's first userId and first anonymousId (theirs or merged into them), by kind."""
+        first: dict[str, str] = {}
+        for kind, value in conn.execute(_UNIT_IDS, {"person": person_id}):
+            first.setdefault(kind, value)
+        return first
 
     def identities_of(self, person_id: int, conn: Connection | None = None) -> list[Identity]:
         with _reader(self._engine, conn) as c:

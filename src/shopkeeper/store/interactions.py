@@ -6,14 +6,14 @@ event log stays the source of truth, and `rebuild_interactions` makes them again
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from shopkeeper.store.schema import events, interactions
+from shopkeeper.store.schema import events, identities, interactions
 
 PURCHASE, CART, VIEW, RETURN = 0, 1, 2, 3
 KIND_OF_EVENT = {
@@ -82,3 +82,49 @@ def rebuild_interactions(conn: Connection, person_ids: Iterable[int] | None = No
     conn.execute(wipe)
     rows = [dict(r._mapping) for r in conn.execute(query.where(events.c.type == "track"))]
     return record_interactions(conn, rows)
+
+
+class SqlInteractions:
+    """Reads the interactions for training, evaluation and the demo."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def for_training(self) -> list[tuple[int, str, int, datetime, str]]:
+        """Every purchase, cart and view: (person_id, item_id, kind, at, message_id), one row per event
+        and item."""
+        query = select(
+            interactions.c.person_id,
+            interactions.c.item_id,
+            interactions.c.kind,
+            interactions.c.at,
+            interactions.c.message_id,
+        ).where(interactions.c.kind.in_((PURCHASE, CART, VIEW)))
+        with self._engine.connect() as conn:
+            return cast("list[tuple[int, str, int, datetime, str]]", conn.execute(query).all())
+
+    def purchases(self) -> Iterator[tuple[int, str, str, datetime]]:
+        """Every purchase as (person_id, item_id, message_id, at), oldest first."""
+        query = (
+            select(
+                interactions.c.person_id, interactions.c.item_id, interactions.c.message_id, interactions.c.at
+            )
+            .where(interactions.c.kind == PURCHASE)
+            .order_by(interactions.c.at, interactions.c.id)
+        )
+        with self._engine.connect() as conn:
+            yield from cast("Iterator[tuple[int, str, str, datetime]]", conn.execute(query))
+
+    def busiest_buyers(self, n: int) -> list[str]:
+        """The userIds of the `n` people with the most orders, most first (ties by userId)."""
+        orders = func.count(func.distinct(interactions.c.message_id))
+        query = (
+            select(identities.c.value, orders.label("orders"))
+            .join(interactions, interactions.c.person_id == identities.c.person_id)
+            .where(identities.c.kind == "user_id", interactions.c.kind == PURCHASE)
+            .group_by(identities.c.value)
+            .order_by(orders.desc(), identities.c.value)
+            .limit(n)
+        )
+        with self._engine.connect() as conn:
+            return [row.value for row in conn.execute(query)]

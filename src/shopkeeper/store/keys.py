@@ -1,4 +1,6 @@
-"""API keys: write keys only ingest, admin keys manage. Only a key's sha256 is stored, never the key."""
+"""API keys: write keys only ingest, admin keys manage. Only a key's sha256 is stored, never the key.
+
+The secrets the shop makes for itself (the key that signs links) are kept here too."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -14,7 +17,8 @@ from sqlalchemy import Engine, insert, select, update
 from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.records import ApiKey, KeyKind
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import api_keys
+from shopkeeper.store.schema import api_keys, shop_secrets
+from shopkeeper.store.traits import insert_ignoring_duplicates
 
 KEY_PREFIXES: dict[KeyKind, str] = {"write": "sk_write_", "admin": "sk_admin_"}
 
@@ -108,6 +112,19 @@ class SqlKeyStore:
         if time.monotonic() - self._loaded_at > self._cache_seconds:
             self._reload(time.monotonic())
         return {o for key in self._cache.values() if key.kind == "write" for o in key.allowed_origins}
+
+    def secret(self, name: str, new: Callable[[], bytes]) -> bytes:
+        """The shop's own secret `name` (the key that signs links, say): made with `new` the first time
+        it is asked for, kept in the database, and the same for every worker after that."""
+        with self._engine.connect() as conn:
+            found = conn.scalar(select(shop_secrets.c.value).where(shop_secrets.c.name == name))
+        if found is not None:
+            return bytes(found)
+        with write_transaction(self._engine) as conn:
+            conn.execute(insert_ignoring_duplicates(conn, shop_secrets), {"name": name, "value": new()})
+            value = conn.scalar(select(shop_secrets.c.value).where(shop_secrets.c.name == name))
+        assert value is not None
+        return bytes(value)
 
     def _reload(self, now: float) -> None:
         with self._lock:

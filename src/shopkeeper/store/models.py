@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import model_versions
@@ -54,9 +54,12 @@ class SqlModelRegistry:
         assert version is not None
         return ModelVersion(int(version[0]), kind, now, summary)
 
-    def latest_version(self) -> int | None:
-        with self._engine.connect() as conn:
-            found = conn.scalar(select(func.max(model_versions.c.version)))
+    def latest_version(self, conn: Connection | None = None) -> int | None:
+        """The newest version's number (None: nothing published yet), on `conn` when given."""
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.latest_version(own)
+        found = conn.scalar(select(func.max(model_versions.c.version)))
         return None if found is None else int(found)
 
     def versions(self) -> list[ModelVersion]:

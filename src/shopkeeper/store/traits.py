@@ -1,20 +1,57 @@
-"""Traits in the database: one row per person, key and source, plus the set of people to rebuild."""
+"""Traits in the database: one row per person, key and source, the set of people to rebuild, and the
+guesses people rejected."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shopkeeper.profiles.derive import INFERRED_KEYS
 from shopkeeper.profiles.traits import TraitRecord
-from shopkeeper.store.schema import profile_dirty, traits
+from shopkeeper.store.schema import people, profile_dirty, trait_rejections, traits
 
 EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log, with the guesses in INFERRED_KEYS
 _CHUNK = 500
+
+# Some of a person's trait rows and their dirty mark in one round trip (a read that must be fast: decide
+# makes one per call). The trait rows come first, so that their columns' types apply; the dirty mark, if
+# any, is one more row with `dirty` = 1 and no key.
+_SOME_TRAITS_AND_DIRTY = union_all(
+    select(
+        literal_column("0").label("dirty"),
+        traits.c.key,
+        traits.c.source,
+        traits.c.value,
+        traits.c.updated_at,
+        traits.c.evidence,
+        traits.c.confidence,
+        traits.c.confirmed_at,
+    ).where(traits.c.person_id == bindparam("person"), traits.c.key.in_(bindparam("keys", expanding=True))),
+    select(literal_column("1"), null(), null(), null(), null(), null(), null(), null()).where(
+        profile_dirty.c.person_id == bindparam("person")
+    ),
+)
 
 
 def mark_dirty(conn: Connection, person_ids: Iterable[int]) -> None:
@@ -49,6 +86,14 @@ class SqlTraits:
                 return self.load(person_id, own)
         rows = conn.execute(select(traits).where(traits.c.person_id == person_id))
         return [to_record(r) for r in rows]
+
+    @staticmethod
+    def some_and_dirty(
+        conn: Connection, person_id: int, keys: Collection[str]
+    ) -> tuple[list[TraitRecord], bool]:
+        """The person's rows of these traits, and whether they are marked for a rebuild: one round trip."""
+        rows = conn.execute(_SOME_TRAITS_AND_DIRTY, {"person": person_id, "keys": tuple(keys)}).all()
+        return [to_record(row) for row in rows if not row.dirty], any(row.dirty for row in rows)
 
     def is_dirty(self, person_id: int, conn: Connection) -> bool:
         query = select(profile_dirty.c.person_id).where(profile_dirty.c.person_id == person_id)
@@ -90,6 +135,44 @@ class SqlTraits:
         )
         if records:
             conn.execute(insert(traits), [_to_row(person_id, r) for r in records])
+
+    @staticmethod
+    def add_rejection(
+        conn: Connection, person_id: int, key: str, value: Any, evidence: Sequence[str], at: datetime
+    ) -> None:
+        """Record, inside the caller's write transaction, that the person rejects a guess of `key` (its
+        `value` only, unless None) resting on `evidence`; they are marked for a rebuild."""
+        conn.execute(
+            trait_rejections.insert(),
+            {
+                "person_id": person_id,
+                "key": key,
+                "value": None if value is None else orjson.dumps(value).decode(),
+                "evidence": orjson.dumps(list(evidence)).decode(),
+                "at": at,
+            },
+        )
+        mark_dirty(conn, [person_id])
+
+    @staticmethod
+    def rejections(conn: Connection, person_ids: Sequence[int]) -> list[Row[Any]]:
+        """These people's rejections, including those made before a merge by someone merged into them:
+        rows of `trait_rejections` (`value` and `evidence` as JSON) with the `owner` they now belong to."""
+        owner = func.coalesce(people.c.merged_into, trait_rejections.c.person_id)
+        return list(
+            conn.execute(
+                select(trait_rejections, owner.label("owner"))
+                .select_from(
+                    trait_rejections.outerjoin(people, people.c.person_id == trait_rejections.c.person_id)
+                )
+                .where(
+                    or_(
+                        trait_rejections.c.person_id.in_(list(person_ids)),
+                        people.c.merged_into.in_(list(person_ids)),
+                    )
+                )
+            )
+        )
 
 
 def _dumps(value: Any) -> str:
