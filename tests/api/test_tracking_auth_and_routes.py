@@ -79,7 +79,7 @@ def test_an_invalid_content_length_is_refused(server: Server, value: bytes) -> N
 
 @pytest.mark.parametrize("value", [b"abc", b"-1"])
 def test_an_unparsable_content_length_is_refused_by_the_http_layer(server: Server, value: bytes) -> None:
-    # uvicorn's HTTP parser answers these itself (text/plain) before the app runs; the README says so.
+    # uvicorn's HTTP parser answers these itself (text/plain) before the app runs; the error docs say so.
     before = server.store.events.count()
     status, _headers, _body = raw_post(server, "track", SMALL, [b"Content-Length: " + value])
     assert status == 400

@@ -1,4 +1,4 @@
-"""The README's analytics.js snippet, as written, with the real analytics-next from npm, in Chromium.
+"""The analytics.js snippet of docs/tracking.md, as written, with the real analytics-next, in Chromium.
 
 The page and the library come from a static server on another local origin (as a shop's site would serve
 them), the events go to a live shopkeeper server, and every request anywhere else (Segment's CDN, its
@@ -23,19 +23,19 @@ from tests.js_clients import node_modules
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).parent.parent.parent / "README.md"
+TRACKING_PAGE = Path(__file__).parent.parent.parent / "docs" / "tracking.md"
 BUNDLE = Path("@segment", "analytics-next", "dist", "umd", "index.js")
-# What the README's snippet says, and what the test puts in its place.
+# What the snippet says, and what the test puts in its place.
 KEY_PLACEHOLDER = '"sk_write_..."'
 HOST_PLACEHOLDER = '"shopkeeper.your-shop.example/v1"'
 PROTOCOL_PLACEHOLDER = 'protocol: "https"'
 
 
 def readme_snippet() -> str:
-    """The README's html block that loads analytics-next."""
-    blocks = re.findall(r"```html\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    """The tracking page's html block that loads analytics-next."""
+    blocks = re.findall(r"```html\n(.*?)```", TRACKING_PAGE.read_text(encoding="utf-8"), flags=re.DOTALL)
     found = [block for block in blocks if "AnalyticsBrowser.load" in block]
-    assert len(found) == 1, "the README has one analytics.js snippet"
+    assert len(found) == 1, "docs/tracking.md has one analytics.js snippet"
     return found[0]
 
 

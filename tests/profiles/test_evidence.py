@@ -47,7 +47,7 @@ def _kind(event: Event) -> str | None:
 
 
 class Oracle:
-    """Which events support a trait's value, said afresh from the README's table, event by event."""
+    """Which events support a trait's value, said afresh from the table in docs/people.md, event by event."""
 
     def __init__(self, catalog: Mapping[str, tuple[str, dict[str, Any]]], history: list[Event]) -> None:
         self.catalog = catalog

@@ -1,6 +1,6 @@
 """Derive a person's observed and stated traits from their events: a pure fold, oldest event first.
 
-What becomes what (the README lists every key):
+What becomes what (docs/people.md lists every key):
 - any event: `first_seen`, `last_seen`; `language` from `context.locale`; `country` from
   `context.location.country`;
 - `identify`: each trait, as `observed` (from the shop's systems), or as `stated` when the event carries

@@ -1,6 +1,6 @@
 """The identity graph: which external ids belong to which person, and every stitching decision.
 
-Rules (see the README, "Identity"):
+Rules (see docs/people.md, "Identity"):
 - a message carrying both `userId` and `anonymousId` stitches the anonymous id to the user;
 - an anonymous-only person is merged into a known one when their ids meet;
 - two people who each have a known `userId` are never merged implicitly (the shared-device problem);
