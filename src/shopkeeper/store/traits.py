@@ -11,17 +11,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shopkeeper.profiles.derive import INFERRED_KEYS
 from shopkeeper.profiles.traits import TraitRecord
+from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.schema import profile_dirty, traits
 
 EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log, with the guesses in INFERRED_KEYS
 _CHUNK = 500
 
 
+_MARK_DIRTY = BulkInsert(profile_dirty, ("person_id",), skip_duplicates=True)
+
+
 def mark_dirty(conn: Connection, person_ids: Iterable[int]) -> None:
     """Note, inside the caller's write transaction, that these people's traits must be rebuilt."""
-    rows = [{"person_id": p} for p in set(person_ids)]
-    if rows:
-        conn.execute(insert_ignoring_duplicates(conn, profile_dirty), rows)
+    _MARK_DIRTY.execute(conn, [(p,) for p in set(person_ids)])
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
