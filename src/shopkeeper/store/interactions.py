@@ -7,7 +7,6 @@ event log stays the source of truth, and `rebuild_interactions` makes them again
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,16 +23,18 @@ KIND_OF_EVENT = {
     "order refunded": RETURN,
 }
 KIND_NAMES = {PURCHASE: "purchase", CART: "cart", VIEW: "view", RETURN: "return"}
+_ABSENT = object()
 # The person last: the append path binds the rest before it takes the write lock (see `BulkInsert.bind`).
 INTERACTION_COLUMNS = ("item_id", "kind", "at", "quantity", "message_id", "person_id")
 APPEND_INTERACTIONS = BulkInsert(interactions, INTERACTION_COLUMNS)
 
 # An interaction in `INTERACTION_COLUMNS` order, less the person.
-Found = tuple[str, int, datetime, float, str]
+Found = tuple[str, int, Any, float, str]
 
 
-def interactions_of(payload: Mapping[str, Any], at: datetime) -> list[Found]:
-    """The interactions one stored message implies (none for most messages)."""
+def interactions_of(payload: Mapping[str, Any], at: Any) -> list[Found]:
+    """The interactions one stored message implies (none for most messages). `at`: its time, as given
+    (the append path gives it bound for the driver)."""
     if payload.get("type") != "track":
         return []
     kind = KIND_OF_EVENT.get(str(payload.get("event", "")).lower())
@@ -47,13 +48,21 @@ def interactions_of(payload: Mapping[str, Any], at: datetime) -> list[Found]:
     for product in candidates:
         if not isinstance(product, dict):
             continue
-        item_id = product.get("product_id", product.get("sku"))
-        if isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id) == "":
+        item_id = product.get("product_id", _ABSENT)
+        if item_id is _ABSENT:
+            item_id = product.get("sku")
+        if type(item_id) is not str:  # an int is taken as its digits; anything else is no item
+            if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+                continue
+            item_id = str(item_id)
+        if not item_id:
             continue
         quantity = product.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int | float):
-            quantity = 1
-        found.append((str(item_id)[:255], kind, at, float(quantity), message_id))
+        if type(quantity) is not float:
+            if isinstance(quantity, bool) or not isinstance(quantity, int | float):
+                quantity = 1
+            quantity = float(quantity)
+        found.append((item_id[:255], kind, at, quantity, message_id))
     return found
 
 
@@ -71,4 +80,4 @@ def rebuild_interactions(conn: Connection, person_ids: Iterable[int] | None = No
         for person_id, payload, at in conn.execute(query)
         for found in interactions_of(orjson.loads(payload), at)
     ]
-    return APPEND_INTERACTIONS.execute(conn, rows)
+    return APPEND_INTERACTIONS.execute(conn, rows)  # `at` as read, not bound: execute binds it

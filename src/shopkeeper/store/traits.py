@@ -78,9 +78,9 @@ class SqlTraits:
                 )
             )
             conn.execute(delete(profile_dirty).where(profile_dirty.c.person_id.in_(chunk)))
-        rows = [_to_row(person_id, r) for person_id, records in rebuilt.items() for r in records]
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(traits), rows[start : start + 5000])
+        _INSERT_TRAITS.execute(
+            conn, (_to_values(person_id, r) for person_id, records in rebuilt.items() for r in records)
+        )
 
     def write_inferred(self, conn: Connection, person_id: int, records: Sequence[TraitRecord]) -> None:
         """Replace the inferred traits a model wrote for a person."""
@@ -96,6 +96,33 @@ class SqlTraits:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_TRAIT_COLUMNS = (
+    "person_id",
+    "key",
+    "source",
+    "value",
+    "updated_at",
+    "confirmed_at",
+    "confidence",
+    "evidence",
+)
+_INSERT_TRAITS = BulkInsert(traits, _TRAIT_COLUMNS)
+
+
+def _to_values(person_id: int, record: TraitRecord) -> tuple[Any, ...]:
+    """A trait row's values in `_TRAIT_COLUMNS` order."""
+    return (
+        person_id,
+        record.key,
+        record.source,
+        _dumps(record.value),
+        record.updated_at,
+        record.confirmed_at,
+        record.confidence,
+        _dumps(dict(record.evidence)),
+    )
 
 
 def _to_row(person_id: int, record: TraitRecord) -> dict[str, Any]:
