@@ -1,4 +1,5 @@
-"""Ingestion: validate Segment messages, correct clock skew, stitch identities, append to the log.
+"""Ingestion: validate Segment messages, correct clock skew, and store them through the one write path
+(`shopkeeper.events.append`: stitch identities, append to the log).
 
 One call is one transaction: either every message of a batch is stored (or recognised as a resend), or
 none is and the caller gets a 4xx naming the field. The call returns only after the commit, so an
@@ -155,10 +156,12 @@ class Ingestor:
             persons = append_messages(conn, rows, max(job.now for job in jobs)).persons
             record_from_events(conn, self._purposes, _consents_carried(rows, persons), actor="event")
         results = []
+        each = iter(persons)
         for job in jobs:
-            mine, persons = persons[: len(job.rows)], persons[len(job.rows) :]
-            stored = sum(person is not None for person in mine)
-            results.append(IngestResult(received=len(job.rows), stored=stored, duplicates=len(mine) - stored))
+            stored = sum(next(each) is not None for _ in job.rows)
+            results.append(
+                IngestResult(received=len(job.rows), stored=stored, duplicates=len(job.rows) - stored)
+            )
         return results
 
 

@@ -261,11 +261,14 @@ def _items(properties: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]
         if not isinstance(product, dict):
             continue
         item_id = product.get("product_id", _ABSENT)
+        if type(item_id) is str:  # the common case, first
+            found.append((item_id, product))
+            continue
         if item_id is _ABSENT:
             item_id = product.get("sku", product.get("id"))
         if item_id is None or isinstance(item_id, bool | dict | list):
             continue
-        found.append((item_id if type(item_id) is str else str(item_id), product))
+        found.append((str(item_id), product))
     return found
 
 

@@ -31,7 +31,7 @@ from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.importers.book import BadRow, Order, OrderBook
 from shopkeeper.events.importers.generic import ColumnMapping, read_generic
 from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
-from shopkeeper.events.importers.online_retail import is_online_retail, read_online_retail
+from shopkeeper.events.importers.online_retail import fill_book, is_online_retail
 from shopkeeper.events.importers.source import Source
 from shopkeeper.records import Item
 from shopkeeper.store import Store
@@ -109,7 +109,7 @@ def read_orders(
             on_progress("read", done, total)
 
     if format == "online-retail":
-        read_online_retail(source, book, read_progress)
+        fill_book(source, book, read_progress)
     else:
         read_generic(source, book, mapping or ColumnMapping(), read_progress)
     return format, book
