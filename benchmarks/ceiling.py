@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from shopkeeper.events.importers.online_retail import customer_id, keep_row, read_online_retail
 from shopkeeper.recommend.base import FloatArray, History, IntArray
 from shopkeeper.recommend.default import RerankRecommender, make_default
 from shopkeeper.recommend.evaluation import Split, evaluate, temporal_split
-from shopkeeper.recommend.orders import customer_id, keep_row, read_online_retail
 
 DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 WINDOWS = {

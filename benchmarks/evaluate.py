@@ -26,11 +26,11 @@ import numpy as np
 os.environ.setdefault("COLUMNS", "150")  # wide tables when piped to a file
 
 from shopkeeper.cli.evaluate import print_report
+from shopkeeper.events.importers.online_retail import read_online_retail
 from shopkeeper.recommend.anchors import run_protocol
 from shopkeeper.recommend.base import top_n
 from shopkeeper.recommend.default import make_default
 from shopkeeper.recommend.evaluation import temporal_split
-from shopkeeper.recommend.orders import read_online_retail
 
 DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 WINDOWS = (

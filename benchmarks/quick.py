@@ -24,7 +24,7 @@ QUICK: dict[str, list[str]] = {
     "report": ["--people", "50000", "--outcomes", "20000"],
     "ope": ["--bootstrap", "200"],
     "evaluate": ["--speed-only"],
-    "import_orders": ["--pandas-runs", "1"],
+    "import_orders": ["--anchor-runs", "1"],
     "profiles": ["--fetches", "1000"],
     "decide": ["--calls", "1000", "--seconds", "8", "--skip-train"],
     "ingest_http": ["--seconds", "6", "--warmup", "2"],

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from shopkeeper.catalog.items import ItemIn, VariantIn
 from shopkeeper.errors import InvalidInput
+from shopkeeper.events import append as orders_module
 from shopkeeper.events.importers import (
     ColumnMapping,
     ImportReport,
@@ -23,7 +24,6 @@ from shopkeeper.events.importers import (
     open_sample,
     read_orders,
 )
-from shopkeeper.events.importers import orders as orders_module
 from shopkeeper.events.spec import parse_message
 from shopkeeper.store import Store
 from shopkeeper.store.schema import events, identities, item_history, items, people, profile_dirty

@@ -12,9 +12,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from typer.testing import CliRunner
 
 from shopkeeper.cli.main import app
+from shopkeeper.events.importers.online_retail import keep_row, read_online_retail
 from shopkeeper.recommend.base import History
 from shopkeeper.recommend.evaluation import evaluate, ranking_metrics, temporal_split
-from shopkeeper.recommend.orders import keep_row, read_online_retail
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select, text
 
 from shopkeeper.store import Store
 from shopkeeper.store.bulk import BulkInsert
+from shopkeeper.store.interactions import APPEND_INTERACTIONS
 from shopkeeper.store.schema import events, profile_dirty
 
 COLUMNS = ("message_id", "type", "event", "user_id", "anonymous_id", "person_id", "timestamp", "received_at")
@@ -83,3 +84,13 @@ def test_nothing_to_insert_runs_nothing(store: Store) -> None:
 def test_an_unknown_column_fails_when_built() -> None:
     with pytest.raises(KeyError, match="messageId"):
         BulkInsert(events, ("messageId",))
+
+
+def test_of_the_interactions_only_their_time_needs_binding(store: Store) -> None:
+    # The append path binds an event's time once for all its interactions and passes the rest as they
+    # are (shopkeeper.events.append.new_event): that holds only while no other column is changed by its
+    # processing. SQLite's Float processes a quantity with float(), which leaves a float as it is.
+    dialect = store.engine.dialect
+    assert set(APPEND_INTERACTIONS.processed_columns(dialect)) <= {"at", "quantity"}
+    assert type(APPEND_INTERACTIONS.bind_value(dialect, "quantity", 2.5)) is float
+    assert APPEND_INTERACTIONS.bind_value(dialect, "quantity", 2.5) == 2.5

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json, safe_url
 from shopkeeper.errors import InvalidInput
+from shopkeeper.events.importers.online_retail import read_online_retail
 from shopkeeper.recommend.anchors import run_protocol
 from shopkeeper.recommend.default import make_default
-from shopkeeper.recommend.orders import read_online_retail
 from shopkeeper.training import store_orders
 
 

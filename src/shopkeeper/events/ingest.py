@@ -1,4 +1,5 @@
-"""Ingestion: validate Segment messages, correct clock skew, stitch identities, append to the log.
+"""Ingestion: validate Segment messages, correct clock skew, and store them through the one write path
+(`shopkeeper.events.append`: stitch identities, append to the log).
 
 One call is one transaction: either every message of a batch is stored (or recognised as a resend), or
 none is and the caller gets a 4xx naming the field. The call returns only after the commit, so an
@@ -16,23 +17,13 @@ from typing import Any
 import orjson
 
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
+from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.spec import Message, MessageType, parse_message
 from shopkeeper.privacy.consent import Purposes, record_from_events
-from shopkeeper.records import IdentityKind, IngestResult
+from shopkeeper.records import IngestResult
 from shopkeeper.store import Store
-from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.event_log import APPEND_EVENTS
-from shopkeeper.store.identity import IdentityResolver
-from shopkeeper.store.interactions import interaction_rows
-from shopkeeper.store.schema import interactions, profile_dirty
-
-_STAMPS = ("timestamp", "sentAt")
-_INTERACTION_COLUMNS = ("item_id", "kind", "at", "quantity", "message_id", "person_id")
-_INSERT_INTERACTIONS = BulkInsert(interactions, _INTERACTION_COLUMNS)
-# traits.mark_dirty's rows, written the lean way: a batch marks about one person per message.
-_MARK_DIRTY = BulkInsert(profile_dirty, ("person_id",), skip_duplicates=True)
 
 
 class Ingestor:
@@ -64,7 +55,7 @@ class Ingestor:
     ) -> IngestResult:
         """Validate and store messages. `where` names them in errors (`batch[3].userId`)."""
         received_at = received_at or datetime.now(UTC)
-        rows: list[dict[str, Any]] = []
+        rows: list[NewEvent] = []
         for index, raw in enumerate(raw_messages):
             at = f"{where}[{index}]." if len(raw_messages) > 1 or where == "batch" else ""
             self._check_size(raw, at)
@@ -94,7 +85,7 @@ class Ingestor:
         sent_at: datetime | None,
         received_at: datetime,
         key_id: int | None,
-    ) -> dict[str, Any]:
+    ) -> NewEvent:
         # The message as sent (parsed JSON, so plain values), with the spec's ids normalised to strings.
         payload = dict(raw)
         payload["type"] = message.type
@@ -112,47 +103,18 @@ class Ingestor:
         payload["timestamp"] = timestamp
         payload["sentAt"] = message.sentAt or sent_at
         payload["receivedAt"] = received_at
-        encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
-        email = _email_of(message)
-        # The rows' values are worked out and bound here, outside the write lock; only the person is
-        # added under it.
-        dialect = self._store.engine.dialect
-        found = interaction_rows(0, payload, timestamp) if message.type == "track" else []
-        event = message.event if message.type == "track" else message.name
-        return {
-            # what identity resolution and the consent hook read
-            "message_id": message_id,
-            "type": message.type,
-            "user_id": message.userId,
-            "anonymous_id": message.anonymousId,
-            "previous_id": message.previousId,
-            "trusted": key_id
-            is None,  # the shop's own code; a write key's message may not merge known people
-            "email": email,
-            "timestamp": timestamp,
-            "parsed": payload,
-            # the events row, bound for the driver but for the person; and the interactions it implies
-            "bound": APPEND_EVENTS.bind(
-                dialect,
-                (
-                    message_id,
-                    message.type,
-                    event,
-                    message.userId,
-                    message.anonymousId,
-                    timestamp,
-                    received_at,
-                    key_id,
-                    encoded.decode(),
-                ),
-            ),
-            "interactions": [
-                _INSERT_INTERACTIONS.bind(dialect, [r[name] for name in _INTERACTION_COLUMNS[:-1]])
-                for r in found
-            ],
-        }
+        # Worked out and bound here, outside the write lock; only the person is added under it.
+        return new_event(
+            self._store.engine.dialect,
+            payload,
+            event=message.event if message.type == "track" else message.name,
+            timestamp=timestamp,
+            received_at=received_at,
+            key_id=key_id,
+            email=_email_of(message),
+        )
 
-    def _store_rows(self, rows: list[dict[str, Any]], now: datetime) -> IngestResult:
+    def _store_rows(self, rows: list[NewEvent], now: datetime) -> IngestResult:
         if not rows:
             return IngestResult(received=0, stored=0, duplicates=0)
         job = _Job(rows, now)
@@ -189,62 +151,27 @@ class Ingestor:
             job.finish(result)
 
     def _write(self, jobs: list[_Job]) -> list[IngestResult]:
-        now = max(job.now for job in jobs)
+        rows = [row for job in jobs for row in job.rows]
         with write_transaction(self._store.engine) as conn:
-            seen = self._store.events.existing_message_ids(
-                conn, (r["message_id"] for job in jobs for r in job.rows)
+            persons = append_messages(conn, rows, max(job.now for job in jobs)).persons
+            record_from_events(conn, self._purposes, _consents_carried(rows, persons), actor="event")
+        results = []
+        each = iter(persons)
+        for job in jobs:
+            stored = sum(next(each) is not None for _ in job.rows)
+            results.append(
+                IngestResult(received=len(job.rows), stored=stored, duplicates=len(job.rows) - stored)
             )
-            fresh: list[dict[str, Any]] = []  # read, never changed: a failed group is written again
-            results = []
-            for job in jobs:
-                stored = 0
-                for row in job.rows:
-                    if row["message_id"] not in seen:
-                        seen.add(row["message_id"])
-                        fresh.append(row)
-                        stored += 1
-                results.append(
-                    IngestResult(received=len(job.rows), stored=stored, duplicates=len(job.rows) - stored)
-                )
-            resolver = IdentityResolver(conn, now)
-            resolver.preload(_ids_of(fresh))
-            persons: list[int] = []
-            for row in fresh:
-                if row["type"] == "alias":
-                    person = resolver.alias(
-                        row["previous_id"], row["user_id"], row["message_id"], trusted=row["trusted"]
-                    )
-                else:
-                    person = resolver.resolve(row["user_id"], row["anonymous_id"], row["message_id"])
-                if row["email"]:
-                    resolver.link_email(row["email"], person, row["message_id"])
-                persons.append(person)
-            resolver.flush()
-            persons = [resolver.final_person(person) for person in persons]
-            self._store.events.append_bound(
-                conn, ((*row["bound"], person) for row, person in zip(fresh, persons, strict=True))
-            )
-            _INSERT_INTERACTIONS.execute(
-                conn,
-                (
-                    (*found, person)
-                    for row, person in zip(fresh, persons, strict=True)
-                    for found in row["interactions"]
-                ),
-                bound=True,
-            )
-            _MARK_DIRTY.execute(conn, [(person,) for person in set(persons)])
-            record_from_events(conn, self._purposes, _consents_carried(fresh, persons), actor="event")
         return results
 
 
 def _consents_carried(
-    rows: list[dict[str, Any]], persons: list[int]
+    rows: list[NewEvent], persons: list[int | None]
 ) -> Iterator[tuple[int, str, datetime, Any]]:
     """(person, message id, time, consent) for the stored events that carry `context.consent`."""
     for row, person in zip(rows, persons, strict=True):
         context = row["parsed"].get("context")
-        if isinstance(context, dict) and "consent" in context:
+        if person is not None and isinstance(context, dict) and "consent" in context:
             yield person, row["message_id"], row["timestamp"], context["consent"]
 
 
@@ -253,7 +180,7 @@ class _Job:
 
     __slots__ = ("done", "error", "now", "result", "rows")
 
-    def __init__(self, rows: list[dict[str, Any]], now: datetime) -> None:
+    def __init__(self, rows: list[NewEvent], now: datetime) -> None:
         self.rows = rows
         self.now = now
         self.done = False
@@ -278,21 +205,6 @@ def correct_skew(timestamp: datetime | None, sent_at: datetime | None, received_
     if sent_at is None:
         return timestamp
     return received_at - (sent_at - timestamp)
-
-
-def _ids_of(rows: list[dict[str, Any]]) -> set[tuple[IdentityKind, str]]:
-    keys: set[tuple[IdentityKind, str]] = set()
-    for row in rows:
-        if row["user_id"]:
-            keys.add(("user_id", row["user_id"]))
-        if row["anonymous_id"]:
-            keys.add(("anonymous_id", row["anonymous_id"]))
-        if row["previous_id"]:
-            keys.add(("user_id", row["previous_id"]))
-            keys.add(("anonymous_id", row["previous_id"]))
-        if row["email"]:
-            keys.add(("email", row["email"]))
-    return keys
 
 
 def identify_traits(traits: dict[str, Any] | None, context: dict[str, Any] | None) -> dict[str, Any]:

@@ -33,6 +33,9 @@ from shopkeeper.profiles.traits import Source, TraitRecord, within_category
 FAVOURITE_HALF_LIFE = timedelta(days=180)
 # The guesses this fold makes; other inferred traits come from models and are not rebuilt from events.
 INFERRED_KEYS = ("favourite_categories", "favourite_colours", "favourite_sizes")
+_CATEGORIES, _COLOURS, _SIZES = INFERRED_KEYS
+_NO_ATTRIBUTES: Mapping[str, Any] = {}
+_ABSENT = object()
 INTERACTION_WEIGHTS = {"purchase": 1.0, "cart": 0.5, "view": 0.2, "return": -1.0}
 TOP_FAVOURITES = 3
 RECENT_ITEMS = 5
@@ -77,14 +80,14 @@ def _value_key(value: Any) -> bytes:
         return repr(value).encode()
 
 
-class _Vote(NamedTuple):
-    """One product of one event, voting for a favourite (a category, colour or size) with a weight."""
+class _Votes(NamedTuple):
+    """One event's votes for favourites: each product's category, colour and size, as (trait, value)
+    in the order the products come, all with the event's weight."""
 
     at: datetime
-    trait: str
-    value: str
     weight: float
     message_id: str
+    votes: list[tuple[str, str]]
 
 
 @dataclass
@@ -94,7 +97,7 @@ class _Fold:
     cancelled: set[str] = field(default_factory=set)
     refunds: list[tuple[datetime, str, float]] = field(default_factory=list)
     currencies: dict[str, str] = field(default_factory=dict)  # order id -> its currency
-    interactions: list[_Vote] = field(default_factory=list)
+    interactions: list[_Votes] = field(default_factory=list)
     viewed: list[tuple[str, datetime, str]] = field(default_factory=list)
     carted: list[tuple[str, datetime, str]] = field(default_factory=list)
     first: tuple[datetime, str] | None = None
@@ -121,8 +124,7 @@ def product_ids(events: Iterable[Mapping[str, Any]]) -> set[str]:
         properties = event.get("properties") or {}
         if not isinstance(properties, dict):
             continue
-        for product in _products(properties):
-            found.add(product[0])
+        found.update(item_id for item_id, _ in _items(properties))
     return found
 
 
@@ -185,7 +187,7 @@ def _fold_one(fold: _Fold, event: Mapping[str, Any], catalog: Mapping[str, Catal
     elif name == "order refunded":
         value = _money(properties.get("total", properties.get("revenue")))
         if value is None:
-            value = sum(p[1] * p[2] for p in _products(properties))
+            value = _products_value(properties)
         fold.refunds.append((at, message_id, abs(value)))
         _interact(fold, properties, "return", at, message_id, catalog)
     elif name == "order cancelled":
@@ -193,12 +195,12 @@ def _fold_one(fold: _Fold, event: Mapping[str, Any], catalog: Mapping[str, Catal
             fold.cancelled.add(str(properties["order_id"]))
     elif name == "product viewed":
         _interact(fold, properties, "view", at, message_id, catalog)
-        fold.viewed += [(p[0], at, message_id) for p in _products(properties)]
+        fold.viewed += [(item_id, at, message_id) for item_id, _ in _items(properties)]
     elif name == "product added":
         _interact(fold, properties, "cart", at, message_id, catalog)
-        fold.carted += [(p[0], at, message_id) for p in _products(properties)]
+        fold.carted += [(item_id, at, message_id) for item_id, _ in _items(properties)]
     elif name == "product removed":
-        removed = {p[0] for p in _products(properties)}
+        removed = {item_id for item_id, _ in _items(properties)}
         fold.carted = [c for c in fold.carted if c[0] not in removed]
 
 
@@ -212,7 +214,7 @@ def _order(
     order_id = str(properties.get("order_id") or message_id)
     revenue = _money(properties.get("revenue", properties.get("total")))
     if revenue is None:
-        revenue = sum(p[1] * p[2] for p in _products(properties))
+        revenue = _products_value(properties)
     fold.orders[order_id] = (at, message_id, revenue)
     currency = properties.get("currency")
     if isinstance(currency, str) and currency:
@@ -228,11 +230,11 @@ def _interact(
     message_id: str,
     catalog: Mapping[str, CatalogEntry],
 ) -> None:
-    weight = INTERACTION_WEIGHTS[kind]
-    for item_id, _price, _quantity, product in _products(properties):
+    votes: list[tuple[str, str]] = []
+    for item_id, product in _items(properties):
         entry = catalog.get(item_id)
         category = product.get("category") or (entry.category if entry else "")
-        attributes = entry.attributes if entry else {}
+        attributes = entry.attributes if entry else _NO_ATTRIBUTES
         colour = (
             product.get("colour")
             or product.get("color")
@@ -240,30 +242,43 @@ def _interact(
             or attributes.get("color")
         )
         size = product.get("size") or attributes.get("size")
-        for trait, value in (
-            ("favourite_categories", category),
-            ("favourite_colours", colour),
-            ("favourite_sizes", size),
-        ):
-            if isinstance(value, str) and value:
-                fold.interactions.append(_Vote(at, trait, value, weight, message_id))
+        if isinstance(category, str) and category:
+            votes.append((_CATEGORIES, category))
+        if isinstance(colour, str) and colour:
+            votes.append((_COLOURS, colour))
+        if isinstance(size, str) and size:
+            votes.append((_SIZES, size))
+    if votes:
+        fold.interactions.append(_Votes(at, INTERACTION_WEIGHTS[kind], message_id, votes))
 
 
-def _products(properties: Mapping[str, Any]) -> list[tuple[str, float, float, Mapping[str, Any]]]:
-    """(item id, price, quantity, the product object) for an event's `products`, or the event itself."""
+def _items(properties: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(item id, the product object) for an event's `products`, or the event itself."""
     raw = properties.get("products")
     candidates = raw if isinstance(raw, list) else [properties]
-    found: list[tuple[str, float, float, Mapping[str, Any]]] = []
+    found: list[tuple[str, Mapping[str, Any]]] = []
     for product in candidates:
         if not isinstance(product, dict):
             continue
-        item_id = product.get("product_id", product.get("sku", product.get("id")))
+        item_id = product.get("product_id", _ABSENT)
+        if type(item_id) is str:  # the common case, first
+            found.append((item_id, product))
+            continue
+        if item_id is _ABSENT:
+            item_id = product.get("sku", product.get("id"))
         if item_id is None or isinstance(item_id, bool | dict | list):
             continue
-        price = _money(product.get("price")) or 0.0
-        quantity = _money(product.get("quantity"))
-        found.append((str(item_id), price, 1.0 if quantity is None else quantity, product))
+        found.append((str(item_id), product))
     return found
+
+
+def _products_value(properties: Mapping[str, Any]) -> float:
+    """What the products cost together (price times quantity; no quantity counts as 1)."""
+    value: float = 0  # as `sum` starts: no products is 0, not 0.0
+    for _, product in _items(properties):
+        quantity = _money(product.get("quantity"))
+        value += (_money(product.get("price")) or 0.0) * (1.0 if quantity is None else quantity)
+    return value
 
 
 def _money(value: Any) -> float | None:
@@ -378,12 +393,21 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
     disliked = _stated_list(fold, "disliked_categories")
     scores: dict[str, Counter[str]] = {}
     dropped: dict[str, set[str]] = {}
-    for vote in fold.interactions:
-        if vote.trait == "favourite_categories" and any(within_category(vote.value, d) for d in disliked):
-            dropped.setdefault(vote.trait, set()).add(vote.value)
-            continue
-        decay = 0.5 ** ((newest - vote.at) / FAVOURITE_HALF_LIFE)
-        scores.setdefault(vote.trait, Counter())[vote.value] += vote.weight * decay
+    is_disliked: dict[str, bool] = {}
+    # An event's votes all fade alike: their weight times the decay is worked out once per event.
+    weighted = [e.weight * 0.5 ** ((newest - e.at) / FAVOURITE_HALF_LIFE) for e in fold.interactions]
+    for event, strength_of_vote in zip(fold.interactions, weighted, strict=True):
+        for trait, value in event.votes:
+            if disliked and trait == _CATEGORIES:
+                if value not in is_disliked:
+                    is_disliked[value] = any(within_category(value, d) for d in disliked)
+                if is_disliked[value]:
+                    dropped.setdefault(trait, set()).add(value)
+                    continue
+            counter = scores.get(trait)
+            if counter is None:
+                counter = scores[trait] = Counter()
+            counter[value] += strength_of_vote
     records = []
     for trait, counter in scores.items():
         ranked = [(v, s) for v, s in counter.most_common() if s > 0]
@@ -394,11 +418,13 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
         values = {v for v, _ in chosen}
         strength: dict[str, float] = {}
         when: dict[str, datetime] = {}
-        for vote in fold.interactions:
-            if vote.trait == trait and vote.value in values and vote.weight > 0:
-                decay = 0.5 ** ((newest - vote.at) / FAVOURITE_HALF_LIFE)
-                strength[vote.message_id] = strength.get(vote.message_id, 0.0) + vote.weight * decay
-                when[vote.message_id] = vote.at
+        for event, strength_of_vote in zip(fold.interactions, weighted, strict=True):
+            if event.weight <= 0:
+                continue
+            for voted, value in event.votes:
+                if voted == trait and value in values:
+                    strength[event.message_id] = strength.get(event.message_id, 0.0) + strength_of_vote
+                    when[event.message_id] = event.at
         strongest = sorted(strength, key=lambda m: (-strength[m], -when[m].timestamp(), m))[:EVIDENCE_IDS]
         cited = sorted(strongest, key=lambda m: (when[m], m))
         total = sum(s for _, s in ranked)

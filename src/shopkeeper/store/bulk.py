@@ -59,15 +59,28 @@ class BulkInsert:
             prepared = self._prepared[dialect.name] = (head, row, processors)
         return prepared
 
-    def bind(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
-        """The values of the first `len(values)` columns as the driver takes them, so that the work can
-        be done before a lock is taken; finish the row and pass it to `execute(..., bound=True)`."""
+    def _active_processors(self, dialect: Dialect) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
         active = self._active.get(dialect.name)
         if active is None:
             processors = self._prepare(dialect)[2]
             active = self._active[dialect.name] = tuple(
                 (i, p) for i, p in enumerate(processors) if p is not None
             )
+        return active
+
+    def processed_columns(self, dialect: Dialect) -> tuple[str, ...]:
+        """The columns whose values the driver takes processed (the others it takes as they are)."""
+        return tuple(self._columns[i] for i, _ in self._active_processors(dialect))
+
+    def bind_value(self, dialect: Dialect, column: str, value: Any) -> Any:
+        """One column's value as the driver takes it: for rows that share it, to process it once."""
+        process = self._prepare(dialect)[2][self._columns.index(column)]
+        return value if process is None else process(value)
+
+    def bind(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
+        """The values of the first `len(values)` columns as the driver takes them, so that the work can
+        be done before a lock is taken; finish the row and pass it to `execute(..., bound=True)`."""
+        active = self._active_processors(dialect)
         if not active:
             return tuple(values)
         bound = list(values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,8 @@ from sqlalchemy import Connection, Engine, func, select
 from shopkeeper.store.bulk import BulkInsert, any_of
 from shopkeeper.store.schema import events
 
-# The person last: ingestion binds the rest before it takes the write lock, and adds the person under it.
+# The person last: the append path binds the rest before it takes the write lock, and adds the person
+# under it.
 EVENT_COLUMNS = (
     "message_id",
     "type",
@@ -45,15 +46,16 @@ class SqlEventLog:
         return {row[0] for row in conn.exec_driver_sql(query, (param,)).fetchall()}
 
     @staticmethod
-    def append(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append rows given as dicts with the `EVENT_COLUMNS` (a missing `key_id` is NULL)."""
-        APPEND_EVENTS.execute(conn, (tuple(row.get(name) for name in EVENT_COLUMNS) for row in rows))
-
-    @staticmethod
     def append_bound(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
         """Append rows given as value tuples in `EVENT_COLUMNS` order, all but the person already bound
-        with `APPEND_EVENTS.bind`: ingestion's path."""
+        with `APPEND_EVENTS.bind` (see `shopkeeper.events.append`)."""
         APPEND_EVENTS.execute(conn, rows, bound=True)
+
+    def timestamp_of(self, message_id: str) -> datetime | None:
+        """When the stored message with this id happened, or None when there is none."""
+        with self._engine.connect() as conn:
+            found = conn.scalar(select(events.c.timestamp).where(events.c.message_id == message_id))
+        return _as_utc(found)
 
     def count(self) -> int:
         with self._engine.connect() as conn:

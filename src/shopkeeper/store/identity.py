@@ -114,6 +114,11 @@ class IdentityResolver:
         self._new_links: list[tuple[str, str, int, datetime, str]] = []
         self._new_refusals: list[dict[str, Any]] = []
 
+    @property
+    def created(self) -> frozenset[int]:
+        """The people this resolver made (some may have been merged away since)."""
+        return frozenset(self._created)
+
     def preload(self, keys: set[tuple[IdentityKind, str]]) -> None:
         """Read the people behind these ids, and whether each has a user_id, in one query."""
         if not keys:

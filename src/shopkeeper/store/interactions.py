@@ -6,13 +6,14 @@ event log stays the source of truth, and `rebuild_interactions` makes them again
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
+from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.schema import events, identities, interactions
 
 PURCHASE, CART, VIEW, RETURN = 0, 1, 2, 3
@@ -23,10 +24,18 @@ KIND_OF_EVENT = {
     "order refunded": RETURN,
 }
 KIND_NAMES = {PURCHASE: "purchase", CART: "cart", VIEW: "view", RETURN: "return"}
+_ABSENT = object()
+# The person last: the append path binds the rest before it takes the write lock (see `BulkInsert.bind`).
+INTERACTION_COLUMNS = ("item_id", "kind", "at", "quantity", "message_id", "person_id")
+APPEND_INTERACTIONS = BulkInsert(interactions, INTERACTION_COLUMNS)
+
+# An interaction in `INTERACTION_COLUMNS` order, less the person.
+Found = tuple[str, int, Any, float, str]
 
 
-def interaction_rows(person_id: int, payload: Mapping[str, Any], at: datetime) -> list[dict[str, Any]]:
-    """The interactions one stored message implies (none for most messages)."""
+def interactions_of(payload: Mapping[str, Any], at: Any) -> list[Found]:
+    """The interactions one stored message implies (none for most messages). `at`: its time, as given
+    (the append path gives it bound for the driver)."""
     if payload.get("type") != "track":
         return []
     kind = KIND_OF_EVENT.get(str(payload.get("event", "")).lower())
@@ -35,53 +44,44 @@ def interaction_rows(person_id: int, payload: Mapping[str, Any], at: datetime) -
         return []
     products = properties.get("products")
     candidates = products if isinstance(products, list) else [properties]
-    rows = []
+    message_id = str(payload.get("messageId", ""))
+    found: list[Found] = []
     for product in candidates:
         if not isinstance(product, dict):
             continue
-        item_id = product.get("product_id", product.get("sku"))
-        if isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id) == "":
+        item_id = product.get("product_id", _ABSENT)
+        if item_id is _ABSENT:
+            item_id = product.get("sku")
+        if type(item_id) is not str:  # an int is taken as its digits; anything else is no item
+            if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+                continue
+            item_id = str(item_id)
+        if not item_id:
             continue
         quantity = product.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int | float):
-            quantity = 1
-        rows.append(
-            {
-                "person_id": person_id,
-                "item_id": str(item_id)[:255],
-                "kind": kind,
-                "at": at,
-                "quantity": float(quantity),
-                "message_id": str(payload.get("messageId", "")),
-            }
-        )
-    return rows
-
-
-def record_interactions(conn: Connection, event_rows: Sequence[Mapping[str, Any]]) -> int:
-    """Add the interactions of freshly appended events rows (with `person_id`, `payload`, `timestamp`)."""
-    found: list[dict[str, Any]] = []
-    for row in event_rows:
-        if row.get("type") != "track" or str(row.get("event", "")).lower() not in KIND_OF_EVENT:
-            continue
-        payload = row.get("parsed") or orjson.loads(row["payload"])  # ingestion passes the dict it has
-        found += interaction_rows(row["person_id"], payload, row["timestamp"])
-    for start in range(0, len(found), 5000):
-        conn.execute(insert(interactions), found[start : start + 5000])
-    return len(found)
+        if type(quantity) is not float:
+            if isinstance(quantity, bool) or not isinstance(quantity, int | float):
+                quantity = 1
+            quantity = float(quantity)
+        found.append((item_id[:255], kind, at, quantity, message_id))
+    return found
 
 
 def rebuild_interactions(conn: Connection, person_ids: Iterable[int] | None = None) -> int:
     """Make the interactions again from the event log (all, or these people's)."""
-    query = select(events.c.person_id, events.c.type, events.c.event, events.c.payload, events.c.timestamp)
+    query = select(events.c.person_id, events.c.payload, events.c.timestamp).where(events.c.type == "track")
     wipe = delete(interactions)
     if person_ids is not None:
         wanted = list(person_ids)
         query = query.where(events.c.person_id.in_(wanted))
         wipe = wipe.where(interactions.c.person_id.in_(wanted))
     conn.execute(wipe)
-    rows = [dict(r._mapping) for r in conn.execute(query.where(events.c.type == "track"))]
-    return record_interactions(conn, rows)
+    rows = [
+        (*found, person_id)
+        for person_id, payload, at in conn.execute(query)
+        for found in interactions_of(orjson.loads(payload), at)
+    ]
+    return APPEND_INTERACTIONS.execute(conn, rows)  # `at` as read, not bound: execute binds it
 
 
 class SqlInteractions:

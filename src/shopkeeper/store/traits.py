@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shopkeeper.profiles.derive import INFERRED_KEYS
 from shopkeeper.profiles.traits import TraitRecord
+from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.schema import people, profile_dirty, trait_rejections, traits
 
 EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log, with the guesses in INFERRED_KEYS
@@ -54,11 +55,12 @@ _SOME_TRAITS_AND_DIRTY = union_all(
 )
 
 
+_MARK_DIRTY = BulkInsert(profile_dirty, ("person_id",), skip_duplicates=True)
+
+
 def mark_dirty(conn: Connection, person_ids: Iterable[int]) -> None:
     """Note, inside the caller's write transaction, that these people's traits must be rebuilt."""
-    rows = [{"person_id": p} for p in set(person_ids)]
-    if rows:
-        conn.execute(insert_ignoring_duplicates(conn, profile_dirty), rows)
+    _MARK_DIRTY.execute(conn, [(p,) for p in set(person_ids)])
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
@@ -121,9 +123,9 @@ class SqlTraits:
                 )
             )
             conn.execute(delete(profile_dirty).where(profile_dirty.c.person_id.in_(chunk)))
-        rows = [_to_row(person_id, r) for person_id, records in rebuilt.items() for r in records]
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(traits), rows[start : start + 5000])
+        _INSERT_TRAITS.execute(
+            conn, (_to_values(person_id, r) for person_id, records in rebuilt.items() for r in records)
+        )
 
     def write_inferred(self, conn: Connection, person_id: int, records: Sequence[TraitRecord]) -> None:
         """Replace the inferred traits a model wrote for a person."""
@@ -177,6 +179,33 @@ class SqlTraits:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_TRAIT_COLUMNS = (
+    "person_id",
+    "key",
+    "source",
+    "value",
+    "updated_at",
+    "confirmed_at",
+    "confidence",
+    "evidence",
+)
+_INSERT_TRAITS = BulkInsert(traits, _TRAIT_COLUMNS)
+
+
+def _to_values(person_id: int, record: TraitRecord) -> tuple[Any, ...]:
+    """A trait row's values in `_TRAIT_COLUMNS` order."""
+    return (
+        person_id,
+        record.key,
+        record.source,
+        _dumps(record.value),
+        record.updated_at,
+        record.confirmed_at,
+        record.confidence,
+        _dumps(dict(record.evidence)),
+    )
 
 
 def _to_row(person_id: int, record: TraitRecord) -> dict[str, Any]:

@@ -23,23 +23,19 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
-import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Dialect
 
 from shopkeeper.catalog.categorize import categorize
 from shopkeeper.catalog.items import ItemIn, VariantIn
+from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.importers.book import BadRow, Order, OrderBook
 from shopkeeper.events.importers.generic import ColumnMapping, read_generic
 from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
-from shopkeeper.events.importers.online_retail import is_online_retail, read_online_retail
+from shopkeeper.events.importers.online_retail import fill_book, is_online_retail
 from shopkeeper.events.importers.source import Source
-from shopkeeper.records import IdentityKind, Item
+from shopkeeper.records import Item
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.identity import IdentityResolver
-from shopkeeper.store.interactions import record_interactions
-from shopkeeper.store.schema import events, people
-from shopkeeper.store.traits import mark_dirty
 
 Format = Literal["online-retail", "generic"]
 ORDER_COMPLETED = "Order Completed"
@@ -113,7 +109,7 @@ def read_orders(
             on_progress("read", done, total)
 
     if format == "online-retail":
-        read_online_retail(source, book, read_progress)
+        fill_book(source, book, read_progress)
     else:
         read_generic(source, book, mapping or ColumnMapping(), read_progress)
     return format, book
@@ -177,10 +173,7 @@ def replay_shift(store: Store, book: OrderBook, prefix: str, until: datetime) ->
     newest = book.newest_order()
     if newest is None:
         return timedelta(0)
-    with store.engine.connect() as conn:
-        stored = conn.scalar(
-            select(events.c.timestamp).where(events.c.message_id == message_id(prefix, newest))
-        )
+    stored = store.events.timestamp_of(message_id(prefix, newest))
     if stored is not None:
         return timedelta(days=round((stored - newest.timestamp) / DAY))
     return timedelta(days=(until - newest.timestamp) // DAY)
@@ -287,55 +280,36 @@ def _save_orders(
 ) -> None:
     """One transaction: store the chunk's orders not stored yet, resolving their people."""
     ids = [message_id(prefix, order) for order in chunk]
+    stored = store.events.stored_message_ids(ids)  # outside the write lock: the rest need no payload
+    fresh = [(mid, order) for mid, order in zip(ids, chunk, strict=True) if mid not in stored]
+    dialect = store.engine.dialect
+    messages = [_order_event(dialect, mid, order, placed, library, now) for mid, order in fresh]
     with write_transaction(store.engine) as conn:
-        stored = store.events.existing_message_ids(conn, ids)
-        fresh = [(mid, order) for mid, order in zip(ids, chunk, strict=True) if mid not in stored]
-        for mid, order in zip(ids, chunk, strict=True):
-            if mid in stored:
-                report.orders_already_imported += 1
-                report.rows_already_imported += len(order.lines)
-        if not fresh:
-            return
-        newest_before = conn.scalar(select(func.max(people.c.person_id))) or 0
-        keys: set[tuple[IdentityKind, str]] = set()
-        for _, order in fresh:
-            if order.user_id is not None:
-                keys.add(("user_id", order.user_id))
-            else:
-                assert order.anonymous_id is not None
-                keys.add(("anonymous_id", order.anonymous_id))
-        resolver = IdentityResolver(conn, now)
-        resolver.preload(keys)
-        rows: list[dict[str, Any]] = []
-        for mid, order in fresh:
-            row = _event_row(mid, order, placed, library, now)
-            row["person_id"] = resolver.resolve(order.user_id, order.anonymous_id, mid)
-            rows.append(row)
-        created: set[int] = set()
-        for row in rows:
-            row["person_id"] = resolver.final_person(row["person_id"])
-            if row["person_id"] > newest_before:
-                created.add(row["person_id"])
-        store.events.append(conn, rows)
-        record_interactions(conn, rows)
-        mark_dirty(conn, {row["person_id"] for row in rows})
-    report.people_created += len(created)
-    for _, order in fresh:
-        report.rows_imported += len(order.lines)
-        if order.returned:
+        appended = append_messages(conn, messages, now)
+    report.people_created += appended.people_created
+    for order, person in [(o, None) for mid, o in zip(ids, chunk, strict=True) if mid in stored] + [
+        (order, person) for (_, order), person in zip(fresh, appended.persons, strict=True)
+    ]:
+        if person is None:
+            report.orders_already_imported += 1
+            report.rows_already_imported += len(order.lines)
+        elif order.returned:
+            report.rows_imported += len(order.lines)
             report.returns += 1
         else:
+            report.rows_imported += len(order.lines)
             report.orders += 1
 
 
-def _event_row(
+def _order_event(
+    dialect: Dialect,
     mid: str,
     order: Order,
     placed: dict[str, tuple[str, str]],
     library: dict[str, str],
     now: datetime,
-) -> dict[str, Any]:
-    """The events row of one order: a Segment `track` message, as ingestion would store it."""
+) -> NewEvent:
+    """One order as a Segment `track` message, stored as ingestion would store it."""
     products: list[dict[str, Any]] = []
     value = 0.0
     for _, item_id, quantity, price in order.lines:
@@ -365,17 +339,7 @@ def _event_row(
     payload["timestamp"] = order.timestamp
     payload["originalTimestamp"] = order.timestamp
     payload["receivedAt"] = now
-    return {
-        "message_id": mid,
-        "type": "track",
-        "event": event,
-        "user_id": order.user_id,
-        "anonymous_id": order.anonymous_id,
-        "timestamp": order.timestamp,
-        "received_at": now,
-        "key_id": None,
-        "payload": orjson.dumps(payload, option=orjson.OPT_UTC_Z).decode(),
-    }
+    return new_event(dialect, payload, event=event, timestamp=order.timestamp, received_at=now)
 
 
 def _version() -> str:

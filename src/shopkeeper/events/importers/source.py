@@ -1,10 +1,12 @@
-"""Where order lines come from: a CSV file (plain or gzip) or the sample bundled with the package."""
+"""The CSV reader: a file (plain or gzip, told by its first bytes) or the bundled sample, its delimiter
+sniffed from its first lines, its rows with their line numbers."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -14,6 +16,8 @@ from typing import BinaryIO, Protocol
 from shopkeeper.errors import InvalidInput
 
 SAMPLE_NAME = "online_retail_sample.csv.gz"
+DELIMITERS = ",;\t|"
+SNIFF_CHARACTERS = 8192
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -56,8 +60,12 @@ class Source:
             else:
                 raw.seek(0)
             self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            self._reader = csv.reader(self._text)
             try:
+                # The delimiter is told from the first lines (whole ones), which are then read again.
+                sample = self._text.read(SNIFF_CHARACTERS)
+                sample += self._text.readline()
+                lines = itertools.chain(io.StringIO(sample, newline=""), self._text)
+                self._reader = csv.reader(lines, delimiter=sniff_delimiter(sample))
                 header = next(self._reader, None)
             except UnicodeDecodeError as exc:
                 raise InvalidInput(
@@ -102,6 +110,16 @@ class Source:
         if self._text is not None:
             self._text.close()
         self.raw.close()
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV's first lines: a comma, semicolon, tab or bar (a comma when unsure)."""
+    if not sample.strip():
+        return ","
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
 
 
 def open_file(path: Path) -> Source:
