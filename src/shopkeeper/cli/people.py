@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
@@ -142,6 +141,8 @@ def _merge_table(found: list[Merge]) -> Table:
 @app.command("rebuild")
 def rebuild(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Rebuild every profile's traits from the event log (the source of truth)."""
+    from rich.progress import Progress  # noqa: PLC0415 (only a rebuild draws a progress bar)
+
     with open_shop(db) as shop:
         started = time.perf_counter()
         with Progress(transient=True, disable=as_json or not console.is_terminal, console=console) as bar:
