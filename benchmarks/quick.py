@@ -31,6 +31,7 @@ QUICK: dict[str, list[str]] = {
     "categories": [],
     "faults": ["--quick"],
     "api_fuzz": ["--quick"],
+    "cli_start": ["--quick"],
 }
 
 

@@ -1,61 +1,142 @@
-"""`Shop`: the one facade for people who embed shopkeeper in their own Python process."""
+"""`Shop`: the facade for people who embed shopkeeper, and `Shop.from_settings`, the one place that
+builds the store and the services from settings (the API, the CLI and an embedding program all use it).
+
+Deciding and experiments are built on first use: a command that only reads a profile or makes a key
+never imports the recommenders (scikit-learn, implicit, scipy), which take seconds to load.
+"""
 
 from __future__ import annotations
 
+import gc
+import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shopkeeper.decide import Decider
-from shopkeeper.decisions import Decision
 from shopkeeper.events.ingest import Ingestor
-from shopkeeper.experiments.service import ExperimentService, holdout_from
 from shopkeeper.privacy import rights
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
-from shopkeeper.recommend import load_model, train_default
 from shopkeeper.records import IngestResult, Merge, PersonSummary
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
-from shopkeeper.store.models import ModelVersion
-from shopkeeper.training import train as train_bundle
+from shopkeeper.store.engine import Timeouts
+
+if TYPE_CHECKING:
+    from shopkeeper.decide import Decider
+    from shopkeeper.decisions import Decision
+    from shopkeeper.experiments.service import ExperimentService
+    from shopkeeper.store.models import ModelVersion
 
 SHOP = Actor("cli", "the shop (in process)")
 
 
+def open_store(settings: Settings, *, serving: bool = False) -> Store:
+    """Open (and migrate) the store the settings name. `serving`: a server's store, whose PostgreSQL
+    round trips are bounded by the settings' timeouts, so that a request answers 503 instead of waiting.
+    A command's long statements (an import, a training, a purge) are not bounded."""
+    timeouts = None
+    if serving:
+        timeouts = Timeouts(
+            connect=settings.database_connect_timeout,
+            statement=settings.database_statement_timeout,
+            pool=settings.database_pool_timeout,
+        )
+    return Store.open(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        key_cache_seconds=settings.key_cache_seconds,
+        timeouts=timeouts,
+    )
+
+
 class Shop:
-    """A shop: its event log, its people and (in later versions) its decisions.
+    """A shop: its event log, its people, their rights, and its decisions.
 
     >>> shop = Shop.open("sqlite:///shop.db")
     >>> shop.track(user_id="17850", event="Order Completed", properties={"revenue": 15.3})
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, *, owns_store: bool = True, serving: bool = False
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.owns_store = owns_store  # close() closes the store too
+        self._serving = serving
         self.purposes = Purposes(settings.consent_purposes, settings.consent_default)
-        self._ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=self.purposes)
+        self.ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=self.purposes)
         self.profiles = ProfileService(store)
+        self._building = threading.RLock()
         self._decider: Decider | None = None
+        self._experiments: ExperimentService | None = None
         self.privacy = PrivacyService(
             store,
             self.profiles,
-            self._ingestor,
+            self.ingestor,
             self.purposes,
             on_change=self._forget,
-            settle=self.close_decisions,
+            settle=self.close_decisions,  # an export or erasure first stores the decisions made before it
         )
+        if serving:
+            self.decider  # noqa: B018 (a server loads the models at start, before it freezes its heap)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, store: Store | None = None, serving: bool = False
+    ) -> Shop:
+        """Build the shop and every service from `settings`. It opens (and migrates) the store unless one
+        is given; a given store stays its owner's to close.
+
+        `serving`: for a server process. Its store's round trips are bounded by the settings' timeouts,
+        the decision pipeline is built at once, and once decisions for a new model are prepared the
+        collector stops walking them (`gc.freeze`).
+        """
+        settings = settings or Settings()
+        if store is None:
+            return cls(open_store(settings, serving=serving), settings, serving=serving)
+        return cls(store, settings, owns_store=False, serving=serving)
 
     @classmethod
     def open(cls, url: str | None = None, *, settings: Settings | None = None) -> Shop:
         """Open (creating and migrating if needed) the shop at `url`, or at the configured database."""
-        settings = (settings or Settings()).with_database(url)
-        store = Store.open(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            key_cache_seconds=settings.key_cache_seconds,
-        )
-        return cls(store, settings)
+        return cls.from_settings((settings or Settings()).with_database(url))
+
+    @property
+    def experiments(self) -> ExperimentService:
+        """A/B tests, bandits and the universal holdout (its share and salt from the settings)."""
+        with self._building:
+            if self._experiments is None:
+                from shopkeeper.experiments.service import (  # noqa: PLC0415 (numpy, scipy: on first use)
+                    ExperimentService,
+                    holdout_from,
+                )
+
+                holdout = holdout_from(self.settings.holdout_share, self.settings.holdout_salt)
+                self._experiments = ExperimentService(self.store, self.profiles, holdout=holdout)
+            return self._experiments
+
+    @property
+    def decider(self) -> Decider:
+        """The decision pipeline, built on first use (it loads the recommenders)."""
+        if self._decider is not None:
+            return self._decider
+        with self._building:
+            if self._decider is None:
+                from shopkeeper.decide import Decider  # noqa: PLC0415 (the recommenders: on first use)
+                from shopkeeper.recommend import load_model  # noqa: PLC0415
+
+                self._decider = Decider(
+                    self.store,
+                    self.profiles,
+                    load_model,
+                    placements=self.settings.placements(),
+                    purposes=self.purposes,
+                    warm_people=self.settings.warm_people,
+                    experiments=self.experiments,
+                    on_prepared=_freeze_heap if self._serving else None,
+                )
+            return self._decider
 
     def __enter__(self) -> Shop:
         return self
@@ -69,14 +150,16 @@ class Shop:
             self._decider.log.flush()
 
     def close(self) -> None:
+        """Stop preparing decisions, store the waiting ones, and close the store if this shop opened it."""
         if self._decider is not None:
             self._decider.close()
             self._decider.log.flush()
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
     def ingest(self, messages: list[dict[str, Any]]) -> IngestResult:
         """Store raw Segment-spec messages (each with its `type`), as /v1/batch does."""
-        return self._ingestor.ingest(messages)
+        return self.ingestor.ingest(messages)
 
     def track(
         self,
@@ -149,7 +232,10 @@ class Shop:
 
     def train(self) -> ModelVersion:
         """Fit the default model on the whole event log and publish it as a new version."""
-        published = train_bundle(self.store, train_default)
+        from shopkeeper.recommend import train_default  # noqa: PLC0415 (the recommenders: on first use)
+        from shopkeeper.training import train  # noqa: PLC0415
+
+        published = train(self.store, train_default)
         if self._decider is not None:
             self._decider.refresh()
         return published
@@ -164,26 +250,12 @@ class Shop:
         context: dict[str, Any] | None = None,
     ) -> Decision:
         """What to show this person in this placement, with reasons; logged as an exposure."""
-        return self._deciding().decide(
+        return self.decider.decide(
             user_id=user_id, anonymous_id=anonymous_id, placement=placement, n=n, context=context
         )
 
     def _deciding(self) -> Decider:
-        if self._decider is None:
-            self._decider = Decider(
-                self.store,
-                self.profiles,
-                load_model,
-                placements=self.settings.placements(),
-                purposes=self.purposes,
-                warm_people=self.settings.warm_people,
-                experiments=ExperimentService(
-                    self.store,
-                    self.profiles,
-                    holdout=holdout_from(self.settings.holdout_share, self.settings.holdout_salt),
-                ),
-            )
-        return self._decider
+        return self.decider
 
     def _forget(self, person_ids: list[int]) -> None:
         if self._decider is not None:
@@ -227,4 +299,11 @@ class Shop:
         for key in ("timestamp", "sentAt"):
             if isinstance(message.get(key), datetime):
                 message[key] = message[key].isoformat()
-        return self._ingestor.ingest([message], where="")
+        return self.ingestor.ingest([message], where="")
+
+
+def _freeze_heap() -> None:
+    """Once decisions are prepared, keep the kept people out of the full garbage collections too, as
+    start-up objects are (`gc.freeze`): walking them would stall every request for tens of ms."""
+    gc.collect()
+    gc.freeze()

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from shopkeeper.errors import StoreError
 from shopkeeper.store import Store
+from shopkeeper.store.engine import alembic_config, newest_revision
 from shopkeeper.store.schema import metadata
 
 
@@ -51,3 +54,21 @@ def test_a_bad_url_is_a_clear_store_error(url: str) -> None:
 def test_an_unreachable_database_is_a_clear_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the database"):
         Store.open(f"sqlite:///{tmp_path / 'missing-dir' / 'shop.db'}")
+
+
+def test_the_newest_revision_read_from_file_names_is_alembic_s_head() -> None:
+    """Regression: opening an up-to-date store skips alembic by comparing with `newest_revision`."""
+    assert newest_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_a_store_one_migration_behind_is_brought_up_to_date(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url)
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "-1")
+        assert MigrationContext.configure(conn).get_current_revision() != newest_revision()
+    store.close()
+    again = Store.open(sqlite_url)
+    with again.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == newest_revision()
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    again.close()

@@ -25,19 +25,12 @@ from shopkeeper.api.openapi import finish_openapi
 from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
-from shopkeeper.decide import Decider
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
-from shopkeeper.events.ingest import Ingestor
-from shopkeeper.experiments.service import ExperimentService, holdout_from
-from shopkeeper.privacy.consent import Purposes
-from shopkeeper.privacy.service import PrivacyService
 from shopkeeper.privacy.tokens import signing_secret
-from shopkeeper.profiles.service import ProfileService
-from shopkeeper.recommend import load_model
 from shopkeeper.settings import Settings
+from shopkeeper.shop import Shop
 from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
-from shopkeeper.store.engine import Timeouts
 
 log = logging.getLogger("shopkeeper.api")
 
@@ -45,58 +38,18 @@ log = logging.getLogger("shopkeeper.api")
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """Build the app. It opens (and migrates) the store unless one is given, and closes what it opened."""
     settings = settings or Settings()
-    owns_store = store is None
     install_log_redaction()
-    store = store or Store.open(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        key_cache_seconds=settings.key_cache_seconds,
-        timeouts=Timeouts(
-            connect=settings.database_connect_timeout,
-            statement=settings.database_statement_timeout,
-            pool=settings.database_pool_timeout,
-        ),
-    )
-    profiles = ProfileService(store)
-    purposes = Purposes(settings.consent_purposes, settings.consent_default)
-    ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=purposes)
-    trials = ExperimentService(
-        store, profiles, holdout=holdout_from(settings.holdout_share, settings.holdout_salt)
-    )
-    decider = Decider(
-        store,
-        profiles,
-        load_model,
-        placements=settings.placements(),
-        purposes=purposes,
-        experiments=trials,
-        warm_people=settings.warm_people,
-        on_prepared=_freeze_heap,
-    )
-    state = AppState(
-        settings,
-        store,
-        ingestor,
-        owns_store,
-        profiles,
-        decider,
-        PrivacyService(
-            store, profiles, ingestor, purposes, on_change=decider.forget, settle=decider.log.flush
-        ),
-        signing_secret(store, settings),
-    )
+    shop = Shop.from_settings(settings, store=store, serving=True)
+    state = AppState(shop, signing_secret(shop.store, settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.warm_people > 0:
             # Load the newest model now, not on the first decision, so preparing starts at once.
-            threading.Thread(target=state.decider.bundle, name="shopkeeper-load", daemon=True).start()
+            threading.Thread(target=shop.decider.bundle, name="shopkeeper-load", daemon=True).start()
         yield
         state.deciding.shutdown(wait=True)
-        state.decider.close()
-        state.decider.log.flush()
-        if state.owns_store:
-            state.store.close()
+        shop.close()  # stores the waiting decisions; closes the store only if it opened it
 
     app = FastAPI(
         title="shopkeeper",
@@ -118,15 +71,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _add_error_handlers(app)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.add_middleware(UnexpectedErrors)  # the outermost of ours: it answers whatever the rest raise
-    finish_openapi(app, purposes=list(purposes.names), placements=sorted(settings.placements()))
+    finish_openapi(app, purposes=list(shop.purposes.names), placements=sorted(settings.placements()))
     return app
-
-
-def _freeze_heap() -> None:
-    """Once decisions are prepared, keep the kept people out of the full garbage collections too, as
-    start-up objects are (`gc.freeze`): walking them would stall every request for tens of ms."""
-    gc.collect()
-    gc.freeze()
 
 
 def app_from_env() -> FastAPI:

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from shopkeeper.api.body import JsonBodyRoute
 from shopkeeper.api.people import Admin, _state
 from shopkeeper.api.schemas import ExperimentListOut, ExperimentOut, ReportOut, errors, ok
-from shopkeeper.experiments.service import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, new_experiment
+from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
+from shopkeeper.experiments.service import new_experiment
 
 router = APIRouter(tags=["experiments"], route_class=JsonBodyRoute)
 

@@ -1,4 +1,4 @@
-"""What every command shares: the `--db` and `--json` options, settings, and printing."""
+"""What every command shares: the `--db` and `--json` options, settings, the shop, and printing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from shopkeeper import shop
 from shopkeeper.settings import Settings
+from shopkeeper.shop import Shop
 from shopkeeper.store import Store
 
 DbOption = Annotated[
@@ -43,13 +45,14 @@ def settings_for(db: str | None) -> Settings:
     return Settings().with_database(db)
 
 
+def open_shop(db: str | None) -> Shop:
+    """The shop at `--db`, built as the server builds its own (`Shop.from_settings`). Close it after."""
+    return Shop.from_settings(settings_for(db))
+
+
 def open_store(db: str | None) -> Store:
-    settings = settings_for(db)
-    return Store.open(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        key_cache_seconds=settings.key_cache_seconds,
-    )
+    """Only the store at `--db`, opened as the shop opens it: for a command that uses no service."""
+    return shop.open_store(settings_for(db))
 
 
 def safe_url(url: str) -> str:

@@ -45,7 +45,7 @@ def demo(
             title="shopkeeper demo",
         )
     )
-    with Shop.open(settings=settings) as shop:
+    with Shop.from_settings(settings) as shop:
         now = datetime.now(UTC)
         with console.status("Importing the sample"), open_sample() as source:
             report = import_orders(shop.store, source, replay_until=now)

@@ -14,10 +14,6 @@ from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json, safe_url
 from shopkeeper.errors import InvalidInput
-from shopkeeper.events.importers.online_retail import read_online_retail
-from shopkeeper.recommend.anchors import run_protocol
-from shopkeeper.recommend.default import make_default
-from shopkeeper.training import store_orders
 
 
 class OrdersFormat(enum.StrEnum):
@@ -72,6 +68,11 @@ def evaluate(
     The orders come from --orders FILE, or else from the shop at --db (its purchases, one weight per
     order).
     """
+    from shopkeeper.events.importers.online_retail import read_online_retail  # noqa: PLC0415
+    from shopkeeper.recommend.anchors import run_protocol  # noqa: PLC0415 (the recommenders: only here)
+    from shopkeeper.recommend.default import make_default  # noqa: PLC0415
+    from shopkeeper.training import store_orders  # noqa: PLC0415
+
     if orders is not None and db is not None:
         raise InvalidInput("give --orders FILE or --db URL, not both", field="--db")
     start = _date(cutoff, "--cutoff")

@@ -8,16 +8,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json, settings_for
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.service import (
-    DEFAULT_FLOOR,
-    DEFAULT_WINDOW_DAYS,
-    ExperimentService,
-    holdout_from,
-    new_experiment,
-)
-from shopkeeper.store import Store
+from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
+from shopkeeper.shop import Shop
 from shopkeeper.wording import counted
 
 app = typer.Typer(
@@ -25,13 +19,6 @@ app = typer.Typer(
     "(`shopkeeper experiments report holdout`).",
     no_args_is_help=True,
 )
-
-
-def _service(db: str | None) -> tuple[ExperimentService, Store]:
-    settings = settings_for(db)
-    holdout = holdout_from(settings.holdout_share, settings.holdout_salt)
-    store = open_store(db)
-    return ExperimentService(store, holdout=holdout), store
 
 
 def _variant(spec: str) -> tuple[str, Any]:
@@ -108,6 +95,8 @@ def create(
             rule = orjson.loads(audience)
         except orjson.JSONDecodeError:
             raise InvalidInput("--audience must be a JSON object", field="audience") from None
+    from shopkeeper.experiments.service import new_experiment  # noqa: PLC0415 (numpy, scipy: only here)
+
     settings = settings_for(db)
     experiment = new_experiment(
         name,
@@ -122,11 +111,8 @@ def create(
         floor=floor,
         outcome_events=event or [],
     )
-    service, store = _service(db)
-    try:
-        created = service.create(experiment)
-    finally:
-        store.close()
+    with Shop.from_settings(settings) as shop:
+        created = shop.experiments.create(experiment)
     if as_json:
         print_json(created.to_json())
         return
@@ -138,15 +124,13 @@ def create(
 @app.command("list")
 def list_experiments(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List experiments, running and stopped."""
-    service, store = _service(db)
-    try:
-        found = service.experiments.list()
-    finally:
-        store.close()
+    with open_shop(db) as shop:
+        found = shop.experiments.experiments.list()
+        share = shop.experiments.holdout.share
     if as_json:
-        print_json({"experiments": [e.to_json() for e in found], "holdout": {"share": service.holdout.share}})
+        print_json({"experiments": [e.to_json() for e in found], "holdout": {"share": share}})
         return
-    table = Table(title=f"Experiments (holdout: {service.holdout.share:.1%} of people)")
+    table = Table(title=f"Experiments (holdout: {share:.1%} of people)")
     for column in ("name", "placement", "kind", "status", "variants", "window", "created"):
         table.add_column(column)
     for e in found:
@@ -169,11 +153,8 @@ def stop(
     as_json: JsonOption = False,
 ) -> None:
     """Stop an experiment: everyone gets the placement's default again. Its report stays."""
-    service, store = _service(db)
-    try:
-        stopped = service.stop(name)
-    finally:
-        store.close()
+    with open_shop(db) as shop:
+        stopped = shop.experiments.stop(name)
     if as_json:
         print_json(stopped.to_json())
         return
@@ -259,11 +240,8 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Per arm: people, conversions, revenue, lift with 95% CIs, SRM, reach and the verdict."""
-    service, store = _service(db)
-    try:
-        found = service.report(name, window_days=window_days)
-    finally:
-        store.close()
+    with open_shop(db) as shop:
+        found = shop.experiments.report(name, window_days=window_days)
     if as_json:
         print_json(found)
         return

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shopkeeper.catalog.files import CatalogFile, read_catalog
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
 from shopkeeper.records import UpsertResult
-from shopkeeper.store import Store
+
+if TYPE_CHECKING:
+    from shopkeeper.catalog.files import CatalogFile
+    from shopkeeper.store import Store
 
 CHUNK = 250  # items per transaction: each item is written whole, and a rerun picks up where one stopped
 SHOWN_SKIPS = 50
@@ -32,6 +33,8 @@ def import_items(
     as_json: JsonOption = False,
 ) -> None:
     """Load the catalog: items, their variants and stock. Importing the same file twice changes nothing."""
+    from shopkeeper.catalog.files import read_catalog  # noqa: PLC0415 (the file formats: only here)
+
     catalog = read_catalog(file)
     store = open_store(db)
     try:
@@ -57,6 +60,14 @@ def import_items(
 
 
 def _save(store: Store, catalog: CatalogFile, *, show_progress: bool) -> UpsertResult:
+    from rich.progress import (  # noqa: PLC0415 (only an import draws a progress bar)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     created = updated = unchanged = changes = 0
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),

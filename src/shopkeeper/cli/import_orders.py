@@ -6,20 +6,11 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
@@ -38,6 +29,9 @@ from shopkeeper.events.importers import (
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.store import Store
 from shopkeeper.wording import counted
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 SHOWN_BAD_ROWS = 10
 _COLUMNS = "Generic format: columns"
@@ -218,6 +212,15 @@ def _run(
     replay_until: datetime | None,
     show_progress: bool,
 ) -> ImportReport:
+    from rich.progress import (  # noqa: PLC0415 (only an import draws a progress bar)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -9,16 +9,16 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import JsonOption, console, print_json
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.analysis import Array, compare_metric, metric_kind
-from shopkeeper.experiments.stats import sample_ratio_mismatch
+
+if TYPE_CHECKING:
+    from shopkeeper.experiments.analysis import Array
 
 TRUE_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
@@ -81,6 +81,8 @@ def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, list[str]], 
 
 def parse_numbers(column: str, values: list[str]) -> Array:
     """A metric or covariate column as floats; TRUE/FALSE and yes/no count as 1/0."""
+    import numpy as np  # noqa: PLC0415 (numpy and scipy load when a file is analysed, not at start)
+
     parsed = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         word = TRUE_WORDS.get(value.lower())
@@ -137,6 +139,11 @@ def analyse(
     daily_traffic: float | None = None,
 ) -> dict[str, Any]:
     """Read the CSV and compare every other arm with the control on every metric."""
+    import numpy as np  # noqa: PLC0415 (numpy and scipy load when a file is analysed, not at start)
+
+    from shopkeeper.experiments.analysis import compare_metric, metric_kind  # noqa: PLC0415
+    from shopkeeper.experiments.stats import sample_ratio_mismatch  # noqa: PLC0415
+
     if not metrics:
         raise InvalidInput("give at least one --metric COLUMN", field="--metric")
     wanted = [arm, *metrics] + ([pre] if pre else [])

@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
-from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
-from shopkeeper.profiles.service import Profile, ProfileService
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
+from shopkeeper.profiles.service import Profile
 from shopkeeper.profiles.traits import ResolvedTrait
 from shopkeeper.records import Merge, merge_to_json
 from shopkeeper.wording import counted
@@ -35,11 +34,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Print a person's ids, merges, event counts, and traits grouped by source with their evidence."""
-    store = open_store(db)
-    try:
-        profile = ProfileService(store).get(person_ref)
-    finally:
-        store.close()
+    with open_shop(db) as shop:
+        profile = shop.profile(person_ref)
     if as_json:
         print_json(profile.to_json())
         return
@@ -122,11 +118,8 @@ def _evidence(evidence: Mapping[str, object], trait: ResolvedTrait) -> str:
 @app.command("merges")
 def merges(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List every identity merge, and every merge refused because both sides were known users."""
-    store = open_store(db)
-    try:
-        found = store.identities.merges()
-    finally:
-        store.close()
+    with open_shop(db) as shop:
+        found = shop.merges()
     if as_json:
         print_json([merge_to_json(m) for m in found])
         return
@@ -148,16 +141,14 @@ def _merge_table(found: list[Merge]) -> Table:
 @app.command("rebuild")
 def rebuild(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Rebuild every profile's traits from the event log (the source of truth)."""
-    store = open_store(db)
-    try:
-        builder = ProfileService(store).builder
+    from rich.progress import Progress  # noqa: PLC0415 (only a rebuild draws a progress bar)
+
+    with open_shop(db) as shop:
         started = time.perf_counter()
         with Progress(transient=True, disable=as_json or not console.is_terminal, console=console) as bar:
             task = bar.add_task("Rebuilding profiles", total=None)
-            count = builder.rebuild_all(on_progress=lambda n: bar.advance(task, n))
+            count = shop.profiles.builder.rebuild_all(on_progress=lambda n: bar.advance(task, n))
         seconds = time.perf_counter() - started
-    finally:
-        store.close()
     if as_json:
         print_json({"people": count, "seconds": round(seconds, 3)})
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shopkeeper.cli._common import DbOption, JsonOption, console, print_json, settings_for
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
 from shopkeeper.cli._running import running, server_url
 from shopkeeper.errors import InvalidInput
 from shopkeeper.privacy.rights import purge as purge_store
@@ -39,7 +39,7 @@ def link(
 ) -> None:
     """Print a signed, expiring preference-centre link for one person (no password needed)."""
     settings = settings_for(db)
-    with Shop.open(settings=settings) as shop:
+    with Shop.from_settings(settings) as shop:
         ttl = timedelta(days=days or settings.link_days)
         token = issue_link(shop.store, signing_secret(shop.store, settings), person_ref, ttl=ttl)
     server = running(settings.database_url)
@@ -65,7 +65,7 @@ def link(
 
 def export(person_ref: PersonArg, db: DbOption = None) -> None:
     """Print everything about a person as JSON (events, traits with provenance, consents, decisions)."""
-    with Shop.open(settings=settings_for(db)) as shop:
+    with open_shop(db) as shop:
         print_json(shop.export(person_ref))
 
 
@@ -76,7 +76,7 @@ def erase(
     as_json: JsonOption = False,
 ) -> None:
     """Erase a person everywhere: events, ids, traits, decisions, consents. It cannot be undone."""
-    with Shop.open(settings=settings_for(db)) as shop:
+    with open_shop(db) as shop:
         person_id = shop.privacy.find(person_ref)
         if not yes and not typer.confirm(f"Erase person {person_id} and everything about them?"):
             raise typer.Exit(1)
@@ -98,7 +98,7 @@ def consent(
     as_json: JsonOption = False,
 ) -> None:
     """Show a person's consent per purpose and its history, or record changes (channel `cli`)."""
-    with Shop.open(settings=settings_for(db)) as shop:
+    with open_shop(db) as shop:
         if changes:
             parsed: dict[str, bool] = {}
             for change in changes:
@@ -131,7 +131,7 @@ def purge(
 ) -> None:
     """Delete events, decisions and guesses older than the retention period. Safe to run again."""
     settings = settings_for(db)
-    with Shop.open(settings=settings) as shop:
+    with Shop.from_settings(settings) as shop:
         counts = purge_store(
             shop.store,
             retention_days=days or settings.retention_days,

@@ -7,10 +7,7 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from shopkeeper.api.app import create_app
-from shopkeeper.api.server import uvicorn_options
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
 from shopkeeper.cli._running import recorded, server_url
 from shopkeeper.errors import InvalidInput
@@ -42,6 +39,10 @@ def serve(
         )
     console.print(f"shopkeeper on http://{host}:{port}  (database {safe_url(settings.database_url)})")
     if workers > 1:
+        import uvicorn  # noqa: PLC0415 (the server's modules load only to serve)
+
+        from shopkeeper.api.server import uvicorn_options  # noqa: PLC0415
+
         os.environ["SHOPKEEPER_DATABASE_URL"] = settings.database_url
         with recorded(settings.database_url, server_url(host, port)):
             uvicorn.run(
@@ -61,6 +62,11 @@ def serve(
 
 def run_server(settings: Settings, host: str, port: int) -> None:
     """Serve one worker until interrupted."""
+    import uvicorn  # noqa: PLC0415 (the server's modules load only to serve)
+
+    from shopkeeper.api.app import create_app  # noqa: PLC0415
+    from shopkeeper.api.server import uvicorn_options  # noqa: PLC0415
+
     app = create_app(settings)
     # Everything loaded so far lives as long as the process: keep it out of the collector's full
     # passes, which otherwise pause a busy server for up to ~100 ms.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
-from shopkeeper.recommend import train_default
-from shopkeeper.training import train as train_bundle
+from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
 from shopkeeper.wording import counted
 
 
@@ -15,14 +13,11 @@ def train(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     Running servers pick the new version up within a few seconds; they never see half a model.
     """
-    store = open_store(db)
-    try:
-        with (
-            console.status("Training", spinner="dots") if not as_json and console.is_terminal else _nothing()
-        ):
-            published = train_bundle(store, train_default)
-    finally:
-        store.close()
+    with (
+        open_shop(db) as shop,
+        console.status("Training", spinner="dots") if not as_json and console.is_terminal else _nothing(),
+    ):
+        published = shop.train()
     summary = published.summary
     if as_json:
         print_json({"version": published.version, **summary})

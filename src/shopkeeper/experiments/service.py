@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 
 from shopkeeper.decisions import Reason
 from shopkeeper.errors import InvalidInput
+from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
 from shopkeeper.experiments.bandit import BetaBernoulliThompson, NormalRevenueThompson
 from shopkeeper.experiments.ope import PerActionMeanModel, evaluate_policy
@@ -47,8 +48,6 @@ from shopkeeper.store.experiments import Experiment, Exposures, Outcomes, SqlExp
 
 HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
 MODELS = ("personalized", "popularity")
-DEFAULT_WINDOW_DAYS = 14
-DEFAULT_FLOOR = 0.05
 REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or normal on revenue per person
 BANDITS = ("bandit", "bandit_revenue")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
