@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 import requests
 import schemathesis
+from goals import record
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky, Unsatisfiable
@@ -367,6 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         tally = fuzz(server.url, admin_key, write_key, args.cases, args.seed)
         seconds = time.monotonic() - began
         problems = server.problems()
+    failures = sum(tally.failures.values())
+    record(
+        "api_fuzz",
+        f"schemathesis cases over every route ({url.split(':', 1)[0]})",
+        f"{failures} failures, {tally.server_errors()} 5xx in {tally.total:,} cases"
+        + ("; the server logged errors" if problems else ""),
+        goal="0 failures",
+        met=not failures and not tally.server_errors() and not problems,
+    )
     if args.json:
         sys.stdout.write(orjson.dumps(summary(tally)).decode() + "\n")
     else:
