@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,21 +62,36 @@ class Run:
 
     benchmark: str
     command: str
-    exit_code: int
+    exit_code: int | None  # None: not run (stopped before it)
     seconds: float
     goals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def crashed(self) -> bool:
         """Non-zero without a missed goal to explain it (some scripts exit 1 when a goal is missed)."""
+        if self.exit_code is None:
+            return False
         explained = self.exit_code == 1 and any(goal["met"] is False for goal in self.goals)
         return self.exit_code != 0 and not explained
 
     @property
     def status(self) -> str:
+        if self.exit_code is None:
+            return "not run"
+        if self.exit_code == -signal.SIGTERM:
+            return "CRASHED (stopped by SIGTERM: a time limit?)"
         if self.crashed:
             return f"CRASHED (exit {self.exit_code})"
         return "ran" if self.exit_code == 0 else f"ran (exit {self.exit_code}: a goal missed)"
+
+
+class Stopped(Exception):
+    """SIGTERM (CI's `timeout`): the running script is killed, and the table printed for what ran."""
+
+
+def stop(_signal: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: `timeout` signals the whole process group too
+    raise Stopped
 
 
 def run_one(name: str, results: Path, quiet: bool) -> Run:
@@ -86,7 +102,10 @@ def run_one(name: str, results: Path, quiet: bool) -> Run:
     print(f"\n=== {shown}", file=sys.stderr if quiet else sys.stdout, flush=True)
     environment = {**os.environ, ENVIRONMENT: str(results)}
     started = time.perf_counter()
-    code = subprocess.call(command, env=environment, stdout=sys.stderr if quiet else None)
+    try:
+        code = subprocess.call(command, env=environment, stdout=sys.stderr if quiet else None)
+    except Stopped:  # subprocess.call has killed the script
+        code = -signal.SIGTERM
     seconds = time.perf_counter() - started
     goals = []
     if results.exists():
@@ -115,7 +134,7 @@ def rows(runs: list[Run]) -> list[list[str]]:
     for run in runs:
         out += [[run.benchmark, *cells(goal)] for goal in run.goals]
         if run.crashed or not run.goals:
-            note = run.status if run.crashed else "recorded no goal"
+            note = run.status if run.crashed or run.exit_code is None else "recorded no goal"
             out.append([run.benchmark, note, "", "", "", "", "CRASHED" if run.crashed else "—"])
     return out
 
@@ -163,10 +182,19 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the goals as JSON (scripts to stderr)")
     args = parser.parse_args()
     runs: list[Run] = []
+    signal.signal(signal.SIGTERM, stop)
     with tempfile.TemporaryDirectory(prefix="shopkeeper-goals-") as tmp:
         for name in args.only or list(QUICK):
             if (HERE / f"{name}.py").exists():
                 runs.append(run_one(name, Path(tmp) / f"{name}.jsonl", quiet=args.json))
+                if runs[-1].exit_code == -signal.SIGTERM:
+                    break  # stopped: the rest are not run
+    ran = {run.benchmark for run in runs}
+    runs += [
+        Run(name, "", None, 0.0)
+        for name in args.only or QUICK
+        if name not in ran and (HERE / f"{name}.py").exists()
+    ]
     if args.json:
         payload = [{**asdict(run), "crashed": run.crashed, "status": run.status} for run in runs]
         print(json.dumps(payload, indent=2))
