@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cases", type=int, default=10_000, help="about this many cases in all")
     parser.add_argument(
-        "--quick", action="store_true", help="1,000 cases (benchmarks/quick.py, the CI slice)"
+        "--quick", action="store_true", help="1,000 cases (the CI slice: tests/api/test_api_fuzz.py)"
     )
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--postgres", metavar="URL", help="use a fresh schema on this PostgreSQL server")
