@@ -45,6 +45,7 @@ from decide_support.http_load import (
     measure,
     served,
 )
+from goals import record
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -426,6 +427,47 @@ def print_tables(result: dict[str, Any]) -> None:
     console.print("; ".join(f"{name} {'meets' if ok else 'MISSES'} its target" for name, ok in verdicts))
 
 
+def record_goals(result: dict[str, Any], rate: float) -> None:
+    """decide's three goals, each against its anchor of the same run (train has none)."""
+    backend = result["backend"]
+    local = result["in_process"]
+    record(
+        "decide",
+        f"Shop.decide p99, in process ({local['calls']:,} calls, {backend})",
+        f"{local['decide_ms']['p99']:.2f} ms",
+        anchor=f"score + top_n p99 {local['anchor_ms']['p99']:.2f} ms",
+        ratio=local["ratio_p99"],
+        goal=f"<= {TARGET_DECIDE_P99_MS:g} ms",
+        met=local["decide_ms"]["p99"] <= TARGET_DECIDE_P99_MS,
+    )
+    measure = f"POST /v1/decide p99 at {rate:.0f} requests/s ({backend})"
+    http = result.get("http")
+    if http is None:
+        record("decide", measure, "not run (--skip-http)", goal=f"<= {TARGET_HTTP_P99_MS:g} ms")
+    else:
+        record(
+            "decide",
+            measure,
+            f"{http['decide_ms']['p99']:.2f} ms ({http['decide_errors']} errors)",
+            anchor=f"bare FastAPI p99 {http['bare_ms']['p99']:.2f} ms",
+            ratio=http["ratio_p99"],
+            goal=f"<= {TARGET_HTTP_P99_MS:g} ms",
+            met=http["decide_ms"]["p99"] <= TARGET_HTTP_P99_MS,
+        )
+    measure = "shopkeeper train, whole file, start to exit"
+    train = result.get("train")
+    if train is None:
+        record("decide", measure, "not run (--skip-train)", goal=f"<= {TARGET_TRAIN_SECONDS:g} s")
+    else:
+        record(
+            "decide",
+            measure,
+            f"{train['train_seconds']:.1f} s",
+            goal=f"<= {TARGET_TRAIN_SECONDS:g} s",
+            met=train["train_seconds"] <= TARGET_TRAIN_SECONDS,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -456,6 +498,7 @@ def main() -> None:
             result["http"] = bench_http(url, args.rate, args.seconds, args.rounds, args.seed)
         if not args.skip_train:
             result["train"] = bench_train(args.file, Path(tmp))
+    record_goals(result, args.rate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

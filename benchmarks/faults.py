@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from goals import record
 from ingest_support.databases import DEFAULT_PG_URL, Databases, prepare
 from ingest_support.server import running_server
 from rich.console import Console
@@ -250,6 +251,20 @@ def table(outcomes: list[Outcome]) -> Table:
     return out
 
 
+def record_goals(outcomes: list[Outcome]) -> None:
+    """Per fault: no acknowledged event lost, and no 500 (a 503 is the documented answer)."""
+    for o in outcomes:
+        lost = o.acked_events - o.found
+        measured = not o.note.startswith("not measured")
+        record(
+            "faults",
+            f"acked events lost, {o.fault} ({o.backend})",
+            f"{lost:,} lost of {o.acked_events:,}; {o.statuses['500']} 500s" if measured else o.note,
+            goal="0 lost, no 500",
+            met=lost == 0 and "500" not in o.statuses if measured else None,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (about a minute in all)")
@@ -265,6 +280,7 @@ def main() -> None:
         for backend in backends:
             outcomes += run(backend, phases, args.pg_url, Path(tmp))
     Console(width=200).print(table(outcomes))
+    record_goals(outcomes)
     if any(o.acked_events != o.found or "500" in o.statuses for o in outcomes):
         sys.exit("acknowledged events were lost, or a server answered 5xx other than 503")
 

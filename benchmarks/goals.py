@@ -7,6 +7,9 @@ appended to it as one JSON line; otherwise `record` does nothing, so a benchmark
 A figure is measured against an anchor timed in the same run (machines here are shared and noisy), so the
 goal is stated on the ratio where there is one: `ratio` is figure / anchor in the direction the goal
 states ("at most 8x a plain csv.reader pass" has ratio = command seconds / csv seconds, goal "<= 8").
+Where the goal is stated on the figure alone ("p99 <= 2 ms"), `ratio` is still figure / anchor, for
+context. A goal with no anchor in the run leaves `anchor` empty (the table says "none"); a goal that this
+run did not measure (a part skipped in quick mode) is recorded with its figure saying so and `met` None.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def record(
     met: bool | None = None,
 ) -> None:
     """One measured goal. `figure` and `anchor` are display text with their units ("61,200 lines/s",
-    "csv.reader 0.41 s"); `ratio` the number the goal is judged on; `met` None when there is no goal."""
+    "csv.reader 0.41 s"); `ratio` as above; `met` None when there is no goal or it was not judged."""
     path = os.environ.get(ENVIRONMENT)
     if not path:
         return

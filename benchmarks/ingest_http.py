@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
+from goals import record
 from ingest_support.databases import (
     DEFAULT_PG_URL,
     Databases,
@@ -214,6 +215,27 @@ def print_table(results: list[BackendResult], args: argparse.Namespace) -> None:
                 )
 
 
+def record_goals(results: list[BackendResult], args: argparse.Namespace) -> None:
+    """Per backend: sustained events/s against the executemany anchor; ack p99 (no latency anchor)."""
+    for r in results:
+        record(
+            "ingest_http",
+            f"/v1/batch sustained events/s, closed loop, {args.clients} clients ({r.backend})",
+            f"{r.closed_loop.events_per_second:,.0f} events/s",
+            anchor=f"executemany {r.anchor.events_per_second:,.0f} events/s",
+            ratio=r.ratio,
+            goal=f">= {TARGET_EVENTS_PER_SECOND:,.0f} events/s",
+            met=r.closed_loop.events_per_second >= TARGET_EVENTS_PER_SECOND,
+        )
+        record(
+            "ingest_http",
+            f"/v1/batch ack p99, open loop at {args.rate:,.0f} events/s ({r.backend})",
+            f"{_ms(r.open_loop.p99_ms)} ms",
+            goal=f"<= {TARGET_P99_MS:g} ms",
+            met=r.open_loop.p99_ms <= TARGET_P99_MS,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
@@ -248,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_backend(backend, args, workdir) for backend in backends]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    record_goals(results, args)
     if args.json:
         payload = [
             {

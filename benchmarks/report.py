@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from goals import record
 from sqlalchemy import insert
 
 from shopkeeper.experiments.assign import choose_arms
@@ -36,6 +37,8 @@ from shopkeeper.store.schema import decisions, events
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 CHUNK = 50_000
+GOAL_SECONDS = 5.0
+GOAL_SIZE = (1_000_000, 100_000)  # exposures, outcomes: the goal is a time for this much data
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
@@ -181,6 +184,16 @@ def main() -> None:
         ]
         for name, seconds in rows:
             print(f"{name:<58} {seconds:>8.2f} {seconds / anchor:>16.1f}x")
+        at_goal_size = (exposures_n, args.outcomes) == GOAL_SIZE
+        record(
+            "report",
+            f"report over {exposures_n:,} exposures, {args.outcomes:,} outcomes (SQLite)",
+            f"{best:.2f} s",
+            anchor=f"pandas groupby {anchor:.2f} s",
+            ratio=best / anchor,
+            goal=f"<= {GOAL_SECONDS:g} s" + ("" if at_goal_size else " at 1M exposures, 100k outcomes"),
+            met=best <= GOAL_SECONDS if at_goal_size else None,
+        )
         treatment = report["arms"][1]["metrics"]
         print()
         verdicts = [m["verdict"] for m in treatment]
