@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from shopkeeper.errors import InvalidInput
 from shopkeeper.events.importers.book import (
@@ -37,7 +37,9 @@ from shopkeeper.events.importers.book import (
     OrderBook,
 )
 from shopkeeper.events.importers.source import Source, open_file
-from shopkeeper.recommend.orders import OrderEvents
+
+if TYPE_CHECKING:
+    from shopkeeper.recommend.orders import OrderEvents
 
 COLUMNS = [
     "InvoiceNo",
@@ -167,6 +169,9 @@ def read_online_retail(path: Path) -> OrderEvents:
     """The evaluation's order lines: the rows `keep_row` keeps, one event per (customer, item, invoice)
     (the interaction weight is the number of distinct invoices), with the first such row's time and price.
     """
+    # Only the evaluation reads arrays: importing the recommenders here would load them at every CLI start.
+    from shopkeeper.recommend.orders import OrderEvents  # noqa: PLC0415
+
     with open_file(path) as source:
         _check_header(source)
         seen: set[tuple[str, str, str]] = set()
