@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shopkeeper.decide import Decider
-from shopkeeper.decisions import Decision
+from shopkeeper.decide.log import Decision
+from shopkeeper.decide.pipeline import Decider
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.experiments.service import ExperimentService, holdout_from
 from shopkeeper.privacy import rights
@@ -14,9 +14,10 @@ from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.recommend import load_model, train_default
-from shopkeeper.records import IngestResult, Merge, PersonSummary
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store.event_log import IngestResult
+from shopkeeper.store.identity import Merge, PersonSummary
 from shopkeeper.store.models import ModelVersion
 from shopkeeper.training import train as train_bundle
 

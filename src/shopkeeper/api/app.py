@@ -25,7 +25,7 @@ from shopkeeper.api.openapi import finish_openapi
 from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
-from shopkeeper.decide import Decider
+from shopkeeper.decide.pipeline import Decider
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.experiments.service import ExperimentService, holdout_from

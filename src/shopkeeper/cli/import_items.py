@@ -12,8 +12,8 @@ from rich.table import Table
 
 from shopkeeper.catalog.files import CatalogFile, read_catalog
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
-from shopkeeper.records import UpsertResult
 from shopkeeper.store import Store
+from shopkeeper.store.catalog import UpsertResult
 
 CHUNK = 250  # items per transaction: each item is written whole, and a rerun picks up where one stopped
 SHOWN_SKIPS = 50

@@ -18,13 +18,12 @@ import orjson
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
 from shopkeeper.events.spec import Message, MessageType, parse_message
 from shopkeeper.privacy.consent import Purposes, record_from_events
-from shopkeeper.records import IdentityKind, IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.event_log import APPEND_EVENTS
-from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.event_log import APPEND_EVENTS, IngestResult
+from shopkeeper.store.identity import IdentityKind, IdentityResolver
 from shopkeeper.store.interactions import interaction_rows
 from shopkeeper.store.schema import interactions, profile_dirty
 

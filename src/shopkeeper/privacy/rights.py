@@ -74,6 +74,7 @@ def export(
                 "model_version": r.model_version,
                 "items": orjson.loads(r.items),
                 "reasons": orjson.loads(r.reasons),
+                "context": None if r.context is None else orjson.loads(r.context),
             }
             for r in conn.execute(
                 select(decisions).where(_decisions_of(everyone, external)).order_by(decisions.c.at)

@@ -22,10 +22,10 @@ import orjson
 from sqlalchemy import select
 
 from shopkeeper.errors import AuthenticationError, NotFound
-from shopkeeper.records import LinkedPerson
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.identity import LinkedPerson
 from shopkeeper.store.schema import shop_secrets
 from shopkeeper.store.traits import insert_ignoring_duplicates
 

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, bindparam, literal_column, null, select, unio
 
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
-from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
+from shopkeeper.store.identity import PersonSummary
 from shopkeeper.store.schema import profile_dirty, traits
 from shopkeeper.store.traits import SqlTraits, to_record
 

@@ -8,19 +8,29 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shopkeeper.errors import NotFound, StoreError
-from shopkeeper.records import PersonSummary
 from shopkeeper.store.catalog import SqlCatalog
+from shopkeeper.store.decision_log import SqlDecisionLog
 from shopkeeper.store.engine import Timeouts, make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
-from shopkeeper.store.identity import SqlIdentityGraph
+from shopkeeper.store.identity import PersonSummary, SqlIdentityGraph
 from shopkeeper.store.keys import SqlKeyStore
 from shopkeeper.store.schema import people
+from shopkeeper.store.serving import SqlServing
 
-__all__ = ["SqlCatalog", "SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
+__all__ = [
+    "SqlCatalog",
+    "SqlDecisionLog",
+    "SqlEventLog",
+    "SqlIdentityGraph",
+    "SqlKeyStore",
+    "SqlServing",
+    "Store",
+]
 
 
 class Store:
-    """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`."""
+    """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
+    `decisions` (the decision log's writes) and `serving` (what decide reads)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -28,6 +38,8 @@ class Store:
         self.identities = SqlIdentityGraph(engine)
         self.keys = SqlKeyStore(engine, cache_seconds=key_cache_seconds)
         self.catalog = SqlCatalog(engine)
+        self.decisions = SqlDecisionLog(engine)
+        self.serving = SqlServing(engine)
 
     @classmethod
     def open(

@@ -33,10 +33,10 @@ from shopkeeper.events.importers.generic import ColumnMapping, read_generic
 from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
 from shopkeeper.events.importers.online_retail import is_online_retail, read_online_retail
 from shopkeeper.events.importers.source import Source
-from shopkeeper.records import IdentityKind, Item
 from shopkeeper.store import Store
+from shopkeeper.store.catalog import Item
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.identity import IdentityKind, IdentityResolver
 from shopkeeper.store.interactions import record_interactions
 from shopkeeper.store.schema import events, people
 from shopkeeper.store.traits import mark_dirty
