@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.decide.test_decide import ITEMS, ORDERS, order
+from tests.decide.test_pipeline import ITEMS, ORDERS, order
 
 from shopkeeper import Shop
 from shopkeeper.catalog import parse_items
