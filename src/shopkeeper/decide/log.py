@@ -59,9 +59,10 @@ class DecisionLog:
 
     An erasure must not be outrun by a decision still waiting here, in this process or in another
     worker's: erase flushes this process's log first (`PrivacyService.settle`), and a batch is written
-    through the store's writer path (`write_transaction`, which an erasure holds too), keeping only the
-    rows whose person still exists and was made no later than the decision. A decision for someone erased
-    meanwhile, or for a new person who took over their person id, is dropped, never stored.
+    through the store's writer path (`store.decisions.store`, in the `write_transaction` that an erasure
+    holds too), keeping only the rows whose person still exists and was made no later than the decision.
+    A decision for someone erased meanwhile, or for a new person who took over their person id, is
+    dropped, never stored.
 
     Logging a row only appends it to a list: the writer thread is woken once per batch (by its first
     row), not once per row, since waking a thread for every decision costs the deciding thread more
