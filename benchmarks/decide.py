@@ -51,15 +51,15 @@ from rich.table import Table
 from sqlalchemy import select
 
 from shopkeeper import Shop
-from shopkeeper.decide import CANDIDATES_PER_SLOT
+from shopkeeper.decide.pipeline import CANDIDATES_PER_SLOT
 from shopkeeper.events.importers import import_orders, open_file, open_sample
 from shopkeeper.recommend import load_model
 from shopkeeper.recommend.base import History, top_n
+from shopkeeper.recommend.bundle import ModelBundle
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.schema import identities, interactions
-from shopkeeper.training import ModelBundle
 
 RETAIL_CSV = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"

@@ -1,6 +1,7 @@
 """shopkeeper: a self-hosted personalization engine for small and mid-size shops."""
 
-from shopkeeper.decisions import DecidedItem, Decision, Reason
+from shopkeeper.decide.log import DecidedItem, Decision
+from shopkeeper.decide.reasons import Reason
 from shopkeeper.errors import (
     AuthenticationError,
     Conflict,
@@ -11,9 +12,11 @@ from shopkeeper.errors import (
     ShopkeeperError,
     StoreError,
 )
-from shopkeeper.records import ApiKey, Identity, IngestResult, Merge, PersonSummary
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
+from shopkeeper.store.event_log import IngestResult
+from shopkeeper.store.identity import Identity, Merge, PersonSummary
+from shopkeeper.store.keys import ApiKey
 
 __all__ = [
     "ApiKey",

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS, Placement
 from shopkeeper.errors import InvalidInput
-from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement
 
 DEFAULT_DATABASE_URL = "sqlite:///shopkeeper.db"
 

@@ -17,14 +17,15 @@ from shopkeeper.privacy import rights
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
-from shopkeeper.records import IngestResult, Merge, PersonSummary
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.engine import Timeouts
+from shopkeeper.store.event_log import IngestResult
+from shopkeeper.store.identity import Merge, PersonSummary
 
 if TYPE_CHECKING:
-    from shopkeeper.decide import Decider
-    from shopkeeper.decisions import Decision
+    from shopkeeper.decide.log import Decision
+    from shopkeeper.decide.pipeline import Decider
     from shopkeeper.experiments.service import ExperimentService
     from shopkeeper.store.models import ModelVersion
 
@@ -123,7 +124,7 @@ class Shop:
             return self._decider
         with self._building:
             if self._decider is None:
-                from shopkeeper.decide import Decider  # noqa: PLC0415 (the recommenders: on first use)
+                from shopkeeper.decide.pipeline import Decider  # noqa: PLC0415 (the recommenders: on first use)
                 from shopkeeper.recommend import load_model  # noqa: PLC0415
 
                 self._decider = Decider(

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import numpy as np
 from scipy import sparse
 
+from shopkeeper.decide.rules import CatalogRow, Past, _why
 from shopkeeper.recommend.base import History
 from shopkeeper.recommend.baselines import PopularityRecommender
+from shopkeeper.recommend.bundle import ModelBundle
 from shopkeeper.recommend.explain import ItemNeighbours, strongest_marked
-from shopkeeper.rules import CatalogRow, Past, _why
 from shopkeeper.store.interactions import PURCHASE
-from shopkeeper.training import ModelBundle
 
 ITEMS = ["mug", "cup", "bag", "lunch", "candle", "tee"]
 TITLES = {"mug": "Red mug", "cup": "Tea cup", "bag": "Jumbo bag", "lunch": "Lunch bag", "candle": "T-light"}

@@ -26,12 +26,13 @@ from sqlalchemy import select
 
 from shopkeeper import Shop
 from shopkeeper.catalog import parse_items
-from shopkeeper.decisions import DecidedItem, Decision, Reason
+from shopkeeper.decide.log import DecidedItem, Decision
+from shopkeeper.decide.reasons import Reason
 from shopkeeper.events.importers.orders import import_orders
 from shopkeeper.events.importers.source import open_file
+from shopkeeper.recommend.bundle import POPULAR_ITEMS, ModelBundle
 from shopkeeper.settings import Settings
 from shopkeeper.store.schema import item_variants, items
-from shopkeeper.training import POPULAR_ITEMS, ModelBundle
 
 SAMPLE_LINES = 12_000  # Dec 2010 to mid-Feb 2011: about 2,000 items, 800 customers
 SIZES = ("S", "M", "L")

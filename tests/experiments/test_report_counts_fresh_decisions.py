@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from tests.conftest import serving_app
 
-from shopkeeper import decisions as decisions_module
 from shopkeeper.api.app import create_app
-from shopkeeper.decisions import DecisionLog
+from shopkeeper.decide.log import DecisionLog
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store import decision_log as decisions_module
 from shopkeeper.store.schema import decisions
 
 

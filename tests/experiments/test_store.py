@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from shopkeeper import InvalidInput, NotFound, Shop
 from shopkeeper.catalog import parse_items
-from shopkeeper.decide import Decider
+from shopkeeper.decide.pipeline import Decider
 from shopkeeper.errors import Conflict
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.service import ExperimentService, new_experiment

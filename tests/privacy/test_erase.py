@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from tests.conftest import LiveServer, free_port
 from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, every_text, orders, seed
 
-from shopkeeper.decisions import DecisionLog
+from shopkeeper.decide.log import DecisionLog
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy.rights import purge
 from shopkeeper.recommend import train_default

@@ -11,8 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from shopkeeper.errors import AuthenticationError, PermissionDenied
-from shopkeeper.records import ApiKey
-from shopkeeper.store.keys import SqlKeyStore
+from shopkeeper.store.keys import ApiKey, SqlKeyStore
 
 WRITE_KEY_HELP = "send the write key as the HTTP Basic username, or as writeKey in the body"
 ADMIN_AS_BASIC = "admin keys are accepted only as a Bearer token: send Authorization: Bearer <admin key>"

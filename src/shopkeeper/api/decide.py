@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from shopkeeper.api.body import JsonBodyRoute
 from shopkeeper.api.people import Admin, _state
 from shopkeeper.api.schemas import DecisionOut, errors, ok
+from shopkeeper.decide.pipeline import CONTEXT_BYTES
 from shopkeeper.events.spec import ExternalId
 
 router = APIRouter(tags=["decide"], route_class=JsonBodyRoute)
@@ -35,7 +36,14 @@ class DecideRequest(BaseModel):
     anonymousId: ExternalId = None
     placement: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "web"
     n: Annotated[StrictInt, Field(ge=1, le=50)] | None = None
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "What the caller knows of the moment, as Segment's `context`: the page, the locale, the item "
+            'being viewed (`{"item_id": "85099B"}`, a string: it is left out of the items). At most '
+            f"{CONTEXT_BYTES:,} bytes of JSON; logged with the decision, exported and erased with it."
+        ),
+    )
 
 
 @router.post(

@@ -13,7 +13,7 @@ from shopkeeper.api.schemas import ItemHistoryOut, ItemOut, UpsertOut, errors, i
 from shopkeeper.api.state import AppState
 from shopkeeper.catalog.items import MAX_ITEMS_PER_BATCH, ItemIn, parse_items
 from shopkeeper.errors import InvalidInput
-from shopkeeper.records import CatalogChange, Item, UpsertResult
+from shopkeeper.store.catalog import CatalogChange, Item, UpsertResult
 
 MAX_ITEM_BYTES = 256 * 1024
 MAX_ITEMS_BATCH_BYTES = 5 * 1024 * 1024

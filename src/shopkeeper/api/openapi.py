@@ -19,7 +19,7 @@ from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from shopkeeper.api.auth import admin_key_async
-from shopkeeper.records import ApiKey
+from shopkeeper.store.keys import ApiKey
 
 ADMIN_WORDS = "An admin key (`shopkeeper keys create --kind admin`) as `Authorization: Bearer <key>`."
 

@@ -12,7 +12,7 @@ from shopkeeper.api.privacy import authorize
 from shopkeeper.api.schemas import PersonEventsOut, PersonOut, errors, ok
 from shopkeeper.api.state import AppState
 from shopkeeper.privacy.service import Actor
-from shopkeeper.records import ApiKey
+from shopkeeper.store.keys import ApiKey
 
 router = APIRouter(tags=["people"])
 

@@ -215,6 +215,7 @@ class DecisionShownOut(Strict):
     model_version: int | None
     items: list[Json]
     reasons: list[Json]
+    context: dict[str, Json] | None = Field(description="The decide call's context, as it was sent")
 
 
 class ExportOut(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from shopkeeper.decide import Decider
+from shopkeeper.decide.pipeline import Decider
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy.service import PrivacyService
 from shopkeeper.profiles.service import ProfileService

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
-from shopkeeper.records import UpsertResult
+from shopkeeper.store.catalog import UpsertResult
 
 if TYPE_CHECKING:
     from shopkeeper.catalog.files import CatalogFile

@@ -12,7 +12,7 @@ from rich.table import Table
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
 from shopkeeper.profiles.service import Profile
 from shopkeeper.profiles.traits import ResolvedTrait
-from shopkeeper.records import Merge, merge_to_json
+from shopkeeper.store.identity import Merge, merge_to_json
 from shopkeeper.wording import counted
 
 app = typer.Typer(

@@ -17,9 +17,8 @@ from typing import Any, NamedTuple, TypedDict
 import orjson
 from sqlalchemy import Connection, Dialect
 
-from shopkeeper.records import IdentityKind
 from shopkeeper.store.event_log import APPEND_EVENTS, SqlEventLog
-from shopkeeper.store.identity import IdentityResolver
+from shopkeeper.store.identity import IdentityKind, IdentityResolver
 from shopkeeper.store.interactions import APPEND_INTERACTIONS, Found, interactions_of
 from shopkeeper.store.traits import mark_dirty
 

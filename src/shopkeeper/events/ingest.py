@@ -20,10 +20,10 @@ from shopkeeper.errors import InvalidInput, PayloadTooLarge
 from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.spec import Message, MessageType, parse_message
 from shopkeeper.privacy.consent import Purposes, record_from_events
-from shopkeeper.records import IngestResult
 from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.event_log import IngestResult
 
 
 class Ingestor:

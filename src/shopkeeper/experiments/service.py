@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from shopkeeper.decisions import Reason
+from shopkeeper.decide.placements import Placement
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
@@ -40,7 +40,6 @@ from shopkeeper.experiments.report import (
     outcome_span,
     person_outcomes,
 )
-from shopkeeper.placements import Placement
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
@@ -64,8 +63,12 @@ class Assignment:
     propensity: float | None
     experiment: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    baseline: Reason | None = None  # set when the person is served the popularity baseline
-    note: Reason | None = None  # a reason to add (the experiment this decision is part of)
+
+    @property
+    def baseline(self) -> bool:
+        """Whether the arm is the non-personal popularity baseline: the holdout, or an experiment's
+        popularity arm. (Its reasons are worded in `shopkeeper.decide.reasons`.)"""
+        return self.cohort == HOLDOUT or self.options.get("model") == "popularity"
 
     def placement(self, where: Placement, n: int) -> tuple[Placement, int]:
         """The placement and size with this arm's options applied (they win over the caller's n)."""
@@ -273,14 +276,7 @@ class ExperimentService:
         if not consented:
             return Assignment(unit, NO_CONSENT, NO_CONSENT, None, experiment.name if experiment else None)
         if self.holdout.contains(unit):
-            share = self.holdout.share
-            reason = Reason(
-                "Popular in the shop right now. You are in the shop's comparison group: "
-                f"{share * 100:g}% of people, picked at random, see what is popular rather than picks "
-                "for them, so the shop can measure whether personalizing helps",
-                {"model": "popularity", "cohort": HOLDOUT},
-            )
-            return Assignment(unit, HOLDOUT, HOLDOUT, share, baseline=reason)
+            return Assignment(unit, HOLDOUT, HOLDOUT, self.holdout.share)
         outside = Assignment(unit, PERSONALIZED, PERSONALIZED, 1 - self.holdout.share)
         if experiment is None or not self._in_audience(conn, experiment, person_id):
             return outside
@@ -293,19 +289,7 @@ class ExperimentService:
             index = choose_arm(experiment.salt, unit, experiment.weights)
             propensity = experiment.shares[index]
         variant = experiment.variants[index]
-        provenance = {"experiment": experiment.name, "arm": variant.name, "propensity": round(propensity, 6)}
-        baseline = None
-        if variant.options.get("model") == "popularity":
-            baseline = Reason(
-                "Popular in the shop right now: this placement is comparing popular picks with picks "
-                f"for each person (experiment {experiment.name}), and you were picked at random for "
-                "the popular ones",
-                {"model": "popularity", **provenance},
-            )
-        note = Reason(f"Part of the shop's experiment {experiment.name} (variant {variant.name})", provenance)
-        return Assignment(
-            unit, PERSONALIZED, variant.name, propensity, experiment.name, variant.options, baseline, note
-        )
+        return Assignment(unit, PERSONALIZED, variant.name, propensity, experiment.name, variant.options)
 
     def _in_audience(self, conn: Connection | None, experiment: Experiment, person_id: int | None) -> bool:
         rule = experiment.audience

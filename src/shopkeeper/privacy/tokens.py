@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from shopkeeper.errors import AuthenticationError, NotFound
-from shopkeeper.records import LinkedPerson
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
+from shopkeeper.store.identity import LinkedPerson
 
 PREFIX = "pt2"
 RETIRED_PREFIXES = ("pt1",)  # link formats of earlier releases: recognised, and refused

@@ -10,8 +10,8 @@ from sqlalchemy import Connection
 
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
-from shopkeeper.records import PersonSummary
 from shopkeeper.store import Store
+from shopkeeper.store.identity import PersonSummary
 
 
 @dataclass(frozen=True, slots=True)

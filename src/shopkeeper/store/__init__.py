@@ -8,25 +8,35 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shopkeeper.errors import NotFound, StoreError
-from shopkeeper.records import PersonSummary
 from shopkeeper.store.catalog import SqlCatalog
+from shopkeeper.store.decision_log import SqlDecisionLog
 from shopkeeper.store.engine import Timeouts, make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
 from shopkeeper.store.experiments import SqlExperiments
-from shopkeeper.store.identity import SqlIdentityGraph
+from shopkeeper.store.identity import PersonSummary, SqlIdentityGraph
 from shopkeeper.store.interactions import SqlInteractions
 from shopkeeper.store.keys import SqlKeyStore
 from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.schema import people
+from shopkeeper.store.serving import SqlServing
 from shopkeeper.store.traits import SqlTraits
 
-__all__ = ["SqlCatalog", "SqlEventLog", "SqlIdentityGraph", "SqlKeyStore", "Store"]
+__all__ = [
+    "SqlCatalog",
+    "SqlDecisionLog",
+    "SqlEventLog",
+    "SqlIdentityGraph",
+    "SqlKeyStore",
+    "SqlServing",
+    "Store",
+]
 
 
 class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
-    `traits`, `interactions`, `models`, `experiments` and `privacy`."""
+    `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes)
+    and `serving` (what decide reads)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -39,6 +49,8 @@ class Store:
         self.models = SqlModelRegistry(engine)
         self.experiments = SqlExperiments(engine)
         self.privacy = SqlPrivacy(engine)
+        self.decisions = SqlDecisionLog(engine)
+        self.serving = SqlServing(engine)
 
     @classmethod
     def open(

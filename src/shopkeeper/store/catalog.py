@@ -3,19 +3,85 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 
 from shopkeeper.catalog.items import ItemIn
 from shopkeeper.errors import NotFound
-from shopkeeper.records import CatalogChange, Item, UpsertResult, Variant
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import item_history, item_variants, items
 
 _CHUNK = 500
+_STOCK = (
+    select(
+        items.c.item_id, items.c.title, items.c.category, item_variants.c.attributes, item_variants.c.stock
+    )
+    .select_from(items.outerjoin(item_variants, item_variants.c.item_id == items.c.item_id))
+    .where(items.c.item_id.in_(bindparam("ids", expanding=True)))
+)
+# One row of `SqlCatalog.stock`: an item's title and category, and one variant's attributes and stock.
+StockRow = tuple[str, str, str, dict[str, Any] | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    variant_id: str
+    attributes: dict[str, object]
+    price: float | None
+    stock: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    currency: str | None
+    attributes: dict[str, object]
+    created_at: datetime
+    updated_at: datetime
+    variants: list[Variant]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "category": self.category,
+            "price": self.price,
+            "currency": self.currency,
+            "attributes": self.attributes,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "variants": [
+                {"variant_id": v.variant_id, "attributes": v.attributes, "price": v.price, "stock": v.stock}
+                for v in self.variants
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogChange:
+    """One change of price or stock. `variant_id` is "" for the item itself."""
+
+    item_id: str
+    variant_id: str
+    field: Literal["price", "stock"]
+    old_value: float | None
+    new_value: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    created: int
+    updated: int
+    unchanged: int
+    changes: int  # price and stock history rows written
 
 
 def _dumps(value: object) -> str:
@@ -144,6 +210,34 @@ class SqlCatalog:
         """Every item's category path, by item id: what profiles and recommenders group by."""
         with self._engine.connect() as conn:
             return {r.item_id: r.category for r in conn.execute(select(items.c.item_id, items.c.category))}
+
+    def stock(self, item_ids: Sequence[str]) -> list[StockRow]:
+        """These items' titles and categories with each variant's attributes and stock, in one query
+        (what decide's rules read). An item with no variants comes once, with None for both; items not
+        in the catalog are left out."""
+        if not item_ids:
+            return []
+        with self._engine.connect() as conn:
+            return [
+                (item_id, title, category, None if attributes is None else orjson.loads(attributes), stock)
+                for item_id, title, category, attributes, stock in conn.execute(
+                    _STOCK, {"ids": list(item_ids)}
+                )
+            ]
+
+    def in_category(self, category: str) -> list[tuple[str, str]]:
+        """`(item_id, category)` of the items whose category is `category` or under it ("Bags > Jumbo
+        bags" is under "Bags"), compared without regard to case; `%` and `_` in it are plain characters."""
+        lowered = category.strip().lower()
+        escaped = lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = select(items.c.item_id, items.c.category).where(
+            or_(
+                func.lower(items.c.category) == lowered,
+                func.lower(items.c.category).like(escaped + " > %", escape="\\"),
+            )
+        )
+        with self._engine.connect() as conn:
+            return [(item_id, item_category) for item_id, item_category in conn.execute(query)]
 
     def history(self, item_id: str | None = None, *, since: datetime | None = None) -> list[CatalogChange]:
         """Price and stock changes, oldest first; of one item, or since a time."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,15 @@ EVENT_COLUMNS = (
     "person_id",
 )
 APPEND_EVENTS = BulkInsert(events, EVENT_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one call's messages. `stored + duplicates == received`."""
+
+    received: int
+    stored: int
+    duplicates: int
 
 
 class SqlEventLog:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -32,10 +33,96 @@ from sqlalchemy import (
     update,
 )
 
-from shopkeeper.records import Identity, IdentityKind, LinkedPerson, Merge
 from shopkeeper.store.bulk import BulkInsert, any_of
 from shopkeeper.store.schema import events, identities, interactions, merges, people
 from shopkeeper.store.traits import forget_person, mark_dirty
+
+IdentityKind = Literal["user_id", "anonymous_id", "email"]
+
+
+class LinkedPerson(str):
+    """The person a verified link token was issued for, passed wherever a person's id goes.
+
+    It is a `str` (it reads `link:<person id>`), so every service that takes an id takes it, but
+    `SqlIdentityGraph.find_person` answers it by the internal person id and the generation the link was
+    issued at, never by an external id that an `alias` could move to someone else. A person merged away,
+    erased, or re-created under the same userId has another generation (or none), and is not found.
+    """
+
+    person_id: int
+    generation: int
+
+    def __new__(cls, person_id: int, generation: int) -> LinkedPerson:
+        linked = super().__new__(cls, f"link:{person_id}")
+        linked.person_id = person_id
+        linked.generation = generation
+        return linked
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: IdentityKind
+    value: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """One stitching decision. `outcome` is `merged`, or `refused` when both sides were known users."""
+
+    id: int
+    from_person_id: int
+    into_person_id: int
+    outcome: Literal["merged", "refused"]
+    reason: str
+    message_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSummary:
+    """What is known about one person: ids, merges, event counts and when they were last seen."""
+
+    person_id: int
+    identities: list[Identity]
+    merges: list[Merge]
+    event_count: int
+    event_counts: dict[str, int]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "person_id": self.person_id,
+            "ids": [
+                {"kind": i.kind, "value": i.value, "linked_at": i.linked_at.isoformat()}
+                for i in self.identities
+            ],
+            "merges": [merge_to_json(m) for m in self.merges],
+            "event_count": self.event_count,
+            "event_counts": self.event_counts,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def merge_to_json(m: Merge) -> dict[str, object]:
+    return {
+        "id": m.id,
+        "from_person_id": m.from_person_id,
+        "into_person_id": m.into_person_id,
+        "outcome": m.outcome,
+        "reason": m.reason,
+        "message_id": m.message_id,
+        "at": m.at.isoformat(),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
 
 _SHARED_DEVICE = "anonymousId already belongs to another known user (shared device?)"
 _UNTRUSTED_ALIAS = "a write key may not alias one known userId to another"

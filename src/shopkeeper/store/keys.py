@@ -9,16 +9,36 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import orjson
 from sqlalchemy import Engine, insert, select, update
 
 from shopkeeper.errors import InvalidInput, NotFound
-from shopkeeper.records import ApiKey, KeyKind
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import api_keys, shop_secrets
 from shopkeeper.store.traits import insert_ignoring_duplicates
+
+KeyKind = Literal["write", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored: never the secret itself, only its hash and a short prefix to recognise it."""
+
+    id: int
+    kind: KeyKind
+    prefix: str
+    name: str
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
 
 KEY_PREFIXES: dict[KeyKind, str] = {"write": "sk_write_", "admin": "sk_admin_"}
 

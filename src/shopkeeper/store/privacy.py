@@ -57,8 +57,8 @@ class SqlPrivacy:
         conn: Connection, person_ids: Sequence[int], external: Sequence[str]
     ) -> list[dict[str, Any]]:
         """What was shown to these people, or to any of their external ids before they were known,
-        oldest first: each decision's id, placement, time, personalized or not, model version, items
-        and reasons."""
+        oldest first: each decision's id, placement, time, personalized or not, model version, items,
+        reasons and the context it was asked with."""
         return [
             {
                 "decision_id": r.decision_id,
@@ -68,6 +68,7 @@ class SqlPrivacy:
                 "model_version": r.model_version,
                 "items": orjson.loads(r.items),
                 "reasons": orjson.loads(r.reasons),
+                "context": None if r.context is None else orjson.loads(r.context),
             }
             for r in conn.execute(
                 select(decisions).where(_decisions_of(person_ids, external)).order_by(decisions.c.at)

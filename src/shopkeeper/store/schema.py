@@ -308,6 +308,9 @@ decisions.append_column(Column("cohort", String(16), nullable=True))
 decisions.append_column(Column("experiment", String(64), nullable=True))
 decisions.append_column(Column("arm", String(64), nullable=True))
 decisions.append_column(Column("propensity", Float, nullable=True))
+# The call's context (migration 0009): what the caller said of the moment (page, item viewed, ...), as
+# JSON, or NULL when it said nothing.
+decisions.append_column(Column("context", Text, nullable=True))
 # Covering indexes for reports: each unit's first exposure per arm is read in index order.
 Index(
     "ix_decisions_experiment_unit",

@@ -33,8 +33,8 @@ from shopkeeper.events.importers.generic import ColumnMapping, read_generic
 from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
 from shopkeeper.events.importers.online_retail import fill_book, is_online_retail
 from shopkeeper.events.importers.source import Source
-from shopkeeper.records import Item
 from shopkeeper.store import Store
+from shopkeeper.store.catalog import Item
 from shopkeeper.store.engine import write_transaction
 
 Format = Literal["online-retail", "generic"]

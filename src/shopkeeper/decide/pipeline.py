@@ -2,11 +2,13 @@
 
 It resolves the person, reads their resolved traits and their history, scores items with the current
 model version, applies the rules (in stock in the stated size, never stated dislikes or rejected items,
-repeats or not, a diversity cap per category), explains every item, and logs the decision as an exposure.
+repeats or not, a diversity cap per category, not the item the call's context says they are looking at),
+explains every item, and logs the decision, with its context, as an exposure.
 
 What it reads about a person, and the model's ranking for them, is kept between calls and checked on
-every call with one statement (`serving_cache`): a known person with nothing new costs that statement,
-the rules and the explanations. After a purchase or any other change, their next call reads them afresh.
+every call with one statement (`shopkeeper.decide.cache`): a known person with nothing new costs that
+statement, the rules and the explanations. After a purchase or any other change, their next call reads
+them afresh.
 """
 
 from __future__ import annotations
@@ -24,32 +26,32 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import bindparam, func, select
 
-from shopkeeper.decisions import Decision, DecisionLog, Reason
-from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.service import HOLDOUT, ExperimentService, unit_from
-from shopkeeper.placements import DEFAULT_PLACEMENTS, Placement, placement_for
-from shopkeeper.privacy.consent import PURPOSE_WORDS, Purposes
-from shopkeeper.profiles.service import ProfileService
-from shopkeeper.profiles.traits import ResolvedTrait
-from shopkeeper.recommend.base import FloatArray, IntArray, Recommender, top_n
-from shopkeeper.rules import (
+from shopkeeper.decide import reasons
+from shopkeeper.decide.cache import CatalogCache, PersonState, PersonStates
+from shopkeeper.decide.log import Decision, DecisionLog
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS, Placement, placement_for
+from shopkeeper.decide.reasons import Reason
+from shopkeeper.decide.rules import (
     CatalogRow,
     Past,
     apply_rules,
-    cold_start_reason,
+    catalog_rows,
+    category_members,
     paused,
-    read_catalog,
-    read_category_members,
+    personalizes,
     stated,
 )
-from shopkeeper.serving_cache import CatalogCache, Found, Lookup, PersonState, PersonStates
+from shopkeeper.errors import InvalidInput
+from shopkeeper.experiments.service import HOLDOUT, Assignment, ExperimentService, unit_from
+from shopkeeper.privacy.consent import Purposes
+from shopkeeper.profiles.service import ProfileService
+from shopkeeper.profiles.traits import ResolvedTrait
+from shopkeeper.recommend.base import FloatArray, IntArray, Recommender, top_n
+from shopkeeper.recommend.bundle import ModelBundle
 from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
-from shopkeeper.store.schema import audit_log, interactions
-from shopkeeper.training import ModelBundle
-from shopkeeper.wording import counted
+from shopkeeper.store.serving import Found, Lookup
 
 log = logging.getLogger("shopkeeper.decide")
 
@@ -66,21 +68,7 @@ RULE_TRAITS = (
     "pause_until",
     "contact_frequency",
 )
-
-_RECENT_PEOPLE = (
-    select(interactions.c.person_id)
-    .group_by(interactions.c.person_id)
-    .order_by(func.max(interactions.c.at).desc(), interactions.c.person_id)
-    .limit(bindparam("limit"))
-)
-_ERASURES = select(audit_log.c.id, audit_log.c.person_id).where(
-    audit_log.c.id > bindparam("after"), audit_log.c.action == "erase"
-)
-_HISTORY = (
-    select(interactions.c.item_id, interactions.c.kind, interactions.c.at, interactions.c.message_id)
-    .where(interactions.c.person_id == bindparam("person"))
-    .order_by(interactions.c.at, interactions.c.id)
-)
+CONTEXT_BYTES = 8192  # the most of a call's context logged with its decision (as JSON)
 
 
 class Decider:
@@ -170,14 +158,14 @@ class Decider:
     def _drop_erased(self) -> None:
         """Drop the people erased through any process since the last look (the audit log names each
         erasure), so that nothing about them stays in this process's memory either."""
-        with self._store.engine.connect() as conn:
-            if self._erasures_seen is None:
-                self._erasures_seen = conn.scalar(select(func.max(audit_log.c.id))) or 0
-                return
-            rows = conn.execute(_ERASURES, {"after": self._erasures_seen}).all()
+        serving = self._store.serving
+        if self._erasures_seen is None:
+            self._erasures_seen = serving.newest_audit_id()
+            return
+        rows = serving.erasures_after(self._erasures_seen)
         if rows:
-            self._erasures_seen = max(row.id for row in rows)
-            self.erased([row.person_id for row in rows if row.person_id is not None])
+            self._erasures_seen = max(audit_id for audit_id, _ in rows)
+            self.erased([person_id for _, person_id in rows if person_id is not None])
 
     def _warm(self, bundle: ModelBundle) -> None:
         """Prepare the most recently active people's states and rankings for a new model version, so
@@ -185,15 +173,13 @@ class Decider:
         profiles that wait for a rebuild up to date), and stops when the model is replaced or the decider
         closes."""
         try:
-            with self._store.engine.connect() as conn:
-                people = conn.scalars(_RECENT_PEOPLE, {"limit": self._warm_people}).all()
-            for person_id in people:
+            for person_id in self._store.serving.recently_active(self._warm_people):
                 if self._closed.is_set() or self._bundle is not bundle:
                     return
                 state = self._state(self._lookup.stamp_of(person_id))
                 if state.consent["personalization"]:
                     past = self._past(bundle, state)
-                    if past.personalized:
+                    if personalizes(past, consented=True, baseline=False):
                         self._ranked(bundle, state, past, RANKED_KEEP, None)
             self.warmed = bundle.version
             if self._on_prepared is not None:
@@ -225,8 +211,7 @@ class Decider:
         self._states.forget(person_ids, erased=True)
 
     def _read_catalog(self, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
-        with self._store.engine.connect() as conn:
-            return read_catalog(conn, item_ids)
+        return catalog_rows(self._store.catalog.stock(item_ids))
 
     # ---- deciding --------------------------------------------------------------------------------
 
@@ -239,7 +224,11 @@ class Decider:
         n: int | None = None,
         context: dict[str, Any] | None = None,
     ) -> Decision:
+        """What to show the person in `placement`, and why. `context` is what the caller knows of the
+        moment (the page, the item being viewed, ...): logged with the decision, and read by the rules
+        (`shopkeeper.decide.rules.viewing`)."""
         where = placement_for(placement, self._placements)
+        logged_context = _context_json(context)
         n = where.n if n is None else n
         if not 1 <= n <= where.max_n:
             raise InvalidInput(f"n must be between 1 and {where.max_n} for {placement}", field="n")
@@ -274,14 +263,17 @@ class Decider:
         if held_out:
             traits = {}  # the holdout sees the shop's plain baseline: nothing about them is used
         if bundle is None:
-            decision = self._without_model(where, n, person_id, traits)
+            decision = Decision(
+                str(uuid.uuid4()), where.name, person_id, [], [reasons.no_model()], None, False
+            )
         else:
             mine = state if state is not None and consented and not held_out else None
             decision = self._with_model(
-                bundle, where, n, person_id, traits, mine, consented=consented, baseline=arm.baseline
+                bundle, where, n, person_id, traits, mine, consented=consented, arm=arm, context=context
             )
-        if arm.note is not None:
-            decision.reasons.append(arm.note)
+        note = reasons.in_experiment(arm)
+        if note is not None:
+            decision.reasons.append(note)
         decision = replace(decision, cohort=arm.cohort, experiment=arm.experiment, arm=arm.arm)
         self.log.log(
             {
@@ -299,6 +291,7 @@ class Decider:
                 "experiment": arm.experiment,
                 "arm": arm.arm,
                 "propensity": arm.propensity,
+                "context": logged_context,
             }
         )
         return decision
@@ -337,8 +330,7 @@ class Decider:
         """The person's interactions in this model's item space (kept with their state)."""
         past = state.past
         if past is None or past.version != bundle.version:
-            with self._store.engine.connect() as conn:
-                rows = conn.execute(_HISTORY, {"person": state.found.person_id}).all()
+            rows = self._store.serving.history(state.found.person_id)
             past = state.past = Past.of(bundle, state.found.newest_interaction, rows)
         return past
 
@@ -366,39 +358,28 @@ class Decider:
         traits: dict[str, ResolvedTrait],
         state: PersonState | None,
         *,
-        consented: bool = True,
-        baseline: Reason | None = None,
+        consented: bool,
+        arm: Assignment,
+        context: dict[str, Any] | None,
     ) -> Decision:
         past = self._past(bundle, state) if state is not None else Past.of(bundle, None, [])
-        personalized = past.personalized and consented and baseline is None
+        personalized = personalizes(past, consented=consented, baseline=arm.baseline)
         stated_categories = stated(traits, "favourite_categories")
-        reasons: list[Reason] = []
+        said: list[Reason] = []
         how_many = CANDIDATES_PER_SLOT * n
         exclude = past.owned_array if not where.repeats else None
         members = self._members(bundle, stated_categories) if stated_categories and not personalized else {}
         if personalized:
             assert state is not None
             picks, picked_scores = self._ranked(bundle, state, past, how_many, exclude)
-            reasons.append(
-                Reason(
-                    f"Ranked for you by the {bundle.model.name} model (version {bundle.version}, "
-                    f"trained on data to {bundle.trained_until:%d %b %Y})",
-                    {"model": bundle.model.name, "model_version": bundle.version},
-                )
-            )
-        elif baseline is not None and consented:
+            said.append(reasons.ranked_for_you(bundle.model.name, bundle.version, bundle.trained_until))
+        elif arm.baseline and consented:
             # The holdout, or an experiment's popularity arm: the non-personal baseline, said plainly.
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
-            reasons.append(Reason(baseline.text, {**baseline.provenance, "model_version": bundle.version}))
+            said.append(reasons.baseline(arm, bundle.version))
         elif not consented:
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
-            reasons.append(
-                Reason(
-                    "Popular in the shop right now. You haven't agreed to personalization, so nothing "
-                    "about you was used to choose these",
-                    {"model": "popularity", "model_version": bundle.version, "consent": "personalization"},
-                )
-            )
+            said.append(reasons.without_consent(bundle.version))
         else:
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
         candidates = [bundle.item_ids[i] for i in picks]
@@ -410,26 +391,19 @@ class Decider:
             candidates,
             picked_scores,
             past,
-            reasons,
+            said,
             self._catalog.get,
             personalized=personalized,
             stated_categories=stated_categories,
             category_members=members,
+            context=context,
         )
-        if not personalized and baseline is None and consented:
-            reasons.insert(0, cold_start_reason(bundle.version, items, stated_categories))
+        if not personalized and not arm.baseline and consented:
+            said.insert(0, reasons.cold_start(bundle.version, items, stated_categories))
         owned = past.owned
         if not where.repeats and owned:
-            reasons.append(
-                Reason(
-                    f"Left out {counted(len(owned), 'item')} you already bought "
-                    f"({where.name} shows new things)",
-                    {"rule": "exclude_owned", "count": len(owned)},
-                )
-            )
-        return Decision(
-            str(uuid.uuid4()), where.name, person_id, items, reasons, bundle.version, personalized
-        )
+            said.append(reasons.left_out_owned(len(owned), where.name))
+        return Decision(str(uuid.uuid4()), where.name, person_id, items, said, bundle.version, personalized)
 
     def _members(self, bundle: ModelBundle, categories: list[str]) -> dict[str, IntArray]:
         """The model's items in each of these categories, kept until the catalog or the model changes."""
@@ -438,8 +412,7 @@ class Decider:
             key = ("members", bundle.version, category.strip().lower())
             members = self._catalog.memo(key)
             if members is None:
-                with self._store.engine.connect() as conn:
-                    members = read_category_members(conn, bundle, category)
+                members = category_members(bundle, self._store.catalog.in_category(category), category)
                 self._catalog.keep(key, members)
             found[category] = members
         return found
@@ -475,17 +448,25 @@ class Decider:
 
     def _suppressed(self, where: Placement, person_id: int | None, purpose: str) -> Decision:
         """Nothing for a channel the person has not agreed to; not logged, since nothing is shown."""
-        words = PURPOSE_WORDS.get(purpose, purpose.replace("_", " "))
-        reason = Reason(
-            f"Nothing to show in {where.name}: this person has not agreed to {words}",
-            {"consent": purpose, "granted": False},
-        )
+        reason = reasons.not_agreed(where.name, purpose)
         return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
 
-    def _without_model(
-        self, where: Placement, n: int, person_id: int | None, traits: dict[str, ResolvedTrait]
-    ) -> Decision:
-        reason = Reason(
-            "No model has been trained yet (run `shopkeeper train`), so nothing is shown", {"model": None}
+
+def _context_json(context: dict[str, Any] | None) -> str | None:
+    """The call's context as logged with its decision: a JSON object of at most `CONTEXT_BYTES`, whose
+    `item_id` (the item being viewed), when given, is a string. None when there is none."""
+    if context is None:
+        return None
+    if not isinstance(context, dict):
+        raise InvalidInput("context must be a JSON object", field="context")
+    if "item_id" in context and not isinstance(context["item_id"], str):
+        raise InvalidInput(
+            "context.item_id must be a string: the id of the item being viewed", field="context"
         )
-        return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
+    try:
+        logged = orjson.dumps(context)
+    except orjson.JSONEncodeError:
+        raise InvalidInput("context must hold only JSON values, under string keys", field="context") from None
+    if len(logged) > CONTEXT_BYTES:
+        raise InvalidInput(f"context must be at most {CONTEXT_BYTES:,} bytes of JSON", field="context")
+    return logged.decode() if context else None

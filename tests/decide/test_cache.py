@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.decide.test_decide import ITEMS, ORDERS, order
+from tests.decide.test_pipeline import ITEMS, ORDERS, order
 
 from shopkeeper import Shop
 from shopkeeper.catalog import parse_items
-from shopkeeper.decide import Decider
+from shopkeeper.decide.cache import PersonState, PersonStates
+from shopkeeper.decide.pipeline import Decider
 from shopkeeper.recommend.base import History
-from shopkeeper.serving_cache import Found, Lookup, PersonState, PersonStates
 from shopkeeper.settings import Settings
+from shopkeeper.store.serving import Found, Lookup
 
 
 def _open(url: str, **settings: Any) -> Shop:

@@ -1,39 +1,32 @@
-"""The rules decide applies after scoring, and the reasons it gives for each item.
+"""The rules decide applies after scoring, and which reason holds for each item: pure, over arrays and rows.
 
 Only items in stock (in the person's stated size, per category when they stated `sizes`), never stated
-dislikes or rejected items, a diversity cap per category; each rule that removes an item adds a reason.
-Each chosen item says why: bought before, like something the person bought or looked at, or popular.
+dislikes or rejected items, nor the item the call's `context` says the person is looking at, a diversity
+cap per category; each rule that removes an item adds a reason. Each chosen item says why: bought
+before, like something the person bought or looked at, or how it sells. The sentences themselves are
+`shopkeeper.decide.reasons`'; the rows come from the store (`SqlCatalog.stock`, `SqlServing.history`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
-import orjson
-from sqlalchemy import Connection, bindparam, func, or_, select
 
-from shopkeeper.decisions import DecidedItem, Reason
-from shopkeeper.placements import Placement
+from shopkeeper.decide import reasons
+from shopkeeper.decide.log import DecidedItem
+from shopkeeper.decide.placements import Placement
+from shopkeeper.decide.reasons import Reason
 from shopkeeper.profiles.traits import ResolvedTrait, within_category
 from shopkeeper.recommend.base import History, IntArray
+from shopkeeper.recommend.bundle import POPULAR_ITEMS, ModelBundle
 from shopkeeper.recommend.explain import strongest_marked
+from shopkeeper.store.catalog import StockRow
 from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
-from shopkeeper.store.schema import item_variants, items
-from shopkeeper.training import POPULAR_ITEMS, ModelBundle
-from shopkeeper.wording import counted
-
-_CATALOG = (
-    select(
-        items.c.item_id, items.c.title, items.c.category, item_variants.c.attributes, item_variants.c.stock
-    )
-    .select_from(items.outerjoin(item_variants, item_variants.c.item_id == items.c.item_id))
-    .where(items.c.item_id.in_(bindparam("ids", expanding=True)))
-)
 
 
 class CatalogRow:
@@ -58,17 +51,19 @@ def apply_rules(
     candidates: list[str],
     scores: np.ndarray,
     past: Past,
-    reasons: list[Reason],
+    said: list[Reason],
     catalog_of: CatalogReader,
     *,
     personalized: bool,
     stated_categories: list[str],
     category_members: Mapping[str, IntArray] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> list[DecidedItem]:
-    """The first `n` candidates that pass the rules, each with its reasons; `reasons` gets one line per
-    rule that left items out. `catalog_of` reads catalog rows (see `read_catalog`);
+    """The first `n` candidates that pass the rules, each with its reasons; `said` (the decision's own
+    reasons) gets one line per rule that left items out. `catalog_of` reads catalog rows (see `catalog_rows`);
     `category_members` holds the model's items in each stated favourite category (see
-    `read_category_members`), so that an item picked for its category says how it sells there."""
+    `category_members`), so that an item picked for its category says how it sells there. `context` is
+    the call's (see `viewing`)."""
     size_trait = traits.get("size")
     size = str(size_trait.value) if size_trait is not None and size_trait.source == "stated" else None
     sizes_trait = traits.get("sizes")
@@ -79,7 +74,8 @@ def apply_rules(
     )
     disliked = set(stated(traits, "disliked_categories"))
     rejected = set(stated(traits, "rejected_items"))
-    removed = {"dislike": 0, "rejected": 0, "stock": 0, "size": 0, "diversity": 0}
+    looking_at = viewing(context)
+    removed = {"dislike": 0, "rejected": 0, "viewing": 0, "stock": 0, "size": 0, "diversity": 0}
     per_category: dict[str, int] = {}
     ranked = list(zip(candidates, scores.tolist(), strict=True))
     # Catalog rows are read as the rules reach the candidates, a chunk at a time: most decisions
@@ -100,6 +96,9 @@ def apply_rules(
         if category and any(within_category(category, d) for d in disliked):
             removed["dislike"] += 1
             continue
+        if item_id == looking_at:
+            removed["viewing"] += 1
+            continue
         item_reasons: list[Reason] = []
         if info is not None and info.variants and where.in_stock_only:
             item_size = _size_for(info, size, sizes)
@@ -111,16 +110,8 @@ def apply_rules(
                 removed["size"] += 1
                 continue
             if verdict == "in_size":
-                item_reasons.append(
-                    Reason(
-                        f"In stock in your size {item_size}",
-                        {
-                            "trait": "sizes" if item_size != size else "size",
-                            "source": "stated",
-                            "rule": "in_stock_in_size",
-                        },
-                    )
-                )
+                assert item_size is not None
+                item_reasons.append(reasons.in_your_size(item_size, from_sizes=item_size != size))
         top_level = category.split(" > ")[0] if category else ""
         if top_level and per_category.get(top_level, 0) >= where.max_per_category:
             removed["diversity"] += 1
@@ -128,9 +119,7 @@ def apply_rules(
         per_category[top_level] = per_category.get(top_level, 0) + 1
         liked = _in(info, stated_categories)
         if liked:
-            item_reasons.append(
-                Reason(f"You told us you like {liked}", {"trait": "favourite_categories", "source": "stated"})
-            )
+            item_reasons.append(reasons.you_like(liked))
         chosen.append((item_id, float(score), info, item_reasons))
         if len(chosen) == n:
             break
@@ -148,32 +137,7 @@ def apply_rules(
         DecidedItem(item_id, score, [*why, *item_reasons], info.title if info else "")
         for (item_id, score, info, item_reasons), why in zip(chosen, whys, strict=True)
     ]
-    notes = {
-        "rejected": ("Left out {items} you told us {are} not for you", {"trait": "rejected_items"}),
-        "dislike": (
-            "Left out {items} in categories you told us you don't like",
-            {"trait": "disliked_categories"},
-        ),
-        "stock": ("Left out {items} that {are} out of stock", {"rule": "in_stock"}),
-        "size": (
-            "Left out {items} not in stock in your size "
-            # The person's own words go in as they are, never read as format fields.
-            + ", ".join([*(f"{v} ({k})" for k, v in sizes.items()), *([size] if size else [])])
-            .replace("{", "{{")
-            .replace("}", "}}"),
-            {"trait": "size", "rule": "in_size"},
-        ),
-        "diversity": (
-            f"Left out {{items}} to show at most {where.max_per_category} per category",
-            {"rule": "diversity_cap"},
-        ),
-    }
-    for key, count in removed.items():
-        if count:
-            text, provenance = notes[key]
-            source = {"source": "stated"} if "trait" in provenance else {}
-            sentence = text.format(items=counted(count, "item"), are="is" if count == 1 else "are")
-            reasons.append(Reason(sentence, {**provenance, **source, "count": count}))
+    said.extend(reasons.left_out(removed, size=size, sizes=sizes, max_per_category=where.max_per_category))
     return decided
 
 
@@ -222,67 +186,25 @@ def _why(
         if index is not None and index in owned:
             kind, at, mid = last_event[index]
             title = catalog[item_id].title if item_id in catalog else item_id
-            whys.append(
-                [
-                    Reason(
-                        f"Because you bought {title} on {_day(at)}",
-                        {"signal": "repeat", "event": mid, "item_id": item_id},
-                    )
-                ]
-            )
+            whys.append([reasons.bought_before(title, at, mid, item_id)])
         elif found is not None:
             signal, other_index, strength = found
             other = bundle.item_ids[other_index]
             kind, at, mid = last_event[other_index]
             title = catalog[other].title if other in catalog else other
             if signal == "similar_items":
-                verb = "bought" if kind == PURCHASE else "looked at"
-                text, measure = f"Because you {verb} {title} on {_day(at)}", "similarity"
+                bought_it = kind == PURCHASE
+                why = reasons.like_what_you_had(title, at, mid, other, bought=bought_it, similarity=strength)
             else:
-                text = f"Often bought in the order after {title}, which you bought on {_day(at)}"
-                measure = "weight"
-            whys.append(
-                [
-                    Reason(
-                        text, {"signal": signal, "event": mid, "item_id": other, measure: round(strength, 3)}
-                    )
-                ]
-            )
+                why = reasons.next_order(title, at, mid, other, weight=strength)
+            whys.append([why])
         elif index is None or not personalized or bundle.popularity[index] >= bundle.popular_floor:
             category = (liked or {}).get(item_id)
             within = (members or {}).get(category) if category is not None else None
             whys.append([_selling(bundle, index, category, within)])
         else:
-            whys.append(
-                [
-                    Reason(
-                        "Picked for you from what you have bought",
-                        {"model": bundle.model.name, "model_version": bundle.version},
-                    )
-                ]
-            )
+            whys.append([reasons.from_your_history(bundle.model.name, bundle.version)])
     return whys
-
-
-def cold_start_reason(version: int, items: Sequence[DecidedItem], categories: list[str]) -> Reason:
-    """The decision's reason when nothing about the person's behaviour is known yet: popular items,
-    from their stated favourite categories first, saying how many of those it could show."""
-    text = "Not personalized yet: no purchases or views to go on, so these are popular right now"
-    provenance: dict[str, Any] = {"model": "popularity", "model_version": version}
-    if not categories:
-        return Reason(text, provenance)
-    liked = sum(
-        1 for item in items if any(r.provenance.get("trait") == "favourite_categories" for r in item.reasons)
-    )
-    if items and liked == len(items):
-        text += " in the categories you told us you like"
-    elif liked:
-        text += ": first in the categories you told us you like, then in the whole shop"
-    else:
-        text += ". Nothing in the categories you told us you like could be shown"
-    return Reason(
-        text, {**provenance, "trait": "favourite_categories", "source": "stated", "in_categories": liked}
-    )
 
 
 def _selling(bundle: ModelBundle, index: int | None, category: str | None, within: IntArray | None) -> Reason:
@@ -290,58 +212,45 @@ def _selling(bundle: ModelBundle, index: int | None, category: str | None, withi
     "Popular with customers right now" for the shop's `POPULAR_ITEMS` best sellers; "Among the best
     sellers in X" for one of the `POPULAR_ITEMS` best sellers of a stated favourite category X that sold
     in the popularity window; else its rank among the shop's best sellers, or that few have bought it."""
-    provenance: dict[str, Any] = {"model": "popularity", "model_version": bundle.version}
+    version = bundle.version
     if index is None:  # not in the model: nothing known of how it sells
-        return Reason("Shown to fill the list: we know nothing yet of how it sells", provenance)
+        return reasons.unknown_seller(version)
     popularity = bundle.popularity
     mine = popularity[index]
     if mine >= bundle.popular_floor:
-        return Reason("Popular with customers right now", provenance)
+        return reasons.popular(version)
     if category is not None and within is not None and mine >= 1.0:
         rank = 1 + int(np.count_nonzero(popularity[within] > mine))
         if rank <= POPULAR_ITEMS:
-            return Reason(
-                f"Among the best sellers in {category}",
-                {**provenance, "category": category, "rank_in_category": rank},
-            )
+            return reasons.best_in_category(version, category, rank)
     rank = 1 + int(np.count_nonzero(popularity > mine))
     if mine >= 1.0:
-        return Reason(f"The shop's number {rank} best seller right now", {**provenance, "rank": rank})
-    return Reason("Shown to fill the list: few customers have bought it yet", {**provenance, "rank": rank})
+        return reasons.best_seller(version, rank)
+    return reasons.few_bought(version, rank)
 
 
-def read_category_members(conn: Connection, bundle: ModelBundle, category: str) -> IntArray:
-    """The model's items (their indices in `bundle`) whose catalog category is `category` or under it,
-    compared without regard to case, sorted."""
-    lowered = category.strip().lower()
-    escaped = lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = select(items.c.item_id, items.c.category).where(
-        or_(
-            func.lower(items.c.category) == lowered,
-            func.lower(items.c.category).like(escaped + " > %", escape="\\"),
-        )
-    )
+def category_members(bundle: ModelBundle, rows: Iterable[tuple[str, str]], category: str) -> IntArray:
+    """The model's items (their indices in `bundle`) among `rows` (`(item_id, category)`, as
+    `SqlCatalog.in_category` reads them) whose category is `category` or under it, sorted."""
     found = {
         index
-        for item_id, item_category in conn.execute(query)
+        for item_id, item_category in rows
         if within_category(item_category, category) and (index := bundle.index.get(item_id)) is not None
     }
     return np.asarray(sorted(found), np.int64)
 
 
-def read_catalog(conn: Connection, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
-    """What the rules need of these items, in one query; items not in the catalog are left out."""
-    if not item_ids:
-        return {}
+def catalog_rows(rows: Iterable[StockRow]) -> dict[str, CatalogRow]:
+    """What the rules need of each item, from `SqlCatalog.stock`'s rows (one per variant)."""
     found: dict[str, CatalogRow] = {}
-    for item_id, title, category, attributes, stock in conn.execute(_CATALOG, {"ids": list(item_ids)}):
+    for item_id, title, category, attributes, stock in rows:
         info = found.get(item_id)
         if info is None:
             info = found[item_id] = CatalogRow(
                 title.strip().capitalize() if title.isupper() else title, category
             )
         if attributes is not None:  # an item with no variants comes as one row of NULLs
-            info.variants.append((orjson.loads(attributes), stock))
+            info.variants.append((attributes, stock))
     return found
 
 
@@ -356,7 +265,7 @@ class Past:
     owned: AbstractSet[int]
     owned_array: IntArray  # `owned`, sorted
     had: IntArray  # every item with an event, sorted
-    personalized: bool
+    personalized: bool  # they bought or viewed something the model knows: see `personalizes`
 
     @classmethod
     def of(cls, bundle: ModelBundle, newest: int | None, rows: Sequence[Any]) -> Past:
@@ -453,10 +362,7 @@ def paused(traits: dict[str, ResolvedTrait], where: Placement) -> Reason | None:
         return None
     frequency = traits.get("contact_frequency")
     if frequency is not None and frequency.source == "stated" and frequency.value == "never":
-        return Reason(
-            "Nothing to send: you told us not to contact you",
-            {"trait": "contact_frequency", "source": "stated"},
-        )
+        return reasons.never_contact()
     pause = traits.get("pause_until")
     if pause is not None and pause.source == "stated" and isinstance(pause.value, str):
         try:
@@ -464,12 +370,20 @@ def paused(traits: dict[str, ResolvedTrait], where: Placement) -> Reason | None:
         except ValueError:
             return None
         if until >= datetime.now(UTC).date():
-            return Reason(
-                f"Nothing to send: you asked us to pause until {until.day} {until:%b %Y}",
-                {"trait": "pause_until", "source": "stated"},
-            )
+            return reasons.paused_until(until)
     return None
 
 
-def _day(at: datetime) -> str:
-    return f"{at.day} {at:%b %Y}"
+def viewing(context: Mapping[str, Any] | None) -> str | None:
+    """The item the person is looking at, as the call's context names it (`{"item_id": ...}`): never
+    shown to them beside itself."""
+    item_id = (context or {}).get("item_id")
+    return item_id if isinstance(item_id, str) else None
+
+
+def personalizes(past: Past | None, *, consented: bool, baseline: bool) -> bool:
+    """Whether a decision is personalized (ranked by the model from the person's own history): only
+    with their consent to personalization, outside the holdout and any popularity arm (`baseline`), and
+    only when they have bought or looked at something the model knows (`past.personalized`). Every other
+    decision is the popularity baseline, and its reasons say which and why."""
+    return consented and not baseline and past is not None and past.personalized

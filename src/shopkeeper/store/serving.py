@@ -1,39 +1,21 @@
-"""What decide keeps between calls, and the one query per call that says whether it is still current.
+"""What decide reads: the one query per call that says whether what it keeps is current, and the rest.
 
-A decision needs, about the person: who they are, their consent, the traits the rules read, their
-history, their experiment unit, and the model's ranking of the catalog for them. Reading all that costs
-seven statements and scoring costs a millisecond or more; none of it changes between two visits unless
-the person does something. So decide keeps a `PersonState` per person and checks it with one statement
-that finds the person by any of their ids and returns their *stamp*: the newest id in each table a
-change to them writes to (events, interactions, consents, rejections, merges into them) and whether
-their profile waits for a rebuild. Any change (an event, a purchase, a consent, a "that's not me", a
-merge, an erasure) changes the stamp or removes the person, and the next call reads them afresh. The
-stamp is read before the state is loaded, so a change that lands in between is seen on the next call.
-
-The catalog is cached the same way for everyone, checked against the newest item change and the newest
-price or stock change. Both checks run on the driver's own connection (SQLAlchemy's statement
-machinery costs more than these indexed lookups). As a backstop for anything that changes without a
-stamp (a trait expiring as time passes), a state is also reread after `STATE_SECONDS`.
+`Lookup` finds a person by any of their ids and returns their *stamp*, the newest id in each table a
+change to them writes to; `shopkeeper.decide.cache` says why that is enough to keep a person's state
+between calls. `SqlServing` reads what a decision needs when the stamp says it changed: the person's
+history, and (for the background work) the recently active and the recently erased.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, func, select
 
-from shopkeeper.profiles.traits import ResolvedTrait
-from shopkeeper.recommend.base import FloatArray, IntArray
-from shopkeeper.rules import CatalogRow, Past
 from shopkeeper.store.identity import LOOKUP_ORDER
-
-STATE_SECONDS = 300.0  # a state is reread at least this often, changed or not
-CATALOG_SECONDS = 60.0
+from shopkeeper.store.schema import audit_log, interactions
 
 Stamp = tuple[Any, ...]
 
@@ -181,112 +163,44 @@ class Lookup:
         return not self._rows(self._said_since, (person_id, event_id, '%"stated"%'))
 
 
-@dataclass(slots=True)
-class PersonState:
-    """What decide needs about one person, as of `found.stamp`."""
-
-    found: Found
-    consent: dict[str, bool]
-    traits: dict[str, ResolvedTrait]  # the rule traits; empty without personalization consent
-    unit_ids: dict[str, str]  # their first userId / anonymousId: the experiment unit
-    loaded: float = field(default_factory=time.monotonic)
-    past: Past | None = None
-    # (model version, repeats allowed) -> the model's best items for them, best first, and how many
-    # were asked for (fewer come back when fewer can be ranked)
-    ranked: dict[tuple[int, bool], tuple[IntArray, FloatArray, int]] = field(default_factory=dict)
-
-
-class PersonStates:
-    """Least recently used `PersonState`s, at most `size`; safe to share between threads."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._states: OrderedDict[int, PersonState] = OrderedDict()
-        self._forgotten: OrderedDict[int, None] = OrderedDict()  # erased: never kept again
-        self._lock = threading.Lock()
-
-    def get(self, found: Found) -> PersonState | None:
-        """Their state, if it is as of this stamp."""
-        state = self.previous(found.person_id)
-        return state if state is not None and state.found.stamp == found.stamp else None
-
-    def previous(self, person_id: int) -> PersonState | None:
-        """Their state as last kept, current or not (not if older than `STATE_SECONDS`)."""
-        with self._lock:
-            state = self._states.get(person_id)
-            if state is None:
-                return None
-            if time.monotonic() - state.loaded > STATE_SECONDS:
-                del self._states[person_id]
-                return None
-            self._states.move_to_end(person_id)
-            return state
-
-    def put(self, state: PersonState) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            if state.found.person_id in self._forgotten:
-                return  # read while they were being erased
-            self._states[state.found.person_id] = state
-            self._states.move_to_end(state.found.person_id)
-            while len(self._states) > self.size:
-                self._states.popitem(last=False)
-
-    def forget(self, person_ids: Sequence[int], *, erased: bool = False) -> None:
-        """Drop these people's states; `erased`: and never keep them again (a read racing the erasure
-        must not put them back)."""
-        with self._lock:
-            for person_id in person_ids:
-                self._states.pop(person_id, None)
-                if erased:
-                    self._forgotten[person_id] = None
-            while len(self._forgotten) > 100_000:
-                self._forgotten.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._states)
+_RECENT_PEOPLE = (
+    select(interactions.c.person_id)
+    .group_by(interactions.c.person_id)
+    .order_by(func.max(interactions.c.at).desc(), interactions.c.person_id)
+    .limit(bindparam("limit"))
+)
+_ERASURES = select(audit_log.c.id, audit_log.c.person_id).where(
+    audit_log.c.id > bindparam("after"), audit_log.c.action == "erase"
+)
+_HISTORY = (
+    select(interactions.c.item_id, interactions.c.kind, interactions.c.at, interactions.c.message_id)
+    .where(interactions.c.person_id == bindparam("person"))
+    .order_by(interactions.c.at, interactions.c.id)
+)
 
 
-class CatalogCache:
-    """What the rules need of each item (`CatalogRow`), read once and kept until the catalog changes."""
+class SqlServing:
+    """What decide reads besides the per-call stamps."""
 
-    def __init__(self, read: Callable[[Sequence[str]], dict[str, CatalogRow]], size: int = 200_000) -> None:
-        self._read = read
-        self._size = size
-        self._rows: dict[str, CatalogRow | None] = {}
-        self._kept: dict[Any, Any] = {}  # what decide derives from the catalog (see `keep`)
-        self._stamp: Stamp | None = None
-        self._checked = float("-inf")
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
-    def check(self, stamp: Stamp) -> None:
-        """Drop everything if the catalog changed since the rows were read (or they are old)."""
-        with self._lock:
-            if stamp != self._stamp or time.monotonic() - self._checked > CATALOG_SECONDS:
-                self._rows = {}
-                self._kept = {}
-                self._stamp = stamp
-                self._checked = time.monotonic()
+    def history(self, person_id: int) -> Sequence[Any]:
+        """The person's interactions, oldest first: `(item_id, kind, at, message_id)` rows."""
+        with self._engine.connect() as conn:
+            return conn.execute(_HISTORY, {"person": person_id}).all()
 
-    def memo(self, key: Any) -> Any:
-        """What was kept under `key` since the catalog last changed, or None."""
-        return self._kept.get(key)
+    def recently_active(self, limit: int) -> list[int]:
+        """The `limit` people with the newest interactions, newest first."""
+        with self._engine.connect() as conn:
+            return list(conn.scalars(_RECENT_PEOPLE, {"limit": limit}).all())
 
-    def keep(self, key: Any, value: Any) -> None:
-        """Keep something derived from the catalog (the items in a category, say) until it changes."""
-        kept = self._kept
-        if len(kept) >= 1_000:
-            kept = self._kept = {}
-        kept[key] = value
+    def newest_audit_id(self) -> int:
+        """Where the audit log ends now (0 when it is empty): where to start looking for erasures."""
+        with self._engine.connect() as conn:
+            return int(conn.scalar(select(func.max(audit_log.c.id))) or 0)
 
-    def get(self, item_ids: Sequence[str]) -> dict[str, CatalogRow]:
-        rows = self._rows
-        missing = [i for i in item_ids if i not in rows]
-        if missing:
-            found = self._read(missing)
-            if len(rows) + len(missing) > self._size:
-                rows = self._rows = {}
-            for item_id in missing:
-                rows[item_id] = found.get(item_id)  # None: not in the catalog
-        return {i: row for i in item_ids if (row := rows.get(i)) is not None}
+    def erasures_after(self, after: int) -> list[tuple[int, int | None]]:
+        """The erasures the audit log names after the id `after`: `(audit id, person id)` pairs."""
+        with self._engine.connect() as conn:
+            return [(row.id, row.person_id) for row in conn.execute(_ERASURES, {"after": after})]

@@ -1,4 +1,4 @@
-"""Decisions: what `decide` returns, and the log that stores each one as an exposure."""
+"""Decisions: what `decide` returns, and the log that stores each one as an exposure (`store.decisions`)."""
 
 from __future__ import annotations
 
@@ -7,42 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select
-
+from shopkeeper.decide.reasons import Reason
 from shopkeeper.store import Store
-from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import decisions, people
-
-_PEOPLE_THERE = select(people.c.person_id, people.c.created_at).where(
-    people.c.person_id.in_(bindparam("people", expanding=True))
-)
-
-
-def store_decisions(engine: Engine, rows: list[dict[str, Any]]) -> int:
-    """Store decisions whose person is still there (an unknown visitor's always), under the write lock
-    that an erasure takes: none lands after its person's erasure. Returns how many were stored."""
-    with write_transaction(engine) as conn:
-        wanted = {row["person_id"] for row in rows if row["person_id"] is not None}
-        made = dict(conn.execute(_PEOPLE_THERE, {"people": list(wanted)}).all()) if wanted else {}
-        kept = [
-            row
-            for row in rows
-            if row["person_id"] is None or (row["person_id"] in made and made[row["person_id"]] <= row["at"])
-        ]
-        if kept:
-            conn.execute(insert(decisions), kept)
-    return len(kept)
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """A sentence for people, and its provenance for machines (trait keys, event ids, model name)."""
-
-    text: str
-    provenance: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "provenance": self.provenance}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +59,10 @@ class DecisionLog:
 
     An erasure must not be outrun by a decision still waiting here, in this process or in another
     worker's: erase flushes this process's log first (`PrivacyService.settle`), and a batch is written
-    through the store's writer path (`write_transaction`, which an erasure holds too), keeping only the
-    rows whose person still exists and was made no later than the decision. A decision for someone erased
-    meanwhile, or for a new person who took over their person id, is dropped, never stored.
+    through the store's writer path (`store.decisions.store`, in the `write_transaction` that an erasure
+    holds too), keeping only the rows whose person still exists and was made no later than the decision.
+    A decision for someone erased meanwhile, or for a new person who took over their person id, is
+    dropped, never stored.
 
     Logging a row only appends it to a list: the writer thread is woken once per batch (by its first
     row), not once per row, since waking a thread for every decision costs the deciding thread more
@@ -148,7 +115,7 @@ class DecisionLog:
         itself never dies)."""
         for attempt in range(tries):
             try:
-                store_decisions(self._store.engine, batch)
+                self._store.decisions.store(batch)
                 return
             except Exception:  # any failure of the store (its message may carry ids: never logged)
                 if attempt + 1 < tries:
