@@ -43,7 +43,8 @@ from shopkeeper.decide.rules import (
     stated,
 )
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.service import HOLDOUT, Assignment, ExperimentService, unit_from
+from shopkeeper.experiments import HOLDOUT
+from shopkeeper.experiments.service import Assignment, ExperimentService, unit_from
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.profiles.traits import ResolvedTrait

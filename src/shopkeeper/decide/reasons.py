@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from shopkeeper.experiments.service import HOLDOUT, PERSONALIZED, Assignment
+from shopkeeper.experiments import HOLDOUT, PERSONALIZED
 from shopkeeper.privacy.consent import PURPOSE_WORDS
 from shopkeeper.wording import counted
 
 if TYPE_CHECKING:
     from shopkeeper.decide.log import DecidedItem
+    from shopkeeper.experiments.service import Assignment
 
 
 @dataclass(frozen=True, slots=True)

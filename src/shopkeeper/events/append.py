@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Dialect
 
 from shopkeeper.store.event_log import APPEND_EVENTS, SqlEventLog
 from shopkeeper.store.identity import IdentityKind, IdentityResolver
-from shopkeeper.store.interactions import APPEND_INTERACTIONS, Found, interactions_of
+from shopkeeper.store.interactions import APPEND_INTERACTIONS, Found, append_interactions, interactions_of
 from shopkeeper.store.traits import mark_dirty
 
 
@@ -112,7 +112,7 @@ def append_messages(conn: Connection, messages: Sequence[NewEvent], now: datetim
     resolver.flush()
     persons = [resolver.final_person(person) for person in resolved]
     SqlEventLog.append_bound(conn, ((*m["bound"], person) for m, person in zip(fresh, persons, strict=True)))
-    APPEND_INTERACTIONS.execute(
+    append_interactions(
         conn,
         ((*found, person) for m, person in zip(fresh, persons, strict=True) for found in m["interactions"]),
         bound=True,

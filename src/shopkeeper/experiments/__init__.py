@@ -9,3 +9,5 @@ The defaults of a new experiment live here, light to import (the CLI's --help sh
 
 DEFAULT_WINDOW_DAYS = 14  # days after a person's first exposure that their outcomes count
 DEFAULT_FLOOR = 0.05  # the least chance a bandit keeps giving every arm
+# The universal cohorts a decision falls in (logged with it).
+HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from shopkeeper.decide.placements import Placement
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
+from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, HOLDOUT, NO_CONSENT, PERSONALIZED
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
 from shopkeeper.experiments.bandit import BetaBernoulliThompson, NormalRevenueThompson
 from shopkeeper.experiments.ope import PerActionMeanModel, evaluate_policy
@@ -45,7 +45,6 @@ from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
 from shopkeeper.store.experiments import Experiment, Exposures, Outcomes, SqlExperiments, Variant
 
-HOLDOUT, PERSONALIZED, NO_CONSENT = "holdout", "personalized", "no_consent"
 MODELS = ("personalized", "popularity")
 REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or normal on revenue per person
 BANDITS = ("bandit", "bandit_revenue")

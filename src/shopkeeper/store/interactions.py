@@ -6,7 +6,7 @@ event log stays the source of truth, and `rebuild_interactions` makes them again
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,6 +28,13 @@ _ABSENT = object()
 # The person last: the append path binds the rest before it takes the write lock (see `BulkInsert.bind`).
 INTERACTION_COLUMNS = ("item_id", "kind", "at", "quantity", "message_id", "person_id")
 APPEND_INTERACTIONS = BulkInsert(interactions, INTERACTION_COLUMNS)
+
+
+def append_interactions(conn: Connection, rows: Iterable[Sequence[Any]], *, bound: bool = False) -> int:
+    """Append interaction rows (value tuples in INTERACTION_COLUMNS order) inside the caller's write
+    transaction; `bound` as in `BulkInsert.execute`. The number inserted."""
+    return APPEND_INTERACTIONS.execute(conn, rows, bound=bound)
+
 
 # An interaction in `INTERACTION_COLUMNS` order, less the person.
 Found = tuple[str, int, Any, float, str]
