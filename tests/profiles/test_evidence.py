@@ -22,8 +22,8 @@ from shopkeeper import Shop
 from shopkeeper.events.importers.orders import import_orders
 from shopkeeper.events.importers.source import open_file
 from shopkeeper.profiles.derive import EVIDENCE_IDS, FAVOURITE_HALF_LIFE, INTERACTION_WEIGHTS
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store.schema import events, identities, items
+from shopkeeper.store.traits import TraitRecord
 
 SAMPLE_LINES = 6_000
 PEOPLE = 60

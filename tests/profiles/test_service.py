@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from shopkeeper.catalog import parse_items
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.profiles.service import ProfileService
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.traits import SqlTraits
+from shopkeeper.store.traits import SqlTraits, TraitRecord
 
 
 def test_the_airline_case_end_to_end(store: Store) -> None:

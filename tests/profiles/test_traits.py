@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shopkeeper.profiles.traits import DecayPolicy, TraitRecord, resolve, weight_of
+from shopkeeper.profiles.traits import DecayPolicy, resolve, weight_of
+from shopkeeper.store.traits import TraitRecord
 
 NOW = datetime(2026, 5, 3, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -12,11 +12,11 @@ from sqlalchemy import insert
 
 from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.events.ingest import Ingestor
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.experiments import Experiment, Variant
 from shopkeeper.store.schema import decisions
+from shopkeeper.store.traits import TraitRecord
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 

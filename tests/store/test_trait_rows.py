@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shopkeeper.events.ingest import Ingestor
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.traits import mark_dirty
+from shopkeeper.store.traits import TraitRecord, mark_dirty
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 

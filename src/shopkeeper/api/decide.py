@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from shopkeeper.api.body import JsonBodyRoute
-from shopkeeper.api.people import Admin, _state
+from shopkeeper.api.people import Admin
 from shopkeeper.api.schemas import DecisionOut, errors, ok
+from shopkeeper.api.state import app_state
 from shopkeeper.decide.pipeline import CONTEXT_BYTES
 from shopkeeper.events.spec import ExternalId
 
@@ -52,7 +53,7 @@ class DecideRequest(BaseModel):
     responses={**ok(DecisionOut, "The items to show, with reasons"), **errors(400, 401, 403)},
 )
 async def decide(body: DecideRequest, request: Request, _: Admin) -> Response:
-    state = _state(request)
+    state = app_state(request)
     decision = await asyncio.get_running_loop().run_in_executor(
         state.deciding,
         lambda: state.decider.decide(

@@ -11,8 +11,9 @@ from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import JsonBodyRoute
-from shopkeeper.api.people import Admin, _state
+from shopkeeper.api.people import Admin
 from shopkeeper.api.schemas import ExperimentListOut, ExperimentOut, ReportOut, errors, ok
+from shopkeeper.api.state import app_state
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
 from shopkeeper.experiments.service import new_experiment
 
@@ -72,7 +73,7 @@ def _json(value: Any, status: int = 200) -> Response:
     responses={**ok(ExperimentOut, "Created and running", 201), **errors(400, 401, 403, 409)},
 )
 async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> Response:
-    state = _state(request)
+    state = app_state(request)
     experiment = new_experiment(
         body.name,
         body.placement,
@@ -96,7 +97,7 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
     responses={**ok(ExperimentListOut, "Every experiment, and the holdout"), **errors(401, 403)},
 )
 async def list_experiments(request: Request, _: Admin) -> Response:
-    service = _state(request).decider.experiments
+    service = app_state(request).decider.experiments
     found = await run_in_threadpool(service.experiments.list)
     return _json({"experiments": [e.to_json() for e in found], "holdout": {"share": service.holdout.share}})
 
@@ -107,7 +108,7 @@ async def list_experiments(request: Request, _: Admin) -> Response:
     responses={**ok(ExperimentOut, "Stopped"), **errors(400, 401, 403, 404)},
 )
 async def stop_experiment(name: str, request: Request, _: Admin) -> Response:
-    service = _state(request).decider.experiments
+    service = app_state(request).decider.experiments
     stopped = await run_in_threadpool(service.stop, name)
     return _json(stopped.to_json())
 
@@ -126,7 +127,7 @@ async def experiment_report(
     """`holdout` is the headline report: personalized against the universal holdout's baseline.
     This worker's decisions still waiting in its log are stored first, so that a decision made just
     before is counted."""
-    decider = _state(request).decider
+    decider = app_state(request).decider
     service = decider.experiments
 
     def settled_report() -> dict[str, Any]:

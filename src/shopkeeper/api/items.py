@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from shopkeeper.api.body import read_json
 from shopkeeper.api.people import Admin
 from shopkeeper.api.schemas import ItemHistoryOut, ItemOut, UpsertOut, errors, inline_refs, json_body, ok
-from shopkeeper.api.state import AppState
+from shopkeeper.api.state import app_state
 from shopkeeper.catalog.items import MAX_ITEMS_PER_BATCH, ItemIn, parse_items
 from shopkeeper.errors import InvalidInput
 from shopkeeper.store.catalog import CatalogChange, Item, UpsertResult
@@ -19,11 +19,6 @@ MAX_ITEM_BYTES = 256 * 1024
 MAX_ITEMS_BATCH_BYTES = 5 * 1024 * 1024
 
 router = APIRouter(tags=["catalog"])
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.shopkeeper
-    return state
 
 
 def _item_schema(*, id_in_url: bool) -> dict[str, Any]:
@@ -73,7 +68,7 @@ def _change_json(change: CatalogChange) -> dict[str, object]:
 async def put_item(item_id: str, request: Request, _: Admin) -> dict[str, int]:
     body = await read_json(request, MAX_ITEM_BYTES)
     items = parse_items(body, item_id=item_id)
-    result = await run_in_threadpool(_state(request).store.catalog.upsert, items)
+    result = await run_in_threadpool(app_state(request).store.catalog.upsert, items)
     return _result_json(result)
 
 
@@ -94,7 +89,7 @@ async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
     if "items" not in body:
         raise InvalidInput('the body needs "items": an array of items', field="items")
     items = parse_items(body["items"], where="items")
-    result = await run_in_threadpool(_state(request).store.catalog.upsert, items)
+    result = await run_in_threadpool(app_state(request).store.catalog.upsert, items)
     return _result_json(result)
 
 
@@ -105,7 +100,7 @@ async def post_items_batch(request: Request, _: Admin) -> dict[str, int]:
     responses={**ok(ItemHistoryOut, "Its changes"), **errors(400, 401, 403, 404)},
 )
 async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str, object]:
-    catalog = _state(request).store.catalog
+    catalog = app_state(request).store.catalog
 
     def load() -> list[CatalogChange]:
         catalog.get(item_id)  # 404 for an unknown item, rather than an empty history
@@ -122,5 +117,5 @@ async def get_item_history(item_id: str, request: Request, _: Admin) -> dict[str
     responses={**ok(ItemOut, "The item"), **errors(400, 401, 403, 404)},
 )
 async def get_item(item_id: str, request: Request, _: Admin) -> dict[str, object]:
-    item: Item = await run_in_threadpool(_state(request).store.catalog.get, item_id)
+    item: Item = await run_in_threadpool(app_state(request).store.catalog.get, item_id)
     return item.to_json()

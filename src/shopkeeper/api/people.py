@@ -10,16 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from shopkeeper.api.openapi import ADMIN_KEY, ADMIN_OR_PERSON
 from shopkeeper.api.privacy import authorize
 from shopkeeper.api.schemas import PersonEventsOut, PersonOut, errors, ok
-from shopkeeper.api.state import AppState
+from shopkeeper.api.state import app_state
 from shopkeeper.privacy.service import Actor
 from shopkeeper.store.keys import ApiKey
 
 router = APIRouter(tags=["people"])
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.shopkeeper
-    return state
 
 
 Admin = Annotated[ApiKey, Security(ADMIN_KEY)]  # the admin key, checked by its security scheme
@@ -34,7 +29,7 @@ Admin = Annotated[ApiKey, Security(ADMIN_KEY)]  # the admin key, checked by its 
 async def get_person_events(
     person_ref: str, request: Request, key: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     store = state.store
     summary = await run_in_threadpool(store.person_summary, person_ref)
     await run_in_threadpool(
@@ -54,7 +49,7 @@ async def get_person_events(
 async def get_person(person_ref: str, request: Request) -> dict[str, object]:
     """Ids, merges, event counts, every trait's winning value with its source, evidence and age, and
     consent per purpose. The admin key, or the person's own link token (which may say `me`)."""
-    privacy = _state(request).privacy
+    privacy = app_state(request).privacy
     actor, ref = await run_in_threadpool(authorize, request, person_ref)
     result: dict[str, object] = await run_in_threadpool(privacy.profile, ref, actor)
     return result

@@ -30,7 +30,7 @@ from shopkeeper.api.schemas import (
     model_body,
     ok,
 )
-from shopkeeper.api.state import AppState
+from shopkeeper.api.state import app_state
 from shopkeeper.errors import AuthenticationError, InvalidInput, PermissionDenied
 from shopkeeper.privacy import rights
 from shopkeeper.privacy.preferences import Preferences
@@ -43,15 +43,10 @@ BODY_LIMIT = 64 * 1024
 NEEDS = "send the admin key, or the person's link token, as: Authorization: Bearer <key or token>"
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.shopkeeper
-    return state
-
-
 def authorize(request: Request, person_ref: str, *, person_allowed: bool = True) -> tuple[Actor, str]:
     """Who is acting on `person_ref`, and the id to act on: for a link, the `LinkedPerson` it was issued
     for (found by person id and generation, never by an external id that could have moved)."""
-    state = _state(request)
+    state = app_state(request)
     raw = key_from_header(request)
     if raw is None:
         raise AuthenticationError(NEEDS, field="Authorization")
@@ -94,7 +89,7 @@ async def _run(request: Request, person_ref: str, work: Any, *, person_allowed: 
     responses={**ok(ExplainOut, "Every trait, what it beat, and why"), **errors(400, 401, 403, 404)},
 )
 async def explain(person_ref: str, request: Request) -> dict[str, Any]:
-    privacy = _state(request).privacy
+    privacy = app_state(request).privacy
     result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.explain(r, a))
     return result
 
@@ -107,14 +102,14 @@ async def explain(person_ref: str, request: Request) -> dict[str, Any]:
     responses={**ok(ConsentOut, "Consent now, and the ledger"), **errors(400, 401, 403, 404)},
 )
 async def get_consent(person_ref: str, request: Request) -> dict[str, Any]:
-    privacy = _state(request).privacy
+    privacy = app_state(request).privacy
     result: dict[str, Any] = await _run(request, person_ref, lambda a, r: privacy.consent_of(r, a))
     return result
 
 
 async def _change(request: Request, person_ref: str, change: str) -> dict[str, Any]:
     """A change with a JSON body: `change` names the PrivacyService method, called (ref, body, actor)."""
-    method = getattr(_state(request).privacy, change)
+    method = getattr(app_state(request).privacy, change)
     body = await read_json(request, BODY_LIMIT)
     result: dict[str, Any] = await _run(request, person_ref, lambda a, r: method(r, body, a))
     return result
@@ -164,7 +159,7 @@ async def post_rejection(person_ref: str, request: Request) -> dict[str, Any]:
     responses={**ok(ExportOut, "Everything held about them"), **errors(400, 401, 403, 404)},
 )
 async def export(person_ref: str, request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     result: dict[str, Any] = await _run(
         request, person_ref, lambda a, r: rights.export(state.privacy, state.profiles, state.store, r, a)
     )
@@ -181,7 +176,7 @@ async def export(person_ref: str, request: Request) -> dict[str, Any]:
 async def post_link(
     person_ref: str, request: Request, days: Annotated[int | None, Query(ge=1, le=365)] = None
 ) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
 
     def make(actor: Actor, ref: str) -> dict[str, Any]:
         person_id = state.privacy.find(ref)
@@ -207,7 +202,7 @@ async def post_link(
     responses={**ok(ErasedOut, "Erased, with what was deleted"), **errors(400, 401, 403, 404)},
 )
 async def delete_person(person_ref: str, request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     result: dict[str, Any] = await _run(
         request,
         person_ref,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+
 from shopkeeper.decide.pipeline import Decider
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy.service import PrivacyService
@@ -49,3 +51,9 @@ class AppState:
     @property
     def privacy(self) -> PrivacyService:
         return self.shop.privacy
+
+
+def app_state(request: Request) -> AppState:
+    """What the app serving this request holds."""
+    state: AppState = request.app.state.shopkeeper
+    return state

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopkeeper.errors import NotFound
-from shopkeeper.privacy import consent, rejections
+from shopkeeper.privacy import consent
 from shopkeeper.privacy.service import Actor, PrivacyService, audit
+from shopkeeper.profiles import rejections
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction

@@ -16,20 +16,16 @@ from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.events.ingest import Ingestor
-from shopkeeper.privacy import consent, rejections
+from shopkeeper.privacy import consent
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.privacy.preferences import parse_preferences, preference_event
+from shopkeeper.profiles import rejections
 from shopkeeper.profiles.service import ProfileService, trait_to_json
-from shopkeeper.profiles.traits import (
-    SOURCE_WORDS,
-    DecayPolicy,
-    TraitRecord,
-    expired_traits,
-    policy_for,
-)
+from shopkeeper.profiles.traits import SOURCE_WORDS, DecayPolicy, expired_traits, policy_for
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.privacy import SqlPrivacy
+from shopkeeper.store.traits import TraitRecord
 
 RULE = (
     "What you told us (stated) always wins. Otherwise what we saw (observed) beats what we guessed "

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shopkeeper.privacy import rejections
+from shopkeeper.profiles import rejections
 from shopkeeper.profiles.derive import CatalogEntry, derive_traits, product_ids
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store import Store
 from shopkeeper.store.catalog import profile_entries
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.traits import TraitRecord
 
 CHUNK_PEOPLE = 500
 

@@ -28,11 +28,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from shopkeeper.profiles.traits import Source, TraitRecord, within_category
+from shopkeeper.profiles.traits import within_category
+from shopkeeper.store.traits import INFERRED_KEYS, Source, TraitRecord
 
 FAVOURITE_HALF_LIFE = timedelta(days=180)
 # The guesses this fold makes; other inferred traits come from models and are not rebuilt from events.
-INFERRED_KEYS = ("favourite_categories", "favourite_colours", "favourite_sizes")
 _CATEGORIES, _COLOURS, _SIZES = INFERRED_KEYS
 _NO_ATTRIBUTES: Mapping[str, Any] = {}
 _ABSENT = object()

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, TraitRecord, resolve
+from shopkeeper.profiles.traits import SOURCES, ResolvedTrait, resolve
 from shopkeeper.store import Store
 from shopkeeper.store.identity import PersonSummary
+from shopkeeper.store.traits import TraitRecord
 
 
 @dataclass(frozen=True, slots=True)

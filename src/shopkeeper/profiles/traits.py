@@ -9,11 +9,12 @@ moments, exports) reads traits through `resolve`, so no part can disagree with a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-Source = Literal["stated", "observed", "inferred"]
+from shopkeeper.store.traits import Source, TraitRecord
+
 SOURCES: tuple[Source, ...] = ("stated", "observed", "inferred")
 _RANK: dict[str, int] = {source: rank for rank, source in enumerate(SOURCES)}
 SOURCE_WORDS: dict[str, str] = {"stated": "you told us", "observed": "we saw", "inferred": "we guessed"}
@@ -27,19 +28,6 @@ class DecayPolicy:
 
     half_life: timedelta | None
     expire_after: timedelta | None
-
-
-@dataclass(frozen=True, slots=True)
-class TraitRecord:
-    """One source's view of one trait of one person, with its evidence."""
-
-    key: str
-    value: Any
-    source: Source
-    updated_at: datetime  # when the evidence happened (the newest event behind it)
-    evidence: Mapping[str, Any] = field(default_factory=dict)  # {"events": [...], "count": n} | {"model": ..}
-    confidence: float | None = None  # inferred traits: the model's confidence, 0..1
-    confirmed_at: datetime | None = None  # stated traits: when the person last said so
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -45,9 +46,12 @@ class BlendRecommender:
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        from shopkeeper.recommend.registry import load_model  # noqa: PLC0415 (registry imports blend)
+        """A blend's parts are any kind of model: `load_parts` loads them, with the registry's loader."""
+        raise TypeError("a blend is loaded with its parts' loader: BlendRecommender.load_parts")
 
+    @classmethod
+    def load_parts(cls, directory: Path, load_part: Callable[[Path], Recommender]) -> Self:
         directory = Path(directory)
         params = json.loads((directory / "params.json").read_text())["params"]
-        models = [load_model(directory / f"part{k}") for k in range(int(params["parts"]))]
+        models = [load_part(directory / f"part{k}") for k in range(int(params["parts"]))]
         return cls(models, [float(w) for w in params["weights"]])

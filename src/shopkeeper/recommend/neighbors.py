@@ -28,7 +28,7 @@ from shopkeeper.recommend.signals import (
 _CHUNK = 1024
 
 
-def _blockwise_top_k(
+def blockwise_top_k(
     left: sparse.csr_matrix,
     right: sparse.csr_matrix,
     k: int,
@@ -98,7 +98,7 @@ class ItemKNNRecommender(SimilarityRecommender):
             return dense / (np.outer(norms[rows], norms) + self.shrink + 1e-12)
 
         # A true cosine keeps each item's similarity 1 to itself: a bought item votes for itself.
-        return _blockwise_top_k(items, sparse.csr_matrix(matrix), self.k, cosine, self_votes=True)
+        return blockwise_top_k(items, sparse.csr_matrix(matrix), self.k, cosine, self_votes=True)
 
 
 class RP3betaRecommender(SimilarityRecommender):
@@ -122,7 +122,7 @@ class RP3betaRecommender(SimilarityRecommender):
         def divide(dense: FloatArray, rows: slice) -> FloatArray:
             return dense * penalty[None, :]
 
-        return _blockwise_top_k(sparse.csr_matrix(item_user), sparse.csr_matrix(user_item), self.k, divide)
+        return blockwise_top_k(sparse.csr_matrix(item_user), sparse.csr_matrix(user_item), self.k, divide)
 
 
 class CooccurrenceRecommender(SimilarityRecommender):
@@ -159,7 +159,7 @@ class CooccurrenceRecommender(SimilarityRecommender):
         def conditional(dense: FloatArray, rows: slice) -> FloatArray:
             return dense / safe[rows, None] * penalty[None, :]
 
-        return _blockwise_top_k(sparse.csr_matrix(matrix.T), matrix, self.k, conditional)
+        return blockwise_top_k(sparse.csr_matrix(matrix.T), matrix, self.k, conditional)
 
     def score(self, history: History, now: float) -> FloatArray:
         self._check_fitted()

@@ -49,5 +49,7 @@ def load_model(directory: Path) -> Recommender:
     model_class = MODELS.get(kind)
     if model_class is None:
         raise InvalidInput(f"unknown model kind {kind!r} in {directory}")
+    if model_class is BlendRecommender:  # its parts are models of any kind: loaded here, by kind
+        return BlendRecommender.load_parts(directory, load_model)
     loaded: Recommender = model_class.load(directory)
     return loaded

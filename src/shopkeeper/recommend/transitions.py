@@ -22,7 +22,7 @@ from scipy import sparse
 
 from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions
 from shopkeeper.recommend.features import Baskets, locate, run_starts
-from shopkeeper.recommend.neighbors import _blockwise_top_k
+from shopkeeper.recommend.neighbors import blockwise_top_k
 from shopkeeper.recommend.signals import DAY, decay
 
 
@@ -100,7 +100,7 @@ class Transitions:
             adjusted: FloatArray = dense / safe[rows, None] * penalty[None, :]
             return adjusted
 
-        self.transition_ = _blockwise_top_k(
+        self.transition_ = blockwise_top_k(
             sparse.csr_matrix(source.T), ahead, self.k, conditional, self_votes=True
         )
         self.n_items_ = n_items

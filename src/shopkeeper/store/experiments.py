@@ -17,10 +17,9 @@ import orjson
 from sqlalchemy import Engine, and_, func, insert, select, update
 
 from shopkeeper.errors import Conflict, NotFound
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import decisions, events, experiments, identities, people, traits
-from shopkeeper.store.traits import to_record
+from shopkeeper.store.traits import TraitRecord, to_record
 
 ORDER_COMPLETED = "Order Completed"
 _CHUNK = 500

@@ -3,9 +3,10 @@ guesses people rejected."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import (
@@ -26,10 +27,27 @@ from sqlalchemy import (
     union_all,
 )
 
-from shopkeeper.profiles.derive import INFERRED_KEYS
-from shopkeeper.profiles.traits import TraitRecord
 from shopkeeper.store.bulk import BulkInsert
 from shopkeeper.store.schema import people, profile_dirty, trait_rejections, traits
+
+Source = Literal["stated", "observed", "inferred"]
+# The traits derivation guesses (shopkeeper.profiles.derive), rebuilt with the event-sourced ones.
+INFERRED_KEYS = ("favourite_categories", "favourite_colours", "favourite_sizes")
+
+
+@dataclass(frozen=True, slots=True)
+class TraitRecord:
+    """One source's view of one trait of one person, with its evidence (the row the store keeps; its
+    resolution is `shopkeeper.profiles.traits.resolve`)."""
+
+    key: str
+    value: Any
+    source: Source
+    updated_at: datetime  # when the evidence happened (the newest event behind it)
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # {"events": [...], "count": n} | {"model": ..}
+    confidence: float | None = None  # inferred traits: the model's confidence, 0..1
+    confirmed_at: datetime | None = None  # stated traits: when the person last said so
+
 
 EVENT_SOURCES = ("stated", "observed")  # rebuilt from the event log, with the guesses in INFERRED_KEYS
 _CHUNK = 500

@@ -17,8 +17,7 @@ import orjson
 from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.profiles.traits import TraitRecord
-from shopkeeper.store.traits import SqlTraits
+from shopkeeper.store.traits import SqlTraits, TraitRecord
 
 _ANY = object()
 
