@@ -6,8 +6,9 @@ nothing of shopkeeper's."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from tests.imports_of import imports_of
 
 import shopkeeper.experiments
 
@@ -16,19 +17,9 @@ ALLOWED_THIRD_PARTY = {"numpy", "scipy"}
 NUMERIC_CORE = ["assign", "stats", "sequential", "power", "verdict", "analysis", "bandit", "ope"]
 
 
-def _imports(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
-
-
 def test_experiments_import_only_numpy_scipy_and_themselves() -> None:
     for path in (PACKAGE / f"{name}.py" for name in NUMERIC_CORE):
-        for name in _imports(path):
+        for name in imports_of(path):
             top = name.split(".")[0]
             if top == "shopkeeper":
                 allowed = name.startswith("shopkeeper.experiments") or name == "shopkeeper.wording"
@@ -48,4 +39,4 @@ def test_experiments_import_only_numpy_scipy_and_themselves() -> None:
 
 def test_wording_is_a_leaf() -> None:
     wording = PACKAGE.parent / "wording.py"
-    assert not any(name.split(".")[0] == "shopkeeper" for name in _imports(wording))
+    assert not any(name.split(".")[0] == "shopkeeper" for name in imports_of(wording))
