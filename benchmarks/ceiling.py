@@ -34,13 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from shared_data import ONLINE_RETAIL
 
 from shopkeeper.events.importers.online_retail import customer_id, keep_row, read_online_retail
 from shopkeeper.recommend.base import FloatArray, History, IntArray
 from shopkeeper.recommend.default import RerankRecommender, make_default
 from shopkeeper.recommend.evaluation import Split, evaluate, temporal_split
 
-DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+DATA = ONLINE_RETAIL
 WINDOWS = {
     "sep": ("2011-09-01", "2011-10-01", "Sep-2011 (goals table)"),
     "aug": ("2011-08-01", "2011-09-01", "Aug-2011"),

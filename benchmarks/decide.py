@@ -48,6 +48,7 @@ from decide_support.http_load import (
 from goals import record
 from rich.console import Console
 from rich.table import Table
+from shared_data import ONLINE_RETAIL
 from sqlalchemy import select
 
 from shopkeeper import Shop
@@ -61,9 +62,7 @@ from shopkeeper.store.interactions import PURCHASE, RETURN, VIEW
 from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.schema import identities, interactions
 
-RETAIL_CSV = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
-)
+RETAIL_CSV = ONLINE_RETAIL
 TARGET_DECIDE_P99_MS = 2.0
 TARGET_HTTP_P99_MS = 20.0
 TARGET_TRAIN_SECONDS = 30.0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from goals import record
+from shared_data import ONLINE_RETAIL
 
 os.environ.setdefault("COLUMNS", "150")  # wide tables when piped to a file
 
@@ -33,7 +34,7 @@ from shopkeeper.recommend.base import top_n
 from shopkeeper.recommend.default import make_default
 from shopkeeper.recommend.evaluation import temporal_split
 
-DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+DATA = ONLINE_RETAIL
 WINDOWS = (
     ("2011-09-01", "2011-10-01", "Sep-2011 (goals table)"),
     ("2011-08-01", "2011-09-01", "Aug-2011"),

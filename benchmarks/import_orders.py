@@ -27,10 +27,9 @@ from typing import Any
 from goals import record  # benchmarks/goals.py, beside this script
 from rich.console import Console
 from rich.table import Table
+from shared_data import ONLINE_RETAIL
 
-RETAIL_CSV = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
-)
+RETAIL_CSV = ONLINE_RETAIL
 MAX_RATIO = 8.0
 TARGET_LINES_PER_SECOND = 50_000.0
 SHOPKEEPER = Path(sys.executable).with_name("shopkeeper")

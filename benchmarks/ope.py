@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from goals import record
+from shared_data import OPEN_BANDIT
 
 from shopkeeper.experiments.ope import OffPolicyEstimate, PerActionMeanModel, evaluate_policy
 from shopkeeper.experiments.stats import wilson_interval
 
-DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "open-bandit-dataset-sample"
+DATA = OPEN_BANDIT
 CAMPAIGNS = ("all", "men", "women")
 POSITIONS = 3
 ROUNDING = 1e-12  # "they must agree to rounding": the CTRs are about 0.005, float64 rounding about 1e-18

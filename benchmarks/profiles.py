@@ -24,6 +24,7 @@ from pathlib import Path
 from goals import record
 from rich.console import Console
 from rich.table import Table
+from shared_data import ONLINE_RETAIL
 from sqlalchemy import select
 
 from shopkeeper.events.importers import import_orders, open_file
@@ -31,9 +32,7 @@ from shopkeeper.profiles.service import ProfileService
 from shopkeeper.store import Store
 from shopkeeper.store.schema import identities, traits
 
-RETAIL_CSV = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
-)
+RETAIL_CSV = ONLINE_RETAIL
 TARGET_P99_MS = 5.0
 
 

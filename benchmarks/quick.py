@@ -37,9 +37,20 @@ from goals import ENVIRONMENT
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from shared_data import ONLINE_RETAIL, OPEN_BANDIT
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ("benchmark", "measure", "figure", "anchor", "ratio", "goal", "met")
+
+# scripts that read a real dataset from ../shared/data (or SHOPKEEPER_SHARED_DATA): without it they are
+# listed as not run, with where the data was looked for, rather than as crashed
+NEEDS_DATA: dict[str, Path] = {
+    "ope": OPEN_BANDIT,
+    "evaluate": ONLINE_RETAIL,
+    "import_orders": ONLINE_RETAIL,
+    "profiles": ONLINE_RETAIL,
+    "ingest_http": ONLINE_RETAIL,
+}
 
 # script -> the arguments of its quick mode
 QUICK: dict[str, list[str]] = {
@@ -68,6 +79,7 @@ class Run:
     seconds: float
     cpu_seconds: float = 0.0  # of the script and what it started: what a busy machine does not inflate
     goals: list[dict[str, Any]] = field(default_factory=list)
+    why_not_run: str = ""
 
     @property
     def crashed(self) -> bool:
@@ -80,7 +92,7 @@ class Run:
     @property
     def status(self) -> str:
         if self.exit_code is None:
-            return "not run"
+            return f"not run: {self.why_not_run}" if self.why_not_run else "not run"
         if self.exit_code == -signal.SIGTERM:
             return "CRASHED (stopped by SIGTERM: a time limit?)"
         if self.crashed:
@@ -196,6 +208,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     with tempfile.TemporaryDirectory(prefix="shopkeeper-goals-") as tmp:
         for name in args.only or list(QUICK):
+            data = NEEDS_DATA.get(name)
+            if data is not None and not data.exists():
+                missing = f"no data at {data} (SHOPKEEPER_SHARED_DATA names the datasets folder)"
+                runs.append(Run(name, "", None, 0.0, why_not_run=missing))
+                continue
             if (HERE / f"{name}.py").exists():
                 runs.append(run_one(name, Path(tmp) / f"{name}.jsonl", quiet=args.json))
                 if runs[-1].exit_code == -signal.SIGTERM:

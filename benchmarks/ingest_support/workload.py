@@ -9,14 +9,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
+from shared_data import ONLINE_RETAIL
 
-RETAIL_CSV = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
-)
+RETAIL_CSV = ONLINE_RETAIL
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36"
