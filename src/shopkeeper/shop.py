@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 SHOP = Actor("cli", "the shop (in process)")
 
 
-def open_store(settings: Settings, *, serving: bool = False) -> Store:
+def open_store(settings: Settings, *, serving: bool = False, bulk: bool = False) -> Store:
     """Open (and migrate) the store the settings name. `serving`: a server's store, whose PostgreSQL
     round trips are bounded by the settings' timeouts, so that a request answers 503 instead of waiting.
-    A command's long statements (an import, a training, a purge) are not bounded."""
+    A command's long statements (an import, a training, a purge) are not bounded.
+
+    `bulk`: a command that acknowledges once, at its end (an import): its SQLite commits skip the
+    fsync, and it calls `Store.sync()` before it reports success (see there)."""
     timeouts = None
     if serving:
         timeouts = Timeouts(
@@ -45,7 +48,7 @@ def open_store(settings: Settings, *, serving: bool = False) -> Store:
         )
     return Store.open(
         settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_synchronous="NORMAL" if bulk else settings.sqlite_synchronous,
         key_cache_seconds=settings.key_cache_seconds,
         timeouts=timeouts,
     )

@@ -50,9 +50,10 @@ def open_shop(db: str | None) -> Shop:
     return Shop.from_settings(settings_for(db))
 
 
-def open_store(db: str | None) -> Store:
-    """Only the store at `--db`, opened as the shop opens it: for a command that uses no service."""
-    return shop.open_store(settings_for(db))
+def open_store(db: str | None, *, bulk: bool = False) -> Store:
+    """Only the store at `--db`, opened as the shop opens it: for a command that uses no service.
+    `bulk`: see `shopkeeper.shop.open_store` (call `Store.sync()` before reporting success)."""
+    return shop.open_store(settings_for(db), bulk=bulk)
 
 
 def safe_url(url: str) -> str:

@@ -57,19 +57,22 @@ def interactions_of(payload: Mapping[str, Any], at: Any) -> list[Found]:
         if not isinstance(product, dict):
             continue
         item_id = product.get("product_id", _ABSENT)
-        if item_id is _ABSENT:
-            item_id = product.get("sku")
         if type(item_id) is not str:  # an int is taken as its digits; anything else is no item
+            if item_id is _ABSENT:
+                item_id = product.get("sku")
             if isinstance(item_id, bool) or not isinstance(item_id, str | int):
                 continue
             item_id = str(item_id)
         if not item_id:
             continue
         quantity = product.get("quantity", 1)
-        if type(quantity) is not float:
-            if isinstance(quantity, bool) or not isinstance(quantity, int | float):
-                quantity = 1
+        kind_of_quantity = type(quantity)
+        if kind_of_quantity is int:  # the common case (a bool is not an int here: its type is bool)
             quantity = float(quantity)
+        elif kind_of_quantity is not float:
+            quantity = (
+                float(quantity) if isinstance(quantity, int | float) and kind_of_quantity is not bool else 1.0
+            )
         found.append((item_id[:255], kind, at, quantity, message_id))
     return found
 
