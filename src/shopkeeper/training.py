@@ -20,7 +20,7 @@ import numpy as np
 from shopkeeper.errors import InvalidInput
 from shopkeeper.recommend.base import FloatArray, Interactions, Recommender
 from shopkeeper.recommend.explain import ItemNeighbours
-from shopkeeper.recommend.orders import OrderEvents
+from shopkeeper.recommend.orders import DistinctOrderLines, OrderEvents
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import PURCHASE
 from shopkeeper.store.models import ModelVersion
@@ -59,34 +59,12 @@ def load_interactions(store: Store) -> Interactions:
 def store_orders(store: Store) -> OrderEvents:
     """The shop's own purchases as `shopkeeper evaluate` reads an order file: one row per person, item
     and order, people named by their internal number only (the report never needs who they are)."""
-    seen: set[tuple[int, str, str]] = set()
-    people: dict[int, int] = {}
-    items: dict[str, int] = {}
-    rows: list[tuple[int, int, float]] = []
+    lines = DistinctOrderLines()
     read = 0
     for person_id, item_id, message_id, at in store.interactions.purchases():
         read += 1
-        if (person_id, item_id, message_id) in seen:
-            continue
-        seen.add((person_id, item_id, message_id))
-        rows.append(
-            (
-                people.setdefault(person_id, len(people)),
-                items.setdefault(item_id, len(items)),
-                at.timestamp(),
-            )
-        )
-    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return OrderEvents(
-        customer=table[:, 0].astype(np.int64),
-        item=table[:, 1].astype(np.int64),
-        times=table[:, 2].copy(),
-        price=np.zeros(len(rows)),
-        customers=[str(p) for p in people],
-        items=list(items),
-        rows_read=read,
-        rows_kept=read,
-    )
+        lines.add(str(person_id), item_id, message_id, at.timestamp())
+    return lines.events(rows_read=read, rows_kept=read)
 
 
 def recent_popularity(data: Interactions, days: int = POPULARITY_DAYS) -> FloatArray:

@@ -49,3 +49,26 @@ class OrderEvents:
             rows_read=rows_read,
             rows_kept=rows_kept,
         )
+
+
+class DistinctOrderLines:
+    """Collects `OrderEvents` rows: one per distinct (customer, item, order), the first one's time and
+    price, customers and items coded in the order first seen."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str, str]] = set()
+        self._customers: dict[str, int] = {}
+        self._items: dict[str, int] = {}
+        self._rows: list[tuple[int, int, float, float]] = []
+
+    def add(self, customer: str, item: str, order: str, at: float, price: float = 0.0) -> None:
+        if (customer, item, order) in self._seen:
+            return
+        self._seen.add((customer, item, order))
+        code_of_customer = self._customers.setdefault(customer, len(self._customers))
+        self._rows.append((code_of_customer, self._items.setdefault(item, len(self._items)), at, price))
+
+    def events(self, *, rows_read: int, rows_kept: int) -> OrderEvents:
+        return OrderEvents.from_rows(
+            self._rows, list(self._customers), list(self._items), rows_read=rows_read, rows_kept=rows_kept
+        )

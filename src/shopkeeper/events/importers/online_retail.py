@@ -188,15 +188,12 @@ def read_online_retail(path: Path) -> OrderEvents:
     (the interaction weight is the number of distinct invoices), with the first such row's time and price.
     """
     # Only the evaluation reads arrays: importing the recommenders here would load them at every CLI start.
-    from shopkeeper.recommend.orders import OrderEvents  # noqa: PLC0415
+    from shopkeeper.recommend.orders import DistinctOrderLines  # noqa: PLC0415
 
     with open_file(path) as source:
         _check_header(source)
-        seen: set[tuple[str, str, str]] = set()
-        customers: dict[str, int] = {}
-        items: dict[str, int] = {}
+        lines = DistinctOrderLines()
         times: dict[str, float] = {}
-        rows: list[tuple[int, int, float, float]] = []
         read = kept = 0
         for _, row in source.rows(lambda line, error: None):
             read += 1
@@ -211,19 +208,8 @@ def read_online_retail(path: Path) -> OrderEvents:
                 except ValueError:
                     continue
             kept += 1
-            who, code, invoice = customer_id(customer), code.strip(), invoice.strip()
-            if (who, code, invoice) in seen:
-                continue
-            seen.add((who, code, invoice))
-            rows.append(
-                (
-                    customers.setdefault(who, len(customers)),
-                    items.setdefault(code, len(items)),
-                    times[date_text],
-                    float(price),
-                )
-            )
-    return OrderEvents.from_rows(rows, list(customers), list(items), rows_read=read, rows_kept=kept)
+            lines.add(customer_id(customer), code.strip(), invoice.strip(), times[date_text], float(price))
+    return lines.events(rows_read=read, rows_kept=kept)
 
 
 def _check_header(source: Source) -> None:
