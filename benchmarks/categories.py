@@ -20,7 +20,7 @@ from goals import record
 from rich.console import Console
 from rich.table import Table
 
-from shopkeeper.catalog.categorize import OTHER, TitleCategorizer
+from shopkeeper.events.importers.categorize import OTHER, TitleCategorizer
 from shopkeeper.events.importers import open_sample, read_orders
 
 LABELS = Path(__file__).parents[1] / "tests" / "catalog"

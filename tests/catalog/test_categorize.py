@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shopkeeper.catalog.categorize import (
+from shopkeeper.events.importers.categorize import (
     OTHER,
     TitleCategorizer,
     attributes,

@@ -2,7 +2,7 @@
 
 1. A format reader puts every row in an `OrderBook`: grouped into orders, or skipped with a reason.
 2. Items: every product sold gets an item (title: its most common description; price: the latest; a
-   category learned from all the titles, see `shopkeeper.catalog.categorize`). An item already in the
+   category learned from all the titles, see `shopkeeper.events.importers.categorize`). An item already in the
    catalog is only filled in where it is empty; the import never overwrites what a shop set.
 3. Each order becomes one `track` "Order Completed" event, and each return one "Order Refunded" event,
    with a deterministic messageId (`<source>:<order id>`, `<source>:<order id>:refund`). They are written
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Dialect
 
-from shopkeeper.catalog.categorize import categorize
+from shopkeeper.events.importers.categorize import categorize
 from shopkeeper.catalog.items import ItemIn, VariantIn
 from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.importers.book import BadRow, Order, OrderBook

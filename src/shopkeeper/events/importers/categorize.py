@@ -1,5 +1,8 @@
 """Categories and attributes derived from product titles alone, for catalogs that come without them.
 
+The order import reads them from the titles its file carries, and the catalog stores what it derives: a
+pure function of the titles, so it sits with the readers, below the catalog.
+
 English product titles name what the thing is with their head noun: "WHITE HANGING HEART T-LIGHT HOLDER"
 is a holder. A gift shop's titles also come in product lines: the product first, then the design, as in
 "JUMBO BAG DOILEY PATTERNS" (a bag) and "HOT WATER BOTTLE KEEP CALM" (a bottle). Both are read with what
