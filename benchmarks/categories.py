@@ -20,8 +20,8 @@ from goals import record
 from rich.console import Console
 from rich.table import Table
 
-from shopkeeper.events.importers.categorize import OTHER, TitleCategorizer
 from shopkeeper.events.importers import open_sample, read_orders
+from shopkeeper.events.importers.categorize import OTHER, TitleCategorizer
 
 LABELS = Path(__file__).parents[1] / "tests" / "catalog"
 DRAWS = {"test": ("category_labels.csv", 12, 200), "dev": ("category_labels_dev.csv", 7, 80)}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shopkeeper.events.importers import open_sample, read_orders
 from shopkeeper.events.importers.categorize import (
     OTHER,
     TitleCategorizer,
@@ -17,7 +18,6 @@ from shopkeeper.events.importers.categorize import (
     singular,
     words,
 )
-from shopkeeper.events.importers import open_sample, read_orders
 
 
 @pytest.mark.parametrize(

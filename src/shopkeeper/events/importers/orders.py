@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from sqlalchemy import Dialect
 
-from shopkeeper.events.importers.categorize import categorize
 from shopkeeper.catalog.items import ItemIn, VariantIn
 from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.importers.book import BadRow, Order, OrderBook
+from shopkeeper.events.importers.categorize import categorize
 from shopkeeper.events.importers.generic import ColumnMapping, read_generic
 from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
 from shopkeeper.events.importers.online_retail import fill_book, is_online_retail
