@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from shopkeeper.recommend.base import FloatArray, History, IntArray, Interactions, Recommender, top_n
+from shopkeeper.recommend.base import History, IntArray, Interactions, Recommender, top_n
 from shopkeeper.recommend.orders import OrderEvents
 from shopkeeper.recommend.signals import DAY
 
@@ -202,7 +202,3 @@ def result_row(
         "users": metrics.users,
         **extra,
     }
-
-
-def scores_of(model: Recommender, histories: Sequence[History], now: float) -> list[FloatArray]:
-    return [model.score(history, now) for history in histories]

@@ -44,15 +44,9 @@ class ItemNeighbours:
             return np.zeros(self.similarity_.shape[0])
         return np.asarray(self.similarity_[bought].sum(axis=0)).ravel()
 
-    def nearest_in(self, item: int, candidates: np.ndarray) -> tuple[int, float] | None:
-        """Which of `candidates` (items the person has) is most like `item`, and how much."""
-        marked = np.zeros(self.similarity_.shape[0], np.bool_)
-        marked[candidates] = True
-        return self.nearest_marked(item, marked)
-
     def nearest_marked(self, item: int, marked: BoolArray) -> tuple[int, float] | None:
-        """`nearest_in` for candidates given as one flag per item. Quicker when asked for several items
-        (a decision explains up to `n`): the flags are made once, and each answer is a lookup."""
+        """Which of the marked items (the person's, one flag per item) is most like `item`, and how much.
+        The flags are made once for the up to `n` items a decision explains; each answer is a lookup."""
         return strongest_marked(self.similarity_, item, marked)
 
     def save(self, directory: Path) -> None:

@@ -62,19 +62,6 @@ class SqlModelRegistry:
         found = conn.scalar(select(func.max(model_versions.c.version)))
         return None if found is None else int(found)
 
-    def versions(self) -> list[ModelVersion]:
-        query = select(
-            model_versions.c.version,
-            model_versions.c.kind,
-            model_versions.c.created_at,
-            model_versions.c.summary,
-        ).order_by(model_versions.c.version)
-        with self._engine.connect() as conn:
-            return [
-                ModelVersion(r.version, r.kind, r.created_at, orjson.loads(r.summary))
-                for r in conn.execute(query)
-            ]
-
     def unpack(self, version: int, directory: Path) -> ModelVersion:
         """Write a version's files into `directory` (which must be empty) and return its record."""
         with self._engine.connect() as conn:
