@@ -13,7 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
+from shopkeeper.cli._common import (
+    DbOption,
+    JsonOption,
+    console,
+    open_store,
+    print_json,
+    without_cycle_collection,
+)
 from shopkeeper.errors import InvalidInput
 from shopkeeper.events.importers import (
     REASONS,
@@ -178,20 +185,21 @@ def import_orders_command(
     store = open_store(db, bulk=True)
     now = datetime.now(UTC)
     try:
-        report = _run(
-            store,
-            source,
-            format,
-            column_mapping,
-            replay_until=now if sample and not as_recorded else None,
-            show_progress=not as_json and sys.stderr.isatty(),
-        )
-        # Derive the imported people's profiles now, so that the first decision for each of them
-        # doesn't pay for it.
-        started = time.perf_counter()
-        rebuilt = ProfileBuilder(store).refresh_dirty()
-        store.sync()
-        rebuild_seconds = time.perf_counter() - started
+        with without_cycle_collection():
+            report = _run(
+                store,
+                source,
+                format,
+                column_mapping,
+                replay_until=now if sample and not as_recorded else None,
+                show_progress=not as_json and sys.stderr.isatty(),
+            )
+            # Derive the imported people's profiles now, so that the first decision for each of them
+            # doesn't pay for it.
+            started = time.perf_counter()
+            rebuilt = ProfileBuilder(store).refresh_dirty()
+            store.sync()
+            rebuild_seconds = time.perf_counter() - started
     finally:
         store.close()
         source.close()
