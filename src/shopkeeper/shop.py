@@ -125,13 +125,14 @@ class Shop:
         with self._building:
             if self._decider is None:
                 from shopkeeper.decide.pipeline import Decider  # noqa: PLC0415 (the recommenders: on first use)
+                from shopkeeper.decide.placements import placements_from  # noqa: PLC0415
                 from shopkeeper.recommend import load_model  # noqa: PLC0415
 
                 self._decider = Decider(
                     self.store,
                     self.profiles,
                     load_model,
-                    placements=self.settings.placements(),
+                    placements=placements_from(self.settings.placements_json),
                     purposes=self.purposes,
                     warm_people=self.settings.warm_people,
                     experiments=self.experiments,
