@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy import rights
-from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.consent import Purposes, consent_recorder
 from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.settings import Settings
@@ -66,7 +66,11 @@ class Shop:
         self.owns_store = owns_store  # close() closes the store too
         self._serving = serving
         self.purposes = Purposes(settings.consent_purposes, settings.consent_default)
-        self.ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=self.purposes)
+        self.ingestor = Ingestor(
+            store,
+            record_consent=consent_recorder(self.purposes),
+            max_message_bytes=settings.max_message_bytes,
+        )
         self.profiles = ProfileService(store)
         self._building = threading.RLock()
         self._decider: Decider | None = None

@@ -13,6 +13,7 @@ from shopkeeper import InvalidInput, Shop
 from shopkeeper.catalog import parse_items
 from shopkeeper.decide.placements import placements_from
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
@@ -213,7 +214,7 @@ def test_placements_are_configurable(database_url: str) -> None:
 
 
 def test_what_a_merged_person_did_counts_for_the_person_they_joined(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     ingestor.ingest([{"type": "track", "userId": "k1", "event": "Signed Up", "messageId": "m1"}])
     ingestor.ingest(
         [
