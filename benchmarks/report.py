@@ -28,10 +28,10 @@ import pandas as pd
 from goals import record
 from sqlalchemy import insert
 
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS
 from shopkeeper.experiments.assign import choose_arms
 from shopkeeper.experiments.report import ReportSpec, build_report, outcome_span
 from shopkeeper.experiments.service import ExperimentService, audience_reach, new_experiment
-from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.schema import decisions, events
 
@@ -119,7 +119,7 @@ def main() -> None:
         service = ExperimentService(store)
         service.create(
             new_experiment(
-                "bench", "web", [("control", {}), ("treatment", {})], placements=Settings().placements()
+                "bench", "web", [("control", {}), ("treatment", {})], placements=DEFAULT_PLACEMENTS
             )
         )
         fill_time, _ = timed(lambda: fill(store, args.people, args.per_person, args.outcomes, rng))

@@ -15,6 +15,7 @@ from sqlalchemy import event
 
 from ingest_support.workload import Workload
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 
 
@@ -37,7 +38,7 @@ def ingest_in_process(url: str, work: Workload, n_batches: int, warmup: int = 20
         statements += 1
 
     try:
-        ingestor = Ingestor(store)
+        ingestor = Ingestor(store, record_consent=consent_recorder())
         for body in bodies[:warmup]:
             ingestor.ingest(body["batch"], where="batch")
         event.listen(store.engine, "before_cursor_execute", count)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from shopkeeper.decide.placements import DEFAULT_PLACEMENTS, Placement
-from shopkeeper.errors import InvalidInput
 
 DEFAULT_DATABASE_URL = "sqlite:///shopkeeper.db"
 
@@ -31,6 +27,8 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(500 * 1024, description="Largest /v1/batch body (Segment: 500 KB).")
     key_cache_seconds: float = Field(5.0, description="How long a revoked key may still be accepted.")
     log_level: str = "info"
+    # Kept as text: decide reads it (`shopkeeper.decide.placements.placements_from`), since the settings
+    # sit below every layer and import none of them.
     placements_json: str = Field(
         "",
         description='Extra or changed placements, as JSON: {"sidebar": {"n": 4, "max_per_category": 2, '
@@ -133,21 +131,6 @@ class Settings(BaseSettings):
         description="Invalid or expired link tokens a minute per client address, in each worker; past them "
         "the address's link calls get 429. 0 turns the limit off.",
     )
-
-    def placements(self) -> dict[str, Placement]:
-        """The built-in placements, with those in `placements_json` added or replaced."""
-        found = dict(DEFAULT_PLACEMENTS)
-        if not self.placements_json.strip():
-            return found
-        try:
-            raw = json.loads(self.placements_json)
-            for name, options in raw.items():
-                found[name] = Placement(name=name, **options)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise InvalidInput(
-                f"SHOPKEEPER_PLACEMENTS_JSON is not valid: {exc}", field="placements_json"
-            ) from None
-        return found
 
     def with_database(self, url: str | None) -> Settings:
         """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shopkeeper.events.ingest import Ingestor
 from shopkeeper.privacy import rights
-from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.consent import Purposes, consent_recorder
 from shopkeeper.privacy.service import Actor, PrivacyService
 from shopkeeper.profiles.service import Profile, ProfileService
 from shopkeeper.settings import Settings
@@ -69,7 +69,11 @@ class Shop:
         self.owns_store = owns_store  # close() closes the store too
         self._serving = serving
         self.purposes = Purposes(settings.consent_purposes, settings.consent_default)
-        self.ingestor = Ingestor(store, max_message_bytes=settings.max_message_bytes, purposes=self.purposes)
+        self.ingestor = Ingestor(
+            store,
+            record_consent=consent_recorder(self.purposes),
+            max_message_bytes=settings.max_message_bytes,
+        )
         self.profiles = ProfileService(store)
         self._building = threading.RLock()
         self._decider: Decider | None = None
@@ -128,13 +132,14 @@ class Shop:
         with self._building:
             if self._decider is None:
                 from shopkeeper.decide.pipeline import Decider  # noqa: PLC0415 (the recommenders: on first use)
+                from shopkeeper.decide.placements import placements_from  # noqa: PLC0415
                 from shopkeeper.recommend import load_model  # noqa: PLC0415
 
                 self._decider = Decider(
                     self.store,
                     self.profiles,
                     load_model,
-                    placements=self.settings.placements(),
+                    placements=placements_from(self.settings.placements_json),
                     purposes=self.purposes,
                     warm_people=self.settings.warm_people,
                     experiments=self.experiments,

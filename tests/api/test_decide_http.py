@@ -6,13 +6,14 @@ import httpx
 from tests.conftest import LiveServer
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.recommend import train_default
 from shopkeeper.training import train
 
 
 def test_decide_over_http(live_server: LiveServer) -> None:
     store = live_server.store
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             {
                 "type": "track",

@@ -17,6 +17,7 @@ from shopkeeper import InvalidInput, Shop
 from shopkeeper.catalog import parse_items
 from shopkeeper.decide.pipeline import CONTEXT_BYTES
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.recommend import train_default
 from shopkeeper.store.schema import decisions
 from shopkeeper.training import train
@@ -86,7 +87,7 @@ def test_the_context_is_exported_and_erased_with_the_person(shop: Shop) -> None:
 
 def test_over_http_the_context_is_read_and_a_bad_one_is_a_400(live_server: LiveServer) -> None:
     live_server.store.catalog.upsert(parse_items(ITEMS))
-    Ingestor(live_server.store).ingest([order(*o) for o in ORDERS])
+    Ingestor(live_server.store, record_consent=consent_recorder()).ingest([order(*o) for o in ORDERS])
     train(live_server.store, train_default)
     admin = {"Authorization": f"Bearer {live_server.admin_key}"}
     url = f"{live_server.url}/v1/decide"

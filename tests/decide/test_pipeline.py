@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from shopkeeper import InvalidInput, Shop
 from shopkeeper.catalog import parse_items
+from shopkeeper.decide.placements import placements_from
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.models import SqlModelRegistry
@@ -208,11 +210,11 @@ def test_placements_are_configurable(database_url: str) -> None:
         assert len(decision.items) == 2
         assert not {i.item_id for i in decision.items} & {"mug-red", "mug-blue", "bag", "lunch"}
     with pytest.raises(InvalidInput, match="PLACEMENTS_JSON"):
-        Settings(database_url=database_url, placements_json='{"x": {"colour": 1}}').placements()
+        placements_from(Settings(placements_json='{"x": {"colour": 1}}').placements_json)
 
 
 def test_what_a_merged_person_did_counts_for_the_person_they_joined(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     ingestor.ingest([{"type": "track", "userId": "k1", "event": "Signed Up", "messageId": "m1"}])
     ingestor.ingest(
         [

@@ -9,6 +9,7 @@ import pytest
 from shopkeeper.errors import InvalidInput
 from shopkeeper.events.ingest import Ingestor, _Job, correct_skew
 from shopkeeper.events.spec import parse_message
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 
 NOW = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
@@ -27,7 +28,7 @@ def test_without_sent_at_the_timestamp_stands_and_without_either_we_use_receipt(
 
 
 def test_ingested_payload_keeps_original_and_corrected_times(store: Store) -> None:
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             {
                 "type": "track",
@@ -49,7 +50,7 @@ def test_ingested_payload_keeps_original_and_corrected_times(store: Store) -> No
 
 
 def test_message_context_wins_over_batch_context(store: Store) -> None:
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [{"type": "page", "anonymousId": "a", "messageId": "m", "context": {"locale": "de-DE"}}],
         context={"locale": "en-GB", "ip": "192.0.2.1"},
     )
@@ -58,13 +59,15 @@ def test_message_context_wins_over_batch_context(store: Store) -> None:
 
 
 def test_a_message_id_is_generated_when_missing(store: Store) -> None:
-    Ingestor(store).ingest([{"type": "page", "anonymousId": "a"}])
+    Ingestor(store, record_consent=consent_recorder()).ingest([{"type": "page", "anonymousId": "a"}])
     [event] = store.events.for_person(store.person_summary("a").person_id)
     assert len(event["messageId"]) == 36
 
 
 def test_extra_fields_sent_by_sdks_are_kept(store: Store) -> None:
-    Ingestor(store).ingest([{"type": "page", "anonymousId": "a", "messageId": "m", "_metadata": {"x": 1}}])
+    Ingestor(store, record_consent=consent_recorder()).ingest(
+        [{"type": "page", "anonymousId": "a", "messageId": "m", "_metadata": {"x": 1}}]
+    )
     [event] = store.events.for_person(store.person_summary("a").person_id)
     assert event["_metadata"] == {"x": 1}
 
@@ -100,7 +103,7 @@ def _job(ingestor: Ingestor, *messages: dict[str, object]) -> _Job:
 def test_one_call_failing_in_a_group_commit_fails_alone(store: Store) -> None:
     # Calls waiting on the writer go in one transaction; when it fails, each is written on its own, from
     # rows the failed attempt must not have changed (person ids, links and new people are all redone).
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     first = _job(ingestor, {"type": "page", "anonymousId": "a", "messageId": "m1"})
     broken = _job(ingestor, {"type": "page", "anonymousId": "b", "messageId": "m2"})
     broken.rows[0]["bound"] = broken.rows[0]["bound"][:3]  # the database refuses this row

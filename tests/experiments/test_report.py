@@ -16,14 +16,14 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments.service import ExperimentService, new_experiment
-from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.schema import decisions, events
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-PLACEMENTS = Settings().placements()
+PLACEMENTS = DEFAULT_PLACEMENTS
 
 
 def simulate(

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from shopkeeper import InvalidInput, NotFound, Shop
 from shopkeeper.catalog import parse_items
 from shopkeeper.decide.pipeline import Decider
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS
 from shopkeeper.errors import Conflict
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.service import ExperimentService, new_experiment
-from shopkeeper.settings import Settings
 from shopkeeper.store.schema import decisions
 
 ITEMS = [
@@ -37,7 +37,7 @@ ORDERS = [
 HOLDOUT = Holdout()
 IN_HOLDOUT = next(f"held-{i}" for i in range(1000) if HOLDOUT.contains(f"held-{i}"))
 OUT_OF_HOLDOUT = ["ann", "bob", "cat", "dan"]
-PLACEMENTS = Settings().placements()
+PLACEMENTS = DEFAULT_PLACEMENTS
 
 
 def order(user: str, products: list[str], day: int, n: int) -> dict[str, Any]:

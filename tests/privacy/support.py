@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import String, Text, select
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.schema import metadata
 
@@ -39,7 +40,7 @@ def orders(user: str, n: int, *, category: str = "Mugs", start_day: int = 1) -> 
 
 def seed(store: Store) -> Ingestor:
     """PERSON browsed anonymously, then signed up with an email and bought mugs; OTHER bought too."""
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     ingestor.ingest(
         [
             {"type": "page", "anonymousId": ANON, "messageId": "z-page", "timestamp": "2026-02-28T09:00:00Z"},

@@ -15,6 +15,7 @@ from tests.conftest import LiveServer
 from tests.privacy.support import OTHER, PERSON, orders, seed
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.privacy.tokens import issue_link, signing_secret
 from shopkeeper.settings import Settings
 
@@ -221,7 +222,9 @@ def test_a_link_dies_with_its_person_even_when_the_same_user_id_comes_back(live_
 def test_a_link_for_someone_merged_away_is_refused(live_server: LiveServer) -> None:
     """The shop's own code may merge two known people (an explicit alias); both links die with it."""
     token, _ = _attacker(live_server)
-    Ingestor(live_server.store).ingest([{"type": "alias", "previousId": "mallory", "userId": VICTIM}])
+    Ingestor(live_server.store, record_consent=consent_recorder()).ingest(
+        [{"type": "alias", "previousId": "mallory", "userId": VICTIM}]
+    )
     response = httpx.get(
         f"{live_server.url}/v1/people/me/export", headers={"Authorization": f"Bearer {token}"}
     )

@@ -21,6 +21,7 @@ from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, every_text, orders
 
 from shopkeeper.decide.log import DecisionLog
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.privacy.rights import purge
 from shopkeeper.recommend import train_default
 from shopkeeper.settings import Settings
@@ -167,7 +168,9 @@ def test_an_erasure_right_after_a_decision_leaves_no_decision_behind(live_server
     """Fails on the old main: the decision was written by the background log after the erasure."""
     headers = {"Authorization": f"Bearer {live_server.admin_key}"}
     people = [f"shopper-{n}" for n in range(8)]
-    Ingestor(live_server.store).ingest([event for person in people for event in orders(person, 1)])
+    Ingestor(live_server.store, record_consent=consent_recorder()).ingest(
+        [event for person in people for event in orders(person, 1)]
+    )
     for person in people:
         decided = httpx.post(f"{live_server.url}/v1/decide", headers=headers, json={"userId": person})
         assert decided.status_code == 200

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from tests.conftest import LiveServer
 from tests.privacy.support import ANON, EMAIL, OTHER, PERSON, orders, seed
 
+from shopkeeper import Shop
 from shopkeeper.events.ingest import Ingestor
-from shopkeeper.privacy.consent import Purposes
+from shopkeeper.privacy.consent import Purposes, consent_recorder
 from shopkeeper.privacy.tokens import issue_link, issue_token, linked_person, signing_secret
 from shopkeeper.recommend import train_default
 from shopkeeper.settings import Settings
@@ -340,9 +341,12 @@ def test_unknown_people_get_404(live_server: LiveServer) -> None:
         assert response.status_code == 404, (method, path, response.text)
 
 
-def test_ingestor_consent_needs_no_server(store: Any) -> None:
-    """`context.consent` in Segment's shape and in a plain one both land; unknown purposes are ignored."""
-    Ingestor(store).ingest(
+def test_consent_carried_in_events_is_recorded_through_the_shops_wiring(store: Any) -> None:
+    """`context.consent` in Segment's shape and in a plain one both land, read with the shop's own purposes
+    (Shop.from_settings gives its Ingestor privacy's recorder); unknown purposes are ignored. No server."""
+    settings = Settings(database_url=str(store.engine.url), consent_purposes="sms_marketing")
+    shop = Shop.from_settings(settings, store=store)
+    shop.ingest(
         [
             {
                 "type": "identify",
@@ -356,19 +360,21 @@ def test_ingestor_consent_needs_no_server(store: Any) -> None:
                 "userId": "u1",
                 "event": "x",
                 "messageId": "c3",
-                "context": {"consent": {"nope": 1}},
+                "context": {"consent": {"nope": 1, "sms_marketing": False}},
             },
         ]
     )
     with store.engine.connect() as conn:
         person = store.identities.find_person("u1", conn)
-        choices = Purposes().current(conn, person)
+        choices = shop.purposes.current(conn, person)
     assert choices["analytics"].granted is False and choices["analytics"].channel == "event"
+    assert choices["sms_marketing"].granted is False and choices["sms_marketing"].channel == "event"
     assert choices["personalization"].default
+    assert "nope" not in choices
 
 
 def test_consent_given_while_anonymous_stays_after_a_merge(store: Any) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     ingestor.ingest([{"type": "track", "userId": "k1", "event": "Signed Up", "messageId": "k1-1"}])
     ingestor.ingest(
         [

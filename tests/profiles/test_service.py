@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from shopkeeper.catalog import parse_items
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.profiles.service import ProfileService
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
@@ -13,7 +14,7 @@ from shopkeeper.store.traits import SqlTraits, TraitRecord
 
 
 def test_the_airline_case_end_to_end(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     ingestor.ingest(
         [
             {
@@ -70,7 +71,7 @@ def test_the_airline_case_end_to_end(store: Store) -> None:
 
 
 def test_reads_see_writes_without_a_rebuild(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     profiles = ProfileService(store)
     order = {
         "type": "track",
@@ -98,7 +99,7 @@ def test_favourites_use_the_catalog_categories(store: Store) -> None:
             ]
         )
     )
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             {
                 "type": "track",
@@ -119,7 +120,7 @@ def test_favourites_use_the_catalog_categories(store: Store) -> None:
 
 
 def test_a_merge_moves_the_traits_to_the_surviving_person(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     profiles = ProfileService(store)
     ingestor.ingest(
         [
@@ -154,7 +155,7 @@ def test_a_merge_moves_the_traits_to_the_surviving_person(store: Store) -> None:
 
 
 def test_rebuild_all_matches_incremental_reads(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     for n in range(5):
         ingestor.ingest(
             [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.consents import SqlConsents
 from shopkeeper.store.engine import write_transaction
@@ -14,7 +15,7 @@ T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 
 
 def test_the_newest_entry_per_purpose_wins_and_a_merged_persons_entries_count(store: Store) -> None:
-    ingest = Ingestor(store).ingest
+    ingest = Ingestor(store, record_consent=consent_recorder()).ingest
     ingest([{"type": "page", "anonymousId": "anon-1", "messageId": "m1"}])
     anon = store.identities.find_person("anon-1")
     ingest([{"type": "identify", "userId": "u1", "messageId": "m2"}])

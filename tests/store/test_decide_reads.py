@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 
 from shopkeeper.catalog import parse_items
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import PURCHASE, VIEW
 from shopkeeper.store.schema import audit_log, decisions, people
@@ -21,7 +22,9 @@ NOW = datetime(2026, 12, 8, 10, tzinfo=UTC)
 
 
 def _person(store: Store, user_id: str) -> int:
-    Ingestor(store).ingest([{"type": "identify", "userId": user_id, "messageId": f"id-{user_id}"}])
+    Ingestor(store, record_consent=consent_recorder()).ingest(
+        [{"type": "identify", "userId": user_id, "messageId": f"id-{user_id}"}]
+    )
     return store.person_summary(user_id).person_id
 
 
@@ -73,7 +76,7 @@ def _track(user: str, n: int, event: str, item: str, day: int) -> dict[str, Any]
 
 
 def test_history_and_the_recently_active(store: Store) -> None:
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             _track("ann", 1, "Product Viewed", "mug", 3),
             _track("ann", 2, "Order Completed", "bag", 1),

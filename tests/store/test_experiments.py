@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.experiments import Experiment, Variant
@@ -92,7 +93,7 @@ def order(user: str, n: int, hours: int, revenue: Any) -> dict[str, Any]:
 
 
 def test_each_person_counts_once_at_their_first_exposure_with_their_outcomes(store: Store) -> None:
-    ingest = Ingestor(store).ingest
+    ingest = Ingestor(store, record_consent=consent_recorder()).ingest
     ingest(
         [
             {"type": "identify", "userId": "ann", "messageId": "a"},
@@ -153,7 +154,9 @@ def test_each_person_counts_once_at_their_first_exposure_with_their_outcomes(sto
 
 
 def test_an_audiences_trait_rows_and_the_people_known(store: Store) -> None:
-    Ingestor(store).ingest([{"type": "identify", "userId": u, "messageId": u} for u in ("ann", "bob", "cat")])
+    Ingestor(store, record_consent=consent_recorder()).ingest(
+        [{"type": "identify", "userId": u, "messageId": u} for u in ("ann", "bob", "cat")]
+    )
     ann = store.identities.find_person("ann")
     assert ann is not None
     size = TraitRecord(key="size", value="M", source="inferred", updated_at=T0, evidence={})

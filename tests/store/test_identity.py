@@ -6,11 +6,12 @@ import pytest
 
 from shopkeeper.errors import NotFound
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 
 
 def send(store: Store, *messages: dict[str, object]) -> None:
-    Ingestor(store).ingest(list(messages))
+    Ingestor(store, record_consent=consent_recorder()).ingest(list(messages))
 
 
 def test_anonymous_browsing_joins_the_profile_on_identify(store: Store) -> None:
@@ -101,7 +102,7 @@ def test_stitching_within_one_batch(store: Store) -> None:
 
 
 def test_a_resent_message_is_stored_once(store: Store) -> None:
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     first = ingestor.ingest([{"type": "track", "userId": "u", "event": "Ordered", "messageId": "m1"}])
     again = ingestor.ingest(
         [
@@ -143,7 +144,7 @@ def test_unknown_ids_are_not_found(store: Store) -> None:
 def test_a_write_keys_alias_never_merges_known_users(store: Store) -> None:
     """A write key is public: its alias may stitch an anonymous visitor, never two known users, nor give a
     known user a second userId. The refusals are recorded; the shop's own code (no key) still merges."""
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     untrusted = {"key_id": 1}
     send(store, {"type": "track", "userId": "alice", "event": "X", "messageId": "m1"})
     send(store, {"type": "track", "userId": "bob", "event": "X", "messageId": "m2"})

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.schema import identities, people
 
 
 def send(store: Store, *messages: dict[str, Any]) -> None:
-    Ingestor(store).ingest(list(messages))
+    Ingestor(store, record_consent=consent_recorder()).ingest(list(messages))
 
 
 @contextmanager
@@ -117,7 +118,7 @@ def _newcomers(prefix: str, n: int) -> list[dict[str, Any]]:
 
 def test_newcomers_cost_the_same_statements_however_many_they_are(store: Store) -> None:
     # Regression: identity resolution used to run one INSERT per new person and one per new id.
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store, record_consent=consent_recorder())
     with counting_statements(store) as few:
         ingestor.ingest(_newcomers("few", 2))
     with counting_statements(store) as many:
@@ -169,13 +170,13 @@ def test_one_batch_stitches_like_one_message_at_a_time(tmp_path: Any, database_u
     )
     together = Store.open(database_url)
     try:
-        Ingestor(together).ingest(messages)
+        Ingestor(together, record_consent=consent_recorder()).ingest(messages)
         batched = _graph(together, seen)
     finally:
         together.close()
     alone = Store.open(f"sqlite:///{tmp_path / 'alone.db'}")
     try:
-        ingestor = Ingestor(alone)
+        ingestor = Ingestor(alone, record_consent=consent_recorder())
         for message in messages:
             ingestor.ingest([message])
         one_by_one = _graph(alone, seen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.interactions import CART, PURCHASE, VIEW
 
@@ -21,7 +22,7 @@ def track(user: str, event: str, n: int, day: int, *items: str) -> dict[str, Any
 
 
 def test_training_evaluation_and_the_demo_read_the_interactions(store: Store) -> None:
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             track("ann", "Order Completed", 1, 3, "mug", "bag"),
             track("ann", "Order Completed", 2, 1, "mug"),

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 
 
 def send(store: Store, *messages: dict[str, Any]) -> None:
-    Ingestor(store).ingest(list(messages))
+    Ingestor(store, record_consent=consent_recorder()).ingest(list(messages))
 
 
 def at(day: int) -> str:

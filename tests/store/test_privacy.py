@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.consents import SqlConsents
 from shopkeeper.store.engine import write_transaction
@@ -49,7 +50,7 @@ def order(user: str, n: int, day: int) -> dict[str, Any]:
 @pytest.fixture
 def two_people(store: Store) -> tuple[int, int]:
     """ann, who was shown a page before she was known (as anon-1), and bob."""
-    Ingestor(store).ingest(
+    Ingestor(store, record_consent=consent_recorder()).ingest(
         [
             {"type": "identify", "userId": "ann", "anonymousId": "anon-1", "messageId": "a0"},
             order("ann", 1, 0),

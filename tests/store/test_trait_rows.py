@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shopkeeper.events.ingest import Ingestor
+from shopkeeper.privacy.consent import consent_recorder
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.traits import TraitRecord, mark_dirty
@@ -18,7 +19,9 @@ def guess(key: str, value: object) -> TraitRecord:
 
 
 def test_some_traits_and_the_rebuild_mark_in_one_read(store: Store) -> None:
-    Ingestor(store).ingest([{"type": "identify", "userId": "u1", "messageId": "m1"}])
+    Ingestor(store, record_consent=consent_recorder()).ingest(
+        [{"type": "identify", "userId": "u1", "messageId": "m1"}]
+    )
     person = store.identities.find_person("u1")
     assert person is not None
     with write_transaction(store.engine) as conn:
@@ -40,7 +43,7 @@ def test_some_traits_and_the_rebuild_mark_in_one_read(store: Store) -> None:
 
 
 def test_a_rejection_marks_a_rebuild_and_stays_with_the_person_merged_into(store: Store) -> None:
-    ingest = Ingestor(store).ingest
+    ingest = Ingestor(store, record_consent=consent_recorder()).ingest
     ingest([{"type": "page", "anonymousId": "anon-1", "messageId": "m1"}])
     ingest([{"type": "identify", "userId": "u1", "messageId": "m2"}])
     anon, person = store.identities.find_person("anon-1"), store.identities.find_person("u1")

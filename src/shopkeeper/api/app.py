@@ -25,6 +25,7 @@ from shopkeeper.api.openapi import finish_openapi
 from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
+from shopkeeper.decide.placements import placements_from
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
 from shopkeeper.privacy.tokens import signing_secret
 from shopkeeper.settings import Settings
@@ -71,7 +72,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _add_error_handlers(app)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.add_middleware(UnexpectedErrors)  # the outermost of ours: it answers whatever the rest raise
-    finish_openapi(app, purposes=list(shop.purposes.names), placements=sorted(settings.placements()))
+    finish_openapi(
+        app, purposes=list(shop.purposes.names), placements=sorted(placements_from(settings.placements_json))
+    )
     return app
 
 

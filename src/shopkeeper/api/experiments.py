@@ -14,6 +14,7 @@ from shopkeeper.api.body import JsonBodyRoute
 from shopkeeper.api.people import Admin
 from shopkeeper.api.schemas import ExperimentListOut, ExperimentOut, ReportOut, errors, ok
 from shopkeeper.api.state import app_state
+from shopkeeper.decide.placements import placements_from
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
 from shopkeeper.experiments.service import new_experiment
 
@@ -78,7 +79,7 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
         body.name,
         body.placement,
         [(v.name, v.options) for v in body.variants],
-        placements=state.settings.placements(),
+        placements=placements_from(state.settings.placements_json),
         weights=body.weights,
         audience=body.audience,
         bandit=body.bandit,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
+from shopkeeper.decide.placements import placements_from
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
 from shopkeeper.shop import Shop
@@ -102,7 +103,7 @@ def create(
         name,
         placement,
         [_variant(v) for v in variant],
-        placements=settings.placements(),
+        placements=placements_from(settings.placements_json),
         weights=_weights(weights),
         audience=rule,
         bandit=bandit,

@@ -30,7 +30,7 @@ import orjson
 from shopkeeper.decide import reasons
 from shopkeeper.decide.cache import CatalogCache, PersonState, PersonStates
 from shopkeeper.decide.log import Decision, DecisionLog
-from shopkeeper.decide.placements import DEFAULT_PLACEMENTS, Placement, placement_for
+from shopkeeper.decide.placements import DEFAULT_PLACEMENTS, Placement, placement_for, with_arm
 from shopkeeper.decide.reasons import Reason
 from shopkeeper.decide.rules import (
     CatalogRow,
@@ -255,7 +255,7 @@ class Decider:
         arm = self.experiments.assign(
             None, where.name, person_id, user_id, anonymous_id, consented=consented, unit=unit
         )
-        where, n = arm.placement(where, n)
+        where, n = with_arm(where, n, arm.options)
         traits = state.traits if state is not None and consented else {}
         pause = paused(traits, where)
         if pause is not None:

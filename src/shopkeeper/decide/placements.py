@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from shopkeeper.errors import InvalidInput
 
@@ -36,3 +39,30 @@ def placement_for(name: str, placements: dict[str, Placement]) -> Placement:
         known = ", ".join(sorted(placements))
         raise InvalidInput(f"unknown placement {name!r}; known placements: {known}", field="placement")
     return placements[name]
+
+
+def placements_from(placements_json: str) -> dict[str, Placement]:
+    """The built-in placements, with those the `placements_json` setting (SHOPKEEPER_PLACEMENTS_JSON)
+    adds or replaces."""
+    found = dict(DEFAULT_PLACEMENTS)
+    if not placements_json.strip():
+        return found
+    try:
+        raw = json.loads(placements_json)
+        for name, options in raw.items():
+            found[name] = Placement(name=name, **options)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInput(
+            f"SHOPKEEPER_PLACEMENTS_JSON is not valid: {exc}", field="placements_json"
+        ) from None
+    return found
+
+
+def with_arm(where: Placement, n: int, options: Mapping[str, Any]) -> tuple[Placement, int]:
+    """The placement and size with an experiment arm's options applied (they win over the caller's n)."""
+    changes: dict[str, Any] = {k: options[k] for k in ("max_per_category", "repeats") if k in options}
+    if "n" in options:
+        changes["max_n"] = max(where.max_n, int(options["n"]))
+    if changes:
+        where = replace(where, **changes)
+    return where, int(options.get("n", n))

@@ -4,36 +4,59 @@
 One call is one transaction: either every message of a batch is stored (or recognised as a resend), or
 none is and the caller gets a 4xx naming the field. The call returns only after the commit, so an
 acknowledged message survives a crash of the process.
+
+Consent that events carry (`context.consent`) is recorded in the same transaction, by the `record_consent`
+hook the Ingestor is given: privacy's `consent_recorder` in a shop (`Shop.from_settings` wires it), so that
+intake needs nothing from the privacy layer above it.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import orjson
+from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput, PayloadTooLarge
 from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.spec import Message, MessageType, parse_message
-from shopkeeper.privacy.consent import Purposes, record_from_events
 from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.event_log import IngestResult
 
 
+class CarriedConsent(NamedTuple):
+    """The consent a stored event carries in `context.consent`, as sent, with whose and which event it is."""
+
+    person_id: int
+    message_id: str
+    at: datetime
+    consent: Any
+
+
+class ConsentRecorder(Protocol):
+    """Records the consent that stored events carry, on the ingesting transaction's connection."""
+
+    def __call__(self, conn: Connection, carried: Iterable[CarriedConsent], /) -> object: ...
+
+
 class Ingestor:
-    """Takes raw messages in, stores them once each. Thread-safe; one per process is enough."""
+    """Takes raw messages in, stores them once each. Thread-safe; one per process is enough.
+
+    `record_consent` records the consent events carry (see the module docstring); it is required, so that
+    no way of ingesting can leave it out.
+    """
 
     def __init__(
-        self, store: Store, *, max_message_bytes: int = 32 * 1024, purposes: Purposes | None = None
+        self, store: Store, *, record_consent: ConsentRecorder, max_message_bytes: int = 32 * 1024
     ) -> None:
         self._store = store
-        self._purposes = purposes or Purposes()  # for consent carried in `context.consent`
+        self._record_consent = record_consent
         self._max_message_bytes = max_message_bytes
         # One writer per process: calls that arrive while a write is under way are committed together
         # by the next writer (group commit), so a busy server pays one commit for many calls.
@@ -154,7 +177,7 @@ class Ingestor:
         rows = [row for job in jobs for row in job.rows]
         with write_transaction(self._store.engine) as conn:
             persons = append_messages(conn, rows, max(job.now for job in jobs)).persons
-            record_from_events(conn, self._purposes, _consents_carried(rows, persons), actor="event")
+            self._record_consent(conn, _consents_carried(rows, persons))
         results = []
         each = iter(persons)
         for job in jobs:
@@ -165,14 +188,12 @@ class Ingestor:
         return results
 
 
-def _consents_carried(
-    rows: list[NewEvent], persons: list[int | None]
-) -> Iterator[tuple[int, str, datetime, Any]]:
-    """(person, message id, time, consent) for the stored events that carry `context.consent`."""
+def _consents_carried(rows: list[NewEvent], persons: list[int | None]) -> Iterator[CarriedConsent]:
+    """The consent of the stored events that carry `context.consent`."""
     for row, person in zip(rows, persons, strict=True):
         context = row["parsed"].get("context")
         if person is not None and isinstance(context, dict) and "consent" in context:
-            yield person, row["message_id"], row["timestamp"], context["consent"]
+            yield CarriedConsent(person, row["message_id"], row["timestamp"], context["consent"])
 
 
 class _Job:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from shopkeeper.decide.placements import Placement
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, HOLDOUT, NO_CONSENT, PERSONALIZED
 from shopkeeper.experiments.assign import HOLDOUT_SALT, Holdout, choose_arm, unit_float
@@ -68,17 +67,6 @@ class Assignment:
         """Whether the arm is the non-personal popularity baseline: the holdout, or an experiment's
         popularity arm. (Its reasons are worded in `shopkeeper.decide.reasons`.)"""
         return self.cohort == HOLDOUT or self.options.get("model") == "popularity"
-
-    def placement(self, where: Placement, n: int) -> tuple[Placement, int]:
-        """The placement and size with this arm's options applied (they win over the caller's n)."""
-        changes: dict[str, Any] = {
-            k: self.options[k] for k in ("max_per_category", "repeats") if k in self.options
-        }
-        if "n" in self.options:
-            changes["max_n"] = max(where.max_n, int(self.options["n"]))
-        if changes:
-            where = replace(where, **changes)
-        return where, int(self.options.get("n", n))
 
 
 def parse_variant(name: str, options: Any) -> Variant:
@@ -136,7 +124,7 @@ def new_experiment(
     placement: str,
     variants: Sequence[tuple[str, Any]],
     *,
-    placements: dict[str, Placement],
+    placements: Collection[str],
     weights: Sequence[float] | None = None,
     audience: Any = None,
     bandit: bool = False,
@@ -145,7 +133,8 @@ def new_experiment(
     floor: float = DEFAULT_FLOOR,
     outcome_events: Sequence[str] = (),
 ) -> Experiment:
-    """Check everything a new experiment says, precisely, and build it (running from now)."""
+    """Check everything a new experiment says, precisely, and build it (running from now). `placements`
+    names the shop's placements (a dict of them will do)."""
     if not isinstance(name, str) or not _NAME.match(name) or name in _RESERVED:
         raise InvalidInput(
             f"experiment name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput
+from shopkeeper.events.ingest import CarriedConsent, ConsentRecorder
 from shopkeeper.store.consents import SqlConsents
 
 NECESSARY = "necessary"
@@ -167,9 +168,9 @@ def record(
 
 
 def record_from_events(
-    conn: Connection, purposes: Purposes, carried: Iterable[tuple[int, str, datetime, Any]], actor: str
+    conn: Connection, purposes: Purposes, carried: Iterable[CarriedConsent], actor: str
 ) -> int:
-    """Ledger entries for events that carry `context.consent`: (person_id, message_id, at, consent)."""
+    """Ledger entries for events that carry `context.consent`."""
     written = 0
     for person_id, message_id, at, consent in carried:
         changes = purposes.from_event(consent)
@@ -185,6 +186,17 @@ def record_from_events(
                 only_changes=True,
             )
     return written
+
+
+def consent_recorder(purposes: Purposes | None = None) -> ConsentRecorder:
+    """The Ingestor's `record_consent`: consent carried in events goes in the ledger (actor `event`), read
+    with these purposes (the built-in ones by default)."""
+    known = purposes or Purposes()
+
+    def record_carried(conn: Connection, carried: Iterable[CarriedConsent]) -> int:
+        return record_from_events(conn, known, carried, actor="event")
+
+    return record_carried
 
 
 def history(conn: Connection, person_ids: Sequence[int]) -> list[dict[str, Any]]:

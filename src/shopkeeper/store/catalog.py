@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 
-from shopkeeper.catalog.items import ItemIn
 from shopkeeper.errors import NotFound
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import item_history, item_variants, items
@@ -25,6 +24,41 @@ _STOCK = (
 )
 # One row of `SqlCatalog.stock`: an item's title and category, and one variant's attributes and stock.
 StockRow = tuple[str, str, str, dict[str, Any] | None, int | None]
+
+
+class NewVariant(Protocol):
+    """What the store reads of a variant to upsert (the catalog's `VariantIn` is one)."""
+
+    @property
+    def variant_id(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, object]: ...
+    @property
+    def price(self) -> float | None: ...
+    @property
+    def stock(self) -> int | None: ...
+
+
+class NewItem(Protocol):
+    """What the store reads of an item to upsert: checked values, as the catalog's `ItemIn` holds them.
+    (The store sits below the catalog, so it names what it needs rather than importing the catalog's type.)"""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def price(self) -> float | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, object]: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def variants(self) -> Sequence[NewVariant]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +128,13 @@ class SqlCatalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def upsert(self, new_items: Sequence[ItemIn], *, now: datetime | None = None) -> UpsertResult:
+    def upsert(self, new_items: Sequence[NewItem], *, now: datetime | None = None) -> UpsertResult:
         """Create or replace items in one transaction. Unchanged items are left alone, with no history."""
         with write_transaction(self._engine) as conn:
             return self.upsert_in(conn, new_items, now=now)
 
     def upsert_in(
-        self, conn: Connection, new_items: Sequence[ItemIn], *, now: datetime | None = None
+        self, conn: Connection, new_items: Sequence[NewItem], *, now: datetime | None = None
     ) -> UpsertResult:
         now = now or datetime.now(UTC)
         created = updated = unchanged = 0
