@@ -22,6 +22,8 @@ def test_the_layers_contract_is_kept() -> None:
 @pytest.mark.parametrize(
     ("one", "other"),
     [
+        ("catalog", "events"),
+        ("events", "privacy"),
         ("privacy", "profiles"),
         ("profiles", "store"),
         ("recommend.blend", "recommend.registry"),

@@ -17,15 +17,14 @@ every date moves by the same whole number of days, so that the newest order fall
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from sqlalchemy import Dialect
 
-from shopkeeper.catalog.items import ItemIn, VariantIn
 from shopkeeper.events.append import NewEvent, append_messages, new_event
 from shopkeeper.events.importers.book import BadRow, Order, OrderBook
 from shopkeeper.events.importers.categorize import categorize
@@ -34,7 +33,7 @@ from shopkeeper.events.importers.online_retail import SOURCE as ONLINE_RETAIL
 from shopkeeper.events.importers.online_retail import fill_book, is_online_retail
 from shopkeeper.events.importers.source import Source
 from shopkeeper.store import Store
-from shopkeeper.store.catalog import Item
+from shopkeeper.store.catalog import Item, NewItem, NewVariant
 from shopkeeper.store.engine import write_transaction
 
 Format = Literal["online-retail", "generic"]
@@ -89,6 +88,22 @@ class ImportReport:
             "shifted_days": self.shifted_days,
             "newest_order_at": self.newest_order_at.isoformat() if self.newest_order_at else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NewItemFromOrders:
+    """An item the orders sold, new to the catalog, as the store upserts it (a `NewItem`). Its values are
+    checked already, as the catalog's `ItemIn` would check them: ids by `check_id`, prices >= 0 and
+    finite, currency codes, titles of 1 to 1,000 characters, category paths as `categorize` writes them."""
+
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    currency: str | None
+    attributes: Mapping[str, object]
+    created_at: datetime | None
+    variants: Sequence[NewVariant] = ()
 
 
 def read_orders(
@@ -197,12 +212,12 @@ def _save_items(
     categories = categorize(titles)
     existing = store.catalog.get_many(list(seen))
     placed: dict[str, tuple[str, str]] = {}
-    upserts: list[ItemIn] = []
+    upserts: list[NewItem] = []
     for item_id, s in seen.items():
         category = categories[item_id]
         old = existing.get(item_id)
         if old is None:
-            item = ItemIn(
+            item: NewItem = NewItemFromOrders(
                 item_id=item_id,
                 title=titles[item_id],
                 category=category.path,
@@ -213,11 +228,12 @@ def _save_items(
             )
             upserts.append(item)
         else:
-            item = _filled_in(
+            filled = _filled_in(
                 old, category.path, category.attributes, s.latest_price, s.currency, s.first_seen
             )
-            if _differs(item, old):
-                upserts.append(item)
+            if filled != old:
+                upserts.append(filled)
+            item = filled
         placed[item_id] = (item.title, item.category)
     if not upserts:
         return placed, 0, 0, len(seen)
@@ -233,39 +249,15 @@ def _filled_in(
     price: float,
     currency: str | None,
     first_seen: datetime,
-) -> ItemIn:
+) -> Item:
     """`old` with its empty fields filled from the orders, and created no later than its first sale."""
-    return ItemIn.model_validate(
-        {
-            "item_id": old.item_id,
-            "title": old.title,
-            "category": old.category or category,
-            "price": old.price if old.price is not None else price,
-            "currency": old.currency or currency,
-            "attributes": {**attributes, **old.attributes},
-            "created_at": min(old.created_at, first_seen),
-            "variants": [
-                VariantIn.model_validate(
-                    {
-                        "variant_id": v.variant_id,
-                        "attributes": v.attributes,
-                        "price": v.price,
-                        "stock": v.stock,
-                    }
-                )
-                for v in old.variants
-            ],
-        }
-    )
-
-
-def _differs(item: ItemIn, old: Item) -> bool:
-    return (item.category, item.price, item.currency, item.attributes, item.created_at) != (
-        old.category,
-        old.price,
-        old.currency,
-        old.attributes,
-        old.created_at,
+    return replace(
+        old,
+        category=old.category or category,
+        price=old.price if old.price is not None else price,
+        currency=old.currency or currency,
+        attributes={**attributes, **old.attributes},
+        created_at=min(old.created_at, first_seen),
     )
 
 
