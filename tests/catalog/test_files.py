@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +63,17 @@ def test_csv_items_variants_and_attributes() -> None:
     # Without a variant_id, a colour describes the item itself.
     assert items["MUG"].attributes == {"colour": "blue"}
     assert items["MUG"].variants == []
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_csv_with_another_delimiter_reads_alike(delimiter: str) -> None:
+    """The one CSV reader sniffs the delimiter (a European spreadsheet's semicolons, a tab export)."""
+    written = io.StringIO()
+    writer = csv_module.writer(written, delimiter=delimiter, lineterminator="\n")
+    writer.writerows(csv_module.reader(io.StringIO(SHOP_CSV)))
+    again = csv(written.getvalue())
+    assert again.items == csv(SHOP_CSV).items
+    assert (again.lines_read, again.skipped) == (5, [])
 
 
 def test_csv_with_only_the_required_columns_a_bom_crlf_and_blank_lines() -> None:

@@ -269,7 +269,7 @@ BAD_INPUTS = [
         "latin.csv",
         b"g,y\n\xe9,1\n",
         ["--arm", "g", "--control", "a", "--metric", "y"],
-        "not a readable UTF-8",
+        "not UTF-8 text",  # the one CSV reader's words (events/importers/source.py)
     ),
 ]
 

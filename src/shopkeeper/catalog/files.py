@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from shopkeeper.catalog.items import ItemIn, VariantIn, describe
 from shopkeeper.errors import InvalidInput
+from shopkeeper.events.importers.source import first_lines, sniffed_reader
 
 Format = Literal["json", "jsonl", "csv"]
 FORMATS: dict[str, Format] = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -299,7 +300,7 @@ def _parse_csv(data: bytes) -> CatalogFile:
         # Keep going: the rows with bad bytes are skipped, the others read.
         text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
         clean = False
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = sniffed_reader(io.StringIO(text, newline=""), first_lines(text))
     header = _header(reader, clean)
     index = {name.lower(): i for i, name in enumerate(header)}
     missing = [c for c in REQUIRED_COLUMNS if c not in index]

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,57 +18,38 @@ if TYPE_CHECKING:
 TRUE_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
 
-@contextmanager
-def _open_text(path: Path) -> Iterator[io.TextIOBase]:
+def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, list[str]], int]:
+    """The named columns of a CSV (plain or gzip; comma, semicolon, tab or bar separated, as the order
+    importers read it) as strings, and the row count."""
+    from shopkeeper.events.importers.source import open_file  # noqa: PLC0415 (the one CSV reader)
+
     if not path.exists():
         raise InvalidInput(f"no such file: {path}", field="FILE")
     if path.is_dir():
         raise InvalidInput(f"{path} is a directory, not a CSV file", field="FILE")
-    try:
-        raw = path.open("rb")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", field="FILE") from exc
-    with raw:
-        stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
-        yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
+    def refuse(line: int, error: str) -> None:
+        raise InvalidInput(f"{path} is not valid CSV: line {line}: {error}", field="FILE")
 
-def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, list[str]], int]:
-    """The named columns of a CSV (comma, semicolon or tab separated) as strings, and the row count."""
-    try:
-        with _open_text(path) as text:
-            sample = text.read(65536)
-            rest = text.read()
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise InvalidInput(f"{path} is not a readable UTF-8 CSV file ({exc})", field="FILE") from exc
-    content = sample + rest
-    if not content.strip():
-        raise InvalidInput(f"{path} is empty", field="FILE")
-    first_line = content.splitlines()[0]
-    delimiter = max(",;\t", key=first_line.count)
-    reader = csv.reader(io.StringIO(content), delimiter=delimiter)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except (StopIteration, csv.Error) as exc:
-        raise InvalidInput(f"{path} has no header line", field="FILE") from exc
-    missing = [c for c in dict.fromkeys(columns) if c not in header]
-    if missing:
-        shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-        raise InvalidInput(f"no column {missing[0]!r} in {path}; its columns are: {shown}", field=missing[0])
-    index = {c: header.index(c) for c in columns}
-    found: dict[str, list[str]] = {c: [] for c in columns}
-    rows = 0
-    try:
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
+    with open_file(path) as source:
+        header = source.header()
+        missing = [c for c in dict.fromkeys(columns) if c not in header]
+        if missing:
+            shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
+            raise InvalidInput(
+                f"no column {missing[0]!r} in {path}; its columns are: {shown}", field=missing[0]
+            )
+        index = {c: header.index(c) for c in columns}
+        found: dict[str, list[str]] = {c: [] for c in columns}
+        rows = 0
+        for line, row in source.rows(refuse):
+            if all(not cell.strip() for cell in row):
                 continue
             if len(row) < len(header):
                 raise InvalidInput(f"line {line} of {path} has {len(row)} fields, the header {len(header)}")
             for c, i in index.items():
                 found[c].append(row[i].strip())
             rows += 1
-    except csv.Error as exc:
-        raise InvalidInput(f"{path} is not valid CSV: {exc}", field="FILE") from exc
     if rows == 0:
         raise InvalidInput(f"{path} has a header but no rows", field="FILE")
     return found, rows

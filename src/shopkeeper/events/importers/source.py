@@ -7,7 +7,7 @@ import csv
 import gzip
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -65,7 +65,7 @@ class Source:
                 sample = self._text.read(SNIFF_CHARACTERS)
                 sample += self._text.readline()
                 lines = itertools.chain(io.StringIO(sample, newline=""), self._text)
-                self._reader = csv.reader(lines, delimiter=sniff_delimiter(sample))
+                self._reader = sniffed_reader(lines, sample)
                 header = next(self._reader, None)
             except UnicodeDecodeError as exc:
                 raise InvalidInput(
@@ -110,6 +110,18 @@ class Source:
         if self._text is not None:
             self._text.close()
         self.raw.close()
+
+
+def sniffed_reader(lines: Iterable[str], sample: str) -> _Reader:
+    """The one way a CSV is read: a `csv.reader` over `lines` (read with `newline=""`), its delimiter
+    sniffed from `sample`, the text's first whole lines (`first_lines`)."""
+    return csv.reader(lines, delimiter=sniff_delimiter(sample))
+
+
+def first_lines(text: str) -> str:
+    """The sample a delimiter is sniffed from: the first `SNIFF_CHARACTERS`, to the end of that line."""
+    end = text.find("\n", SNIFF_CHARACTERS)
+    return text if end < 0 else text[: end + 1]
 
 
 def sniff_delimiter(sample: str) -> str:
