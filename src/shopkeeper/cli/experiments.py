@@ -11,7 +11,6 @@ from rich.table import Table
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
-from shopkeeper.shop import Shop
 from shopkeeper.wording import counted
 
 app = typer.Typer(
@@ -96,6 +95,7 @@ def create(
         except orjson.JSONDecodeError:
             raise InvalidInput("--audience must be a JSON object", field="audience") from None
     from shopkeeper.experiments.service import new_experiment  # noqa: PLC0415 (numpy, scipy: only here)
+    from shopkeeper.shop import Shop  # noqa: PLC0415 (the services: on first use)
 
     settings = settings_for(db)
     experiment = new_experiment(

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 
-from shopkeeper.catalog.items import ItemIn
 from shopkeeper.errors import NotFound
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import item_history, item_variants, items
+
+if TYPE_CHECKING:  # the pydantic item loads with whoever builds one, not with every store
+    from shopkeeper.catalog.items import ItemIn
 
 _CHUNK = 500
 _STOCK = (
