@@ -2,7 +2,9 @@
 builds the store and the services from settings (the API, the CLI and an embedding program all use it).
 
 Deciding and experiments are built on first use: a command that only reads a profile or makes a key
-never imports the recommenders (scikit-learn, implicit, scipy), which take seconds to load.
+never imports the recommenders (scikit-learn, implicit, scipy), which take seconds to load. Profiles,
+ingestion and the privacy service are built on first use too, so that a command starts fast (issue 13,
+item 10); a server builds all of them at start.
 """
 
 from __future__ import annotations
@@ -12,11 +14,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shopkeeper.events.ingest import Ingestor
-from shopkeeper.privacy import rights
-from shopkeeper.privacy.consent import Purposes, consent_recorder
-from shopkeeper.privacy.service import Actor, PrivacyService
-from shopkeeper.profiles.service import Profile, ProfileService
+from shopkeeper.privacy.consent import Purposes
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.engine import Timeouts
@@ -26,10 +24,11 @@ from shopkeeper.store.identity import Merge, PersonSummary
 if TYPE_CHECKING:
     from shopkeeper.decide.log import Decision
     from shopkeeper.decide.pipeline import Decider
+    from shopkeeper.events.ingest import Ingestor
     from shopkeeper.experiments.service import ExperimentService
+    from shopkeeper.privacy.service import Actor, PrivacyService
+    from shopkeeper.profiles.service import Profile, ProfileService
     from shopkeeper.store.models import ModelVersion
-
-SHOP = Actor("cli", "the shop (in process)")
 
 
 def open_store(settings: Settings, *, serving: bool = False, bulk: bool = False) -> Store:
@@ -69,25 +68,15 @@ class Shop:
         self.owns_store = owns_store  # close() closes the store too
         self._serving = serving
         self.purposes = Purposes(settings.consent_purposes, settings.consent_default)
-        self.ingestor = Ingestor(
-            store,
-            record_consent=consent_recorder(self.purposes),
-            max_message_bytes=settings.max_message_bytes,
-        )
-        self.profiles = ProfileService(store)
         self._building = threading.RLock()
+        self._profiles: ProfileService | None = None
+        self._ingestor: Ingestor | None = None
+        self._privacy: PrivacyService | None = None
         self._decider: Decider | None = None
         self._experiments: ExperimentService | None = None
-        self.privacy = PrivacyService(
-            store,
-            self.profiles,
-            self.ingestor,
-            self.purposes,
-            on_change=self._forget,
-            settle=self.close_decisions,  # an export or erasure first stores the decisions made before it
-        )
-        if serving:
-            self.decider  # noqa: B018 (a server loads the models at start, before it freezes its heap)
+        if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
+            self.privacy  # noqa: B018 (and with it the ingestor)
+            self.decider  # noqa: B018 (and with it the models)
 
     @classmethod
     def from_settings(
@@ -109,6 +98,55 @@ class Shop:
     def open(cls, url: str | None = None, *, settings: Settings | None = None) -> Shop:
         """Open (creating and migrating if needed) the shop at `url`, or at the configured database."""
         return cls.from_settings((settings or Settings()).with_database(url))
+
+    @property
+    def profiles(self) -> ProfileService:
+        """People's profiles: their traits, resolved from what they said, did and what was guessed."""
+        if self._profiles is not None:
+            return self._profiles
+        with self._building:
+            if self._profiles is None:
+                from shopkeeper.profiles.service import ProfileService  # noqa: PLC0415 (on first use)
+
+                self._profiles = ProfileService(self.store)
+            return self._profiles
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """Stores events: the Segment spec's messages, checked and appended to the log."""
+        if self._ingestor is not None:
+            return self._ingestor
+        with self._building:
+            if self._ingestor is None:
+                from shopkeeper.events.ingest import Ingestor  # noqa: PLC0415 (on first use: issue 13, item 10)
+                from shopkeeper.privacy.consent import consent_recorder  # noqa: PLC0415
+
+                self._ingestor = Ingestor(
+                    self.store,
+                    record_consent=consent_recorder(self.purposes),
+                    max_message_bytes=self.settings.max_message_bytes,
+                )
+            return self._ingestor
+
+    @property
+    def privacy(self) -> PrivacyService:
+        """A person's rights: preferences, consent, explanations (and, with `privacy.rights`, export and
+        erasure)."""
+        if self._privacy is not None:
+            return self._privacy
+        with self._building:
+            if self._privacy is None:
+                from shopkeeper.privacy.service import PrivacyService  # noqa: PLC0415 (on first use)
+
+                self._privacy = PrivacyService(
+                    self.store,
+                    self.profiles,
+                    self.ingestor,
+                    self.purposes,
+                    on_change=self._forget,
+                    settle=self.close_decisions,  # an export or erasure first stores earlier decisions
+                )
+            return self._privacy
 
     @property
     def experiments(self) -> ExperimentService:
@@ -278,26 +316,33 @@ class Shop:
 
     def state_preferences(self, external_id: str, preferences: dict[str, Any]) -> dict[str, Any]:
         """Set stated traits (they beat any observed or guessed value). Returns the person's profile."""
-        return self.privacy.state_preferences(external_id, preferences, SHOP)
+        return self.privacy.state_preferences(external_id, preferences, self.privacy_actor)
 
     def set_consent(self, external_id: str, changes: dict[str, bool]) -> dict[str, Any]:
         """Record consent per purpose to the ledger. Returns the choices now and their history."""
-        return self.privacy.set_consent(external_id, changes, SHOP)
+        return self.privacy.set_consent(external_id, changes, self.privacy_actor)
 
     @property
     def privacy_actor(self) -> Actor:
-        return SHOP
+        """The shop itself, acting in process (the CLI, an embedding program)."""
+        from shopkeeper.privacy.service import Actor  # noqa: PLC0415 (loaded with the privacy service)
+
+        return Actor("cli", "the shop (in process)")
 
     def explain(self, external_id: str) -> dict[str, Any]:
-        return self.privacy.explain(external_id, SHOP)
+        return self.privacy.explain(external_id, self.privacy_actor)
 
     def export(self, external_id: str) -> dict[str, Any]:
         """Everything about a person, as JSON, with a readable summary."""
-        return rights.export(self.privacy, self.profiles, self.store, external_id, SHOP)
+        from shopkeeper.privacy import rights  # noqa: PLC0415 (on first use)
+
+        return rights.export(self.privacy, self.profiles, self.store, external_id, self.privacy_actor)
 
     def erase(self, external_id: str) -> dict[str, Any]:
         """Erase the person everywhere. Raises NotFound for an unknown id."""
-        return rights.erase(self.privacy, self.store, external_id, SHOP, forget=self._erased)
+        from shopkeeper.privacy import rights  # noqa: PLC0415 (on first use)
+
+        return rights.erase(self.privacy, self.store, external_id, self.privacy_actor, forget=self._erased)
 
     def _one(self, type_: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestResult:
         message: dict[str, Any] = {"type": type_, **{k: v for k, v in fields.items() if v is not None}}

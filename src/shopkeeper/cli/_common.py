@@ -7,17 +7,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
 
-from shopkeeper import shop
-from shopkeeper.settings import Settings
-from shopkeeper.shop import Shop
-from shopkeeper.store import Store
+if TYPE_CHECKING:
+    from shopkeeper.settings import Settings
+    from shopkeeper.shop import Shop
+    from shopkeeper.store import Store
 
 DbOption = Annotated[
     str | None,
@@ -44,19 +43,29 @@ def _stdout_console() -> Console:
 console = _stdout_console()
 
 
+# The settings, the shop and the store load when a command first uses them, not when the CLI starts:
+# `shopkeeper --help` needs none of them (issue 13, item 10; tests/cli/test_startup.py).
+
+
 def settings_for(db: str | None) -> Settings:
+    from shopkeeper.settings import Settings  # noqa: PLC0415 (pydantic-settings: on first use)
+
     return Settings().with_database(db)
 
 
 def open_shop(db: str | None) -> Shop:
     """The shop at `--db`, built as the server builds its own (`Shop.from_settings`). Close it after."""
+    from shopkeeper.shop import Shop  # noqa: PLC0415 (the services: on first use)
+
     return Shop.from_settings(settings_for(db))
 
 
 def open_store(db: str | None, *, bulk: bool = False) -> Store:
     """Only the store at `--db`, opened as the shop opens it: for a command that uses no service.
     `bulk`: see `shopkeeper.shop.open_store` (call `Store.sync()` before reporting success)."""
-    return shop.open_store(settings_for(db), bulk=bulk)
+    from shopkeeper.shop import open_store as open_settings_store  # noqa: PLC0415 (on first use)
+
+    return open_settings_store(settings_for(db), bulk=bulk)
 
 
 @contextmanager
@@ -77,6 +86,8 @@ def without_cycle_collection() -> Iterator[None]:
 
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for printing."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 (sqlalchemy: on first use)
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from sqlalchemy.engine import make_url
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ def server_url(host: str, port: int) -> str:
 
 def _record_path(database_url: str) -> Path | None:
     """`<database file>.server.json` for a SQLite file database; None for anything else."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 (sqlalchemy: not at the CLI's start)
+
     try:
         url = make_url(database_url)
     except Exception:

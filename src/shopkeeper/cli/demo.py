@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
@@ -13,10 +13,9 @@ from shopkeeper.cli._common import console, safe_url
 from shopkeeper.cli._running import port_in_use, running, server_url
 from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.cli.serve import run_server
-from shopkeeper.events.importers import import_orders
-from shopkeeper.events.importers.source import open_sample
-from shopkeeper.settings import Settings
-from shopkeeper.shop import Shop
+
+if TYPE_CHECKING:
+    from shopkeeper.shop import Shop
 
 DEMO_DATABASE = "sqlite:///shopkeeper-demo.db"
 SHOWN_CUSTOMERS = 3
@@ -34,6 +33,11 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")] = True,
 ) -> None:
     """Create a local shop from the bundled real sample, train, show a few customers' picks, and serve."""
+    # Loaded here, not when the CLI starts (issue 13, item 10).
+    from shopkeeper.events.importers import import_orders, open_sample  # noqa: PLC0415
+    from shopkeeper.settings import Settings  # noqa: PLC0415
+    from shopkeeper.shop import Shop  # noqa: PLC0415
+
     settings = Settings().with_database(db)
     host, port = host or settings.host, port or settings.port
     if serve:

@@ -12,7 +12,6 @@ from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, pri
 from shopkeeper.decide.placements import placements_from
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
-from shopkeeper.shop import Shop
 from shopkeeper.wording import counted
 
 app = typer.Typer(
@@ -97,6 +96,7 @@ def create(
         except orjson.JSONDecodeError:
             raise InvalidInput("--audience must be a JSON object", field="audience") from None
     from shopkeeper.experiments.service import new_experiment  # noqa: PLC0415 (numpy, scipy: only here)
+    from shopkeeper.shop import Shop  # noqa: PLC0415 (the services: on first use)
 
     settings = settings_for(db)
     experiment = new_experiment(

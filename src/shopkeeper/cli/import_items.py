@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_store, print_json
-from shopkeeper.store.catalog import UpsertResult
 
 if TYPE_CHECKING:
     from shopkeeper.catalog.files import CatalogFile
     from shopkeeper.store import Store
+    from shopkeeper.store.catalog import UpsertResult
 
 CHUNK = 250  # items per transaction: each item is written whole, and a rerun picks up where one stopped
 SHOWN_SKIPS = 50
@@ -67,6 +67,8 @@ def _save(store: Store, catalog: CatalogFile, *, show_progress: bool) -> UpsertR
         TextColumn,
         TimeRemainingColumn,
     )
+
+    from shopkeeper.store.catalog import UpsertResult  # noqa: PLC0415 (the store: on first use)
 
     created = updated = unchanged = changes = 0
     progress = Progress(

@@ -6,7 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -22,23 +22,18 @@ from shopkeeper.cli._common import (
     without_cycle_collection,
 )
 from shopkeeper.errors import InvalidInput
-from shopkeeper.events.importers import (
-    REASONS,
-    ColumnMapping,
-    Format,
-    ImportReport,
-    Source,
-    import_orders,
-    load_mapping,
-    open_file,
-    open_sample,
-)
-from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.store import Store
 from shopkeeper.wording import counted
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
+
+    from shopkeeper.events.importers import ColumnMapping, ImportReport, Source
+    from shopkeeper.store import Store
+
+# The importers' `Format`, spelled out here: typer reads it from the signature when the CLI starts, and the
+# importers (pydantic, the catalog, the store) load only for an import (issue 13, item 10). A test checks
+# that both name the same formats (tests/cli/test_startup.py).
+Format = Literal["online-retail", "generic"]
 
 SHOWN_BAD_ROWS = 10
 _COLUMNS = "Generic format: columns"
@@ -143,6 +138,14 @@ def import_orders_command(
     as_json: JsonOption = False,
 ) -> None:
     """Import past orders: people, items and one order event per order. Importing twice changes nothing."""
+    from shopkeeper.events.importers import (  # noqa: PLC0415 (the importers: on first use)
+        ColumnMapping,
+        load_mapping,
+        open_file,
+        open_sample,
+    )
+    from shopkeeper.profiles.builder import ProfileBuilder  # noqa: PLC0415
+
     flags = ColumnMapping(
         order_id=order_id,
         customer_id=customer_id,
@@ -232,6 +235,8 @@ def _run(
         TimeRemainingColumn,
     )
 
+    from shopkeeper.events.importers import import_orders  # noqa: PLC0415 (the importers: on first use)
+
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -279,6 +284,8 @@ def replay_note(report: ImportReport, now: datetime) -> str:
 
 
 def _print_summary(report: ImportReport) -> None:
+    from shopkeeper.events.importers import REASONS  # noqa: PLC0415 (loaded by the import before this)
+
     console.print(
         f"Imported [bold]{escape(report.file)}[/bold] ({report.format}) in {report.seconds:.1f} s: "
         f"{counted(report.orders, 'order')} and {counted(report.returns, 'return')} stored."

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
-from shopkeeper.profiles.service import Profile
-from shopkeeper.profiles.traits import ResolvedTrait
-from shopkeeper.store.identity import Merge, merge_to_json
 from shopkeeper.wording import counted
+
+if TYPE_CHECKING:
+    from shopkeeper.profiles.service import Profile
+    from shopkeeper.profiles.traits import ResolvedTrait
+    from shopkeeper.store.identity import Merge
 
 app = typer.Typer(
     help="Look up people and the merges of their identities; their consent, a preference-centre link, "
@@ -118,6 +120,8 @@ def _evidence(evidence: Mapping[str, object], trait: ResolvedTrait) -> str:
 @app.command("merges")
 def merges(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List every identity merge, and every merge refused because both sides were known users."""
+    from shopkeeper.store.identity import merge_to_json  # noqa: PLC0415 (the store: on first use)
+
     with open_shop(db) as shop:
         found = shop.merges()
     if as_json:

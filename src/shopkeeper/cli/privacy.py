@@ -11,9 +11,6 @@ from rich.table import Table
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
 from shopkeeper.cli._running import running, server_url
 from shopkeeper.errors import InvalidInput
-from shopkeeper.privacy.rights import purge as purge_store
-from shopkeeper.privacy.tokens import issue_link, signing_secret
-from shopkeeper.shop import Shop
 from shopkeeper.wording import counted
 
 PersonArg = Annotated[
@@ -38,6 +35,9 @@ def link(
     as_json: JsonOption = False,
 ) -> None:
     """Print a signed, expiring preference-centre link for one person (no password needed)."""
+    from shopkeeper.privacy.tokens import issue_link, signing_secret  # noqa: PLC0415 (on first use)
+    from shopkeeper.shop import Shop  # noqa: PLC0415
+
     settings = settings_for(db)
     with Shop.from_settings(settings) as shop:
         ttl = timedelta(days=days or settings.link_days)
@@ -130,6 +130,9 @@ def purge(
     as_json: JsonOption = False,
 ) -> None:
     """Delete events, decisions and guesses older than the retention period. Safe to run again."""
+    from shopkeeper.privacy.rights import purge as purge_store  # noqa: PLC0415 (on first use)
+    from shopkeeper.shop import Shop  # noqa: PLC0415
+
     settings = settings_for(db)
     with Shop.from_settings(settings) as shop:
         counts = purge_store(

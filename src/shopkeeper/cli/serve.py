@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shopkeeper.cli._common import DbOption, console, safe_url, settings_for
 from shopkeeper.cli._running import recorded, server_url
 from shopkeeper.errors import InvalidInput
-from shopkeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from shopkeeper.settings import Settings
 
 WORKER_START_SECONDS = 60
 

@@ -6,13 +6,12 @@ one query over the outcome events, and numpy from there on (`shopkeeper.experime
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from sqlalchemy import Engine, and_, func, insert, select, update
 
@@ -20,6 +19,10 @@ from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import decisions, events, experiments, identities, people, traits
 from shopkeeper.store.traits import TraitRecord, to_record
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 ORDER_COMPLETED = "Order Completed"
 _CHUNK = 500
@@ -206,6 +209,8 @@ class SqlExperiments:
         and counted once, in the arm of their earliest exposure. One grouped query, which a covering index
         answers in index order; the rest is numpy.
         """
+        import numpy as np  # noqa: PLC0415 (numpy loads for a report, not with every store: issue 13, item 10)
+
         label = decisions.c.cohort if cohort else decisions.c.arm
         where = decisions.c.cohort.is_not(None) if cohort else decisions.c.experiment == experiment
         query = (
@@ -259,6 +264,8 @@ class SqlExperiments:
 
     def outcomes(self, since: datetime, until: datetime, named: Sequence[str]) -> Outcomes:
         """Orders and named events between `since` and `until`, with people resolved through merges."""
+        import numpy as np  # noqa: PLC0415 (numpy loads for a report, not with every store)
+
         names = [ORDER_COMPLETED, *[n for n in named if n != ORDER_COMPLETED]]
         kinds = {name: i for i, name in enumerate(names)}
         stamp = _epoch_seconds(self._engine, events.c.timestamp)
@@ -345,7 +352,7 @@ def _revenue(payload: str) -> float:
         return 0.0
     for key in ("revenue", "total"):
         value = properties.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     total = 0.0
     for product in properties.get("products") or []:
@@ -353,4 +360,4 @@ def _revenue(payload: str) -> float:
             price, quantity = product.get("price"), product.get("quantity", 1)
             if isinstance(price, int | float) and isinstance(quantity, int | float):
                 total += float(price) * float(quantity)
-    return total if np.isfinite(total) else 0.0
+    return total if math.isfinite(total) else 0.0
