@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.events.ingest import CarriedConsent, ConsentRecorder
 from shopkeeper.store.consents import SqlConsents
+
+if TYPE_CHECKING:  # the hook's types: ingestion itself loads with whoever ingests, not with every command
+    from shopkeeper.events.ingest import CarriedConsent, ConsentRecorder
 
 NECESSARY = "necessary"
 BUILT_IN_PURPOSES = (NECESSARY, "analytics", "personalization", "email_marketing", "staff_outreach")

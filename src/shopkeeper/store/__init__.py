@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shopkeeper.errors import NotFound, StoreError
-from shopkeeper.store.catalog import SqlCatalog
-from shopkeeper.store.decision_log import SqlDecisionLog
 from shopkeeper.store.engine import Timeouts, make_engine, migrate
 from shopkeeper.store.event_log import SqlEventLog
-from shopkeeper.store.experiments import SqlExperiments
 from shopkeeper.store.identity import PersonSummary, SqlIdentityGraph
-from shopkeeper.store.interactions import SqlInteractions
 from shopkeeper.store.keys import SqlKeyStore
-from shopkeeper.store.models import SqlModelRegistry
-from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.schema import people
-from shopkeeper.store.serving import SqlServing
 from shopkeeper.store.traits import SqlTraits
+
+if TYPE_CHECKING:  # each loads with its first use: a command that needs three interfaces loads three
+    from shopkeeper.store.catalog import SqlCatalog
+    from shopkeeper.store.decision_log import SqlDecisionLog
+    from shopkeeper.store.experiments import SqlExperiments
+    from shopkeeper.store.interactions import SqlInteractions
+    from shopkeeper.store.models import SqlModelRegistry
+    from shopkeeper.store.privacy import SqlPrivacy
+    from shopkeeper.store.serving import SqlServing
+
+_LAZY_NAMES = {"SqlCatalog": "catalog", "SqlDecisionLog": "decision_log", "SqlServing": "serving"}
 
 __all__ = [
     "SqlCatalog",
@@ -43,14 +50,52 @@ class Store:
         self.events = SqlEventLog(engine)
         self.identities = SqlIdentityGraph(engine)
         self.keys = SqlKeyStore(engine, cache_seconds=key_cache_seconds)
-        self.catalog = SqlCatalog(engine)
         self.traits = SqlTraits(engine)
-        self.interactions = SqlInteractions(engine)
-        self.models = SqlModelRegistry(engine)
-        self.experiments = SqlExperiments(engine)
-        self.privacy = SqlPrivacy(engine)
-        self.decisions = SqlDecisionLog(engine)
-        self.serving = SqlServing(engine)
+
+    # The others hold nothing but the engine; each is made (and its module loaded) on first use. Two
+    # threads that race on a first use make two alike, and one is kept.
+
+    @cached_property
+    def catalog(self) -> SqlCatalog:
+        from shopkeeper.store.catalog import SqlCatalog  # noqa: PLC0415
+
+        return SqlCatalog(self.engine)
+
+    @cached_property
+    def interactions(self) -> SqlInteractions:
+        from shopkeeper.store.interactions import SqlInteractions  # noqa: PLC0415
+
+        return SqlInteractions(self.engine)
+
+    @cached_property
+    def models(self) -> SqlModelRegistry:
+        from shopkeeper.store.models import SqlModelRegistry  # noqa: PLC0415
+
+        return SqlModelRegistry(self.engine)
+
+    @cached_property
+    def experiments(self) -> SqlExperiments:
+        from shopkeeper.store.experiments import SqlExperiments  # noqa: PLC0415
+
+        return SqlExperiments(self.engine)
+
+    @cached_property
+    def privacy(self) -> SqlPrivacy:
+        from shopkeeper.store.privacy import SqlPrivacy  # noqa: PLC0415
+
+        return SqlPrivacy(self.engine)
+
+    @cached_property
+    def decisions(self) -> SqlDecisionLog:
+        from shopkeeper.store.decision_log import SqlDecisionLog  # noqa: PLC0415
+
+        return SqlDecisionLog(self.engine)
+
+    @cached_property
+    def serving(self) -> SqlServing:
+        from shopkeeper.store.serving import SqlServing  # noqa: PLC0415
+
+        return SqlServing(self.engine)
 
     @classmethod
     def open(
@@ -128,6 +173,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def __getattr__(name: str) -> Any:
+    """`SqlCatalog`, `SqlDecisionLog` and `SqlServing`, still importable from here, loaded when asked."""
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"shopkeeper.store.{module}"), name)
 
 
 def _first_line(exc: Exception) -> str:
