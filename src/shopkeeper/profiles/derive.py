@@ -81,13 +81,13 @@ def _value_key(value: Any) -> bytes:
 
 
 class _Votes(NamedTuple):
-    """One event's votes for favourites: its products' categories, colours and sizes, as (trait, value)
-    -> how many of its products say so, in the order the products come, all with the event's weight."""
+    """One event's votes for favourites: each product's category, colour and size, as (trait, value)
+    in the order the products come, all with the event's weight."""
 
     at: datetime
     weight: float
     message_id: str
-    votes: dict[tuple[str, str], int]
+    votes: list[tuple[str, str]]
 
 
 @dataclass
@@ -230,28 +230,24 @@ def _interact(
     message_id: str,
     catalog: Mapping[str, CatalogEntry],
 ) -> None:
-    votes: dict[tuple[str, str], int] = {}
+    votes: list[tuple[str, str]] = []
     for item_id, product in _items(properties):
         entry = catalog.get(item_id)
-        if entry is None:
-            category, attributes = product.get("category"), _NO_ATTRIBUTES
-        else:
-            category, attributes = product.get("category") or entry.category, entry.attributes
-        if isinstance(category, str) and category:
-            vote = (_CATEGORIES, category)
-            votes[vote] = votes.get(vote, 0) + 1
+        category = product.get("category") or (entry.category if entry else "")
+        attributes = entry.attributes if entry else _NO_ATTRIBUTES
         colour = (
             product.get("colour")
             or product.get("color")
-            or (attributes and (attributes.get("colour") or attributes.get("color")))
+            or attributes.get("colour")
+            or attributes.get("color")
         )
+        size = product.get("size") or attributes.get("size")
+        if isinstance(category, str) and category:
+            votes.append((_CATEGORIES, category))
         if isinstance(colour, str) and colour:
-            vote = (_COLOURS, colour)
-            votes[vote] = votes.get(vote, 0) + 1
-        size = product.get("size") or (attributes and attributes.get("size"))
+            votes.append((_COLOURS, colour))
         if isinstance(size, str) and size:
-            vote = (_SIZES, size)
-            votes[vote] = votes.get(vote, 0) + 1
+            votes.append((_SIZES, size))
     if votes:
         fold.interactions.append(_Votes(at, INTERACTION_WEIGHTS[kind], message_id, votes))
 
@@ -401,7 +397,7 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
     # An event's votes all fade alike: their weight times the decay is worked out once per event.
     weighted = [e.weight * 0.5 ** ((newest - e.at) / FAVOURITE_HALF_LIFE) for e in fold.interactions]
     for event, strength_of_vote in zip(fold.interactions, weighted, strict=True):
-        for (trait, value), times in event.votes.items():
+        for trait, value in event.votes:
             if disliked and trait == _CATEGORIES:
                 if value not in is_disliked:
                     is_disliked[value] = any(within_category(value, d) for d in disliked)
@@ -411,7 +407,7 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
             counter = scores.get(trait)
             if counter is None:
                 counter = scores[trait] = Counter()
-            counter[value] += strength_of_vote * times
+            counter[value] += strength_of_vote
     records = []
     for trait, counter in scores.items():
         ranked = [(v, s) for v, s in counter.most_common() if s > 0]
@@ -425,11 +421,9 @@ def _favourites(fold: _Fold, newest: datetime) -> list[TraitRecord]:
         for event, strength_of_vote in zip(fold.interactions, weighted, strict=True):
             if event.weight <= 0:
                 continue
-            for (voted, value), times in event.votes.items():
+            for voted, value in event.votes:
                 if voted == trait and value in values:
-                    strength[event.message_id] = (
-                        strength.get(event.message_id, 0.0) + strength_of_vote * times
-                    )
+                    strength[event.message_id] = strength.get(event.message_id, 0.0) + strength_of_vote
                     when[event.message_id] = event.at
         strongest = sorted(strength, key=lambda m: (-strength[m], -when[m].timestamp(), m))[:EVIDENCE_IDS]
         cited = sorted(strongest, key=lambda m: (when[m], m))
