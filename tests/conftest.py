@@ -57,7 +57,7 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-def _postgres_schema_url(server: str) -> Iterator[str]:
+def postgres_schema_url(server: str) -> Iterator[str]:
     """A URL whose connections live in a fresh schema of their own, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server)
@@ -78,7 +78,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shop.db'}"
     else:
-        yield from _postgres_schema_url(request.getfixturevalue("postgres_server"))
+        yield from postgres_schema_url(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    yield from _postgres_schema_url(postgres_server)
+    yield from postgres_schema_url(postgres_server)
 
 
 @pytest.fixture

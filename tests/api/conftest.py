@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.tracking_support import Server, schema_url, serve
-from tests.conftest import LiveServer
+from tests.api.tracking_support import Server, serve
+from tests.conftest import LiveServer, postgres_schema_url
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def server(
         path: Path = tmp_path_factory.mktemp("errors") / "shop.db"
         yield from serve(f"sqlite:///{path}", http)
     else:
-        for url in schema_url(request.getfixturevalue("postgres_server")):
+        for url in postgres_schema_url(request.getfixturevalue("postgres_server")):
             yield from serve(url, http)
 
 

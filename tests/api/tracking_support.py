@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +11,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from tests.conftest import serving
 
 from shopkeeper.store import Store
@@ -45,20 +42,6 @@ class Server:
     @property
     def backend(self) -> str:
         return self.store.backend
-
-
-def schema_url(server_url: str) -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def serve(url: str, http: httpx.Client) -> Iterator[Server]:
