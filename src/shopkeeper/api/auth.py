@@ -3,8 +3,11 @@ Basic is there for Segment's SDKs, which send a write key that way; an admin key
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import time
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -46,14 +49,25 @@ def key_from_header(request: Request) -> str | None:
     )
 
 
-def write_key(keys: SqlKeyStore, raw: str | None, body: Any = None) -> ApiKey:
+async def known_key(keys: SqlKeyStore, raw: str) -> ApiKey | None:
+    """The active key `raw` names, or None, without blocking the event loop: the cache answers nearly
+    always; a miss waits here (not in a worker thread) until the keys may be read again, then reads."""
+    asked_at = time.monotonic()
+    answered, key = keys.authenticate_cached(raw)
+    if answered:
+        return key
+    await asyncio.sleep(keys.wait_before_reading())
+    return await run_in_threadpool(partial(keys.authenticate, raw, asked_at=asked_at))
+
+
+async def write_key(keys: SqlKeyStore, raw: str | None, body: Any = None) -> ApiKey:
     """The write key this tracking call carries; admin keys are refused (write keys only ingest)."""
     if raw is None and isinstance(body, dict):
         candidate = body.get("writeKey")
         raw = candidate if isinstance(candidate, str) and candidate else None
     if raw is None:
         raise AuthenticationError(f"no write key: {WRITE_KEY_HELP}", field="Authorization")
-    key = keys.authenticate(raw)
+    key = await known_key(keys, raw)
     if key is None:
         raise AuthenticationError("unknown or revoked write key", field="Authorization")
     if key.kind != "write":
@@ -61,24 +75,14 @@ def write_key(keys: SqlKeyStore, raw: str | None, body: Any = None) -> ApiKey:
     return key
 
 
-def admin_key(keys: SqlKeyStore, request: Request) -> ApiKey:
+async def admin_key_async(keys: SqlKeyStore, request: Request) -> ApiKey:
+    """The admin key the request carries (Bearer), checked."""
     raw = key_from_header(request)
     if raw is None:
         raise AuthenticationError(
             "send the admin key as: Authorization: Bearer <admin key>", field="Authorization"
         )
-    return _admin(keys.authenticate(raw), request)
-
-
-async def admin_key_async(keys: SqlKeyStore, request: Request) -> ApiKey:
-    """`admin_key` without a thread hop when the key cache can answer (nearly always)."""
-    raw = key_from_header(request)
-    if raw is None:
-        return admin_key(keys, request)
-    answered, key = keys.authenticate_cached(raw)
-    if not answered:
-        key = await run_in_threadpool(keys.authenticate, raw)
-    return _admin(key, request)
+    return _admin(await known_key(keys, raw), request)
 
 
 def _admin(key: ApiKey | None, request: Request) -> ApiKey:

@@ -50,6 +50,6 @@ async def get_person(person_ref: str, request: Request) -> dict[str, object]:
     """Ids, merges, event counts, every trait's winning value with its source, evidence and age, and
     consent per purpose. The admin key, or the person's own link token (which may say `me`)."""
     privacy = app_state(request).privacy
-    actor, ref = await run_in_threadpool(authorize, request, person_ref)
+    actor, ref = await authorize(request, person_ref)
     result: dict[str, object] = await run_in_threadpool(privacy.profile, ref, actor)
     return result

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from shopkeeper.api.auth import ADMIN_AS_BASIC, key_from_header, sent_as_basic
+from shopkeeper.api.auth import ADMIN_AS_BASIC, key_from_header, known_key, sent_as_basic
 from shopkeeper.api.body import read_json
 from shopkeeper.api.openapi import ADMIN_ONLY, ADMIN_OR_PERSON
 from shopkeeper.api.schemas import (
@@ -43,27 +43,24 @@ BODY_LIMIT = 64 * 1024
 NEEDS = "send the admin key, or the person's link token, as: Authorization: Bearer <key or token>"
 
 
-def authorize(request: Request, person_ref: str, *, person_allowed: bool = True) -> tuple[Actor, str]:
+async def authorize(request: Request, person_ref: str, *, person_allowed: bool = True) -> tuple[Actor, str]:
     """Who is acting on `person_ref`, and the id to act on: for a link, the `LinkedPerson` it was issued
     for (found by person id and generation, never by an external id that could have moved)."""
     state = app_state(request)
     raw = key_from_header(request)
     if raw is None:
         raise AuthenticationError(NEEDS, field="Authorization")
-    if sent_as_basic(request):  # Basic is for write keys (Segment's SDKs); links and admin keys are Bearer
-        key = None if looks_like_token(raw) else state.store.keys.authenticate(raw)
-        if key is None or key.kind == "admin":
-            raise AuthenticationError(ADMIN_AS_BASIC if key else NEEDS, field="Authorization")
     if looks_like_token(raw):
+        if sent_as_basic(request):  # Basic is for write keys (Segment's SDKs); links are Bearer
+            raise AuthenticationError(NEEDS, field="Authorization")
         if not person_allowed:
             raise PermissionDenied(
                 "a person's link cannot do this; it needs the admin key", field="Authorization"
             )
-        own = verify_token(state.store, state.secret, raw)
-        if person_ref != ME and state.privacy.find(person_ref) != own.person_id:
-            raise PermissionDenied("this link is for another person", field="id")
-        return Actor("person", "person link"), own
-    key = state.store.keys.authenticate(raw)
+        return Actor("person", "person link"), await run_in_threadpool(_linked, state, raw, person_ref)
+    key = await known_key(state.store.keys, raw)
+    if sent_as_basic(request) and (key is None or key.kind == "admin"):
+        raise AuthenticationError(ADMIN_AS_BASIC if key else NEEDS, field="Authorization")
     if key is None:
         raise AuthenticationError("unknown or revoked key", field="Authorization")
     if key.kind != "admin":
@@ -76,8 +73,15 @@ def authorize(request: Request, person_ref: str, *, person_allowed: bool = True)
     return Actor("admin", f"admin key {key.prefix}"), person_ref
 
 
+def _linked(state: Any, raw: str, person_ref: str) -> Any:
+    own = verify_token(state.store, state.secret, raw)
+    if person_ref != ME and state.privacy.find(person_ref) != own.person_id:
+        raise PermissionDenied("this link is for another person", field="id")
+    return own
+
+
 async def _run(request: Request, person_ref: str, work: Any, *, person_allowed: bool = True) -> Any:
-    actor, ref = await run_in_threadpool(authorize, request, person_ref, person_allowed=person_allowed)
+    actor, ref = await authorize(request, person_ref, person_allowed=person_allowed)
     return await run_in_threadpool(work, actor, ref)
 
 

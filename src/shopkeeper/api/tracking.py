@@ -85,7 +85,7 @@ async def _ingest(request: Request, kind: str) -> Response:
         header_key = key_from_header(request)
         limit = settings.max_batch_bytes if kind == "batch" else settings.max_message_bytes
         body = await read_json(request, limit)
-        key = write_key(state.store.keys, header_key, body)
+        key = await write_key(state.store.keys, header_key, body)
         if origin and not key.allows_origin(origin):
             raise PermissionDenied(
                 f"this write key does not allow the browser origin {origin!r}; add it with "

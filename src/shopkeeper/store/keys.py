@@ -21,6 +21,8 @@ from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.schema import api_keys, shop_secrets
 from shopkeeper.store.traits import insert_ignoring_duplicates
 
+MISS_READS_EVERY = 1.0  # seconds: an unknown key makes the keys be read again at most this often
+
 KeyKind = Literal["write", "admin"]
 
 
@@ -109,28 +111,37 @@ class SqlKeyStore:
             raise NotFound(f"no active key with id {key_id}", field="id")
         self._loaded_at = float("-inf")
 
-    def authenticate(self, raw: str) -> ApiKey | None:
-        """The active key `raw` names, or None. Revocations take effect within `cache_seconds`."""
+    def authenticate(self, raw: str, *, asked_at: float | None = None) -> ApiKey | None:
+        """The active key `raw` names, or None. Revocations take effect within `cache_seconds`; a key made
+        elsewhere (the CLI, another worker) is found on its first use, at most a second after the last
+        read. `asked_at`: when the caller was asked (`time.monotonic()`), if it has already waited."""
+        asked_at = time.monotonic() if asked_at is None else asked_at
         answered, key = self.authenticate_cached(raw)
         if answered:
             return key
-        self._reload(time.monotonic())
+        if self._loaded_at < asked_at:  # nobody has read the keys since: wait for the limit, then read
+            time.sleep(self.wait_before_reading())
+            self._reload(since=asked_at)
         return self._cache.get(hash_key(raw))
 
     def authenticate_cached(self, raw: str) -> tuple[bool, ApiKey | None]:
-        """`authenticate`'s answer when the cache can give it without the database: (True, key or
-        None); else (False, None). An async caller answers at once, and reads only when it must."""
-        digest = hash_key(raw)
-        age = time.monotonic() - self._loaded_at
-        # Reload when stale, and on a miss at most once a second (so unknown keys can't hammer the db).
-        if age > self._cache_seconds or (digest not in self._cache and age > 1.0):
-            return False, None
-        return True, self._cache.get(digest)
+        """`authenticate`'s answer when the cache can give it without the database: (True, key) on a
+        fresh hit; else (False, None). An async caller answers at once, and reads only when it must."""
+        key = self._cache.get(hash_key(raw))
+        if key is not None and time.monotonic() - self._loaded_at <= self._cache_seconds:
+            return True, key
+        return False, None
+
+    def wait_before_reading(self) -> float:
+        """How long a miss waits before the keys are read again: the keys are read at most once a second,
+        so unknown keys cannot hammer the database (and a guesser is slowed down)."""
+        return max(0.0, MISS_READS_EVERY - (time.monotonic() - self._loaded_at))
 
     def allowed_origins(self) -> set[str]:
         """Every origin any active write key allows: what a CORS preflight may be told."""
-        if time.monotonic() - self._loaded_at > self._cache_seconds:
-            self._reload(time.monotonic())
+        now = time.monotonic()
+        if now - self._loaded_at > self._cache_seconds:
+            self._reload(since=now)
         return {o for key in self._cache.values() if key.kind == "write" for o in key.allowed_origins}
 
     def secret(self, name: str, new: Callable[[], bytes]) -> bytes:
@@ -146,14 +157,16 @@ class SqlKeyStore:
         assert value is not None
         return bytes(value)
 
-    def _reload(self, now: float) -> None:
+    def _reload(self, *, since: float) -> None:
+        """Read the active keys, unless a read that began after `since` has already done so."""
         with self._lock:
-            if now - self._loaded_at <= 0:
+            if self._loaded_at >= since:
                 return
+            began = time.monotonic()
             with self._engine.connect() as conn:
                 rows = conn.execute(select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
             self._cache = {r.key_hash: _to_key(r) for r in rows}
-            self._loaded_at = time.monotonic()
+            self._loaded_at = began
 
 
 def _to_key(row: object) -> ApiKey:
