@@ -1,0 +1,1 @@
+"""Guarded content: templates whose merge fields are checked for their slot and their source."""
