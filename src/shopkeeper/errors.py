@@ -7,6 +7,7 @@ ShopkeeperError
 ├── PermissionDenied        403  a key of the wrong kind, or a browser origin the key doesn't allow
 ├── NotFound                404  an unknown person or route
 ├── RequestTimeout          408  a body that did not arrive within the read timeout
+├── LintFailed              422  a template with lint findings: each with its line, column, code, message
 └── StoreError              503  the database can't be reached or isn't migrated
     └── StoreUnavailable    503  the database went away, timed out or is full mid-request (retry later)
 """
@@ -60,6 +61,22 @@ class NotFound(ShopkeeperError):
 class RequestTimeout(ShopkeeperError):
     status = 408
     code = "request_timeout"
+
+
+class LintFailed(ShopkeeperError):
+    """A template that lint rejects. `findings`: `{"part", "line", "column", "code", "message"}` each."""
+
+    status = 422
+    code = "lint_failed"
+
+    def __init__(self, message: str, findings: list[dict[str, object]]) -> None:
+        super().__init__(message, field="body")
+        self.findings = findings
+
+    def to_json(self) -> dict[str, object]:
+        body = super().to_json()
+        body["findings"] = self.findings
+        return body
 
 
 class Conflict(ShopkeeperError):

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
         description="Extra consent purposes, comma-separated (e.g. `sms_marketing,partners`). Built in: "
         "necessary, analytics, personalization, email_marketing, staff_outreach.",
     )
+    shop_name: str = Field(
+        "",
+        max_length=100,
+        description="The shop's name, for templates that read `shop_name` (empty: their fallback).",
+    )
+    sensitive_categories: str = Field(
+        "",
+        description="Sensitive categories, comma-separated words, matched as whole words on trait keys and "
+        "item categories: copy never mentions a guess in one, and lint refuses a field that reads one. "
+        "Empty: the built-in list (health, pregnancy, children, religion, debt, ... see docs/content.md).",
+    )
     retention_days: int = Field(
         1095, ge=1, description="`maintenance purge` deletes events and decisions older than this."
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shopkeeper.privacy.consent import Purposes
@@ -22,6 +22,8 @@ from shopkeeper.store.event_log import IngestResult
 from shopkeeper.store.identity import Merge, PersonSummary
 
 if TYPE_CHECKING:
+    from shopkeeper.content.service import ContentService, Message
+    from shopkeeper.content.template import Template
     from shopkeeper.decide.log import Decision
     from shopkeeper.decide.pipeline import Decider
     from shopkeeper.events.ingest import Ingestor
@@ -74,6 +76,7 @@ class Shop:
         self._privacy: PrivacyService | None = None
         self._decider: Decider | None = None
         self._experiments: ExperimentService | None = None
+        self._content: ContentService | None = None
         if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
             self.privacy  # noqa: B018 (and with it the ingestor)
             self.decider  # noqa: B018 (and with it the models)
@@ -184,6 +187,82 @@ class Shop:
                     on_prepared=_freeze_heap if self._serving else None,
                 )
             return self._decider
+
+    @property
+    def content(self) -> ContentService:
+        """Templates, and messages made from them with every merge field guarded."""
+        if self._content is not None:
+            return self._content
+        with self._building:
+            if self._content is None:
+                from shopkeeper.content.sensitive import DEFAULT_SENSITIVE, Sensitive  # noqa: PLC0415
+                from shopkeeper.content.service import ContentService  # noqa: PLC0415 (Jinja2: on first use)
+
+                sensitive = Sensitive(self.settings.sensitive_categories or DEFAULT_SENSITIVE)
+                self._content = ContentService(
+                    self.store,
+                    self.profiles,
+                    self.purposes,
+                    sensitive=sensitive,
+                    pick=self._picks,
+                    link=self._preferences_url,
+                    shop_name=self.settings.shop_name,
+                )
+            return self._content
+
+    def render(
+        self,
+        template: str | Template | dict[str, Any],
+        person: str,
+        context: dict[str, Any] | None = None,
+        *,
+        variant: str | None = None,
+    ) -> Message:
+        """`template` (a saved template's name, or a template as JSON) for the person known by `person`,
+        every merge field guarded. `context`: the moment's `item`, `items` and `moment`; without `items`,
+        decide's picks for the channel are shown (and logged as an exposure). A message that cannot be
+        made well is not made: `aborted` says why."""
+        return self.content.render(template, person, context, variant=variant)
+
+    def _preferences_url(self, person: str | None) -> str:
+        """The person's signed preference-centre link, at the shop's public URL (else this server's);
+        for no person, the centre's page itself."""
+        from shopkeeper.privacy.tokens import issue_link, signing_secret  # noqa: PLC0415
+
+        base = (self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}").rstrip("/")
+        if person is None:
+            return f"{base}/preferences"
+        ttl = timedelta(days=self.settings.link_days)
+        token = issue_link(self.store, signing_secret(self.store, self.settings), person, ttl=ttl)
+        return f"{base}/preferences#token={token}"
+
+    def _picks(self, person: str | None, placement: str, n: int, exposure: bool) -> list[dict[str, Any]]:
+        """decide's picks, as a template shows them: each with its first reason and its catalog facts."""
+        from shopkeeper.errors import NotFound  # noqa: PLC0415
+
+        decision = self.decider.decide(
+            user_id=person,
+            anonymous_id=None if person else "template-preview",
+            placement=placement,
+            n=n,
+            log=exposure,
+        )
+        picks = []
+        for chosen in decision.items:
+            entry: dict[str, Any] = {"item_id": chosen.item_id, "title": chosen.title}
+            if chosen.reasons:
+                entry["reason"] = chosen.reasons[0].text
+            try:
+                item = self.store.catalog.get(chosen.item_id)
+            except NotFound:
+                item = None
+            if item is not None:
+                entry.update({"category": item.category, "price": item.price, "currency": item.currency})
+                for key in ("url", "image_url"):
+                    if isinstance(item.attributes.get(key), str):
+                        entry[key] = item.attributes[key]
+            picks.append({k: v for k, v in entry.items() if v is not None})
+        return picks
 
     def __enter__(self) -> Shop:
         return self

@@ -499,3 +499,62 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
 def model_body(model: type[BaseModel], **extra: Any) -> dict[str, Any]:
     """`json_body` for a pydantic model, with extra JSON Schema keywords (e.g. `minProperties=1`)."""
     return json_body({**model.model_json_schema(), **extra})
+
+
+# ---- content ----------------------------------------------------------------------------------------
+
+
+class FindingOut(Strict):
+    part: str = Field(description="fields, text, subject, preheader, html, or variants.<name>.<part>")
+    line: int = Field(description="1-based, in the part's own text")
+    column: int = Field(description="1-based")
+    code: str = Field(description="e.g. unknown_field, no_fallback, http_link, forbidden, syntax")
+    message: str = Field(description="What is wrong, and the fix")
+
+
+class LintFailedOut(Strict):
+    """422: the template was not saved; every lint finding."""
+
+    error: ErrorDetail
+    findings: list[FindingOut]
+
+
+class TemplateSummaryOut(Strict):
+    name: str
+    version: int = Field(description="Every save is a new version, from 1")
+    channel: Literal["email", "web", "staff"]
+    saved_at: str
+    saved_by: str
+
+
+class TemplateOut(TemplateSummaryOut):
+    """A template, its latest version (or the one asked for), as it was saved."""
+
+    template: dict[str, Json] = Field(description="The template's JSON, as saved")
+    aborts: list[dict[str, Json]] = Field(
+        description="Messages not produced, per version and reason: {version, reason, count, last_at}"
+    )
+
+
+class TemplatesOut(Strict):
+    templates: list[TemplateSummaryOut]
+
+
+class FieldUseOut(Strict):
+    name: str
+    value: Json = Field(description="What went into the copy (a string; item(s) for those slots)")
+    source: str | None = Field(description="stated, observed or inferred; null when the fallback was used")
+    fallback_used: bool
+
+
+class PreviewOut(Strict):
+    person: str = Field(description="The id asked for, or `hostile: <label>` for a built-in hostile profile")
+    subject: str | None
+    html: str | None
+    text: str | None
+    fields: list[FieldUseOut]
+    aborted: str | None = Field(description="Why the message would not be produced; null when it would be")
+
+
+class PreviewsOut(Strict):
+    previews: list[PreviewOut]

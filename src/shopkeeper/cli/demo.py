@@ -68,6 +68,7 @@ def demo(
         for user_id in _customers(shop):
             _show(shop, user_id)
         _show_newcomer(shop)
+        _show_email(shop, _customers(shop)[0], db)
         keys = shop.store.keys.list()
         new_keys: list[tuple[str, str]] = []
         if not keys:
@@ -135,6 +136,26 @@ def _show(shop: Shop, user_id: str) -> None:
     for rank, item in enumerate(decision.items, 1):
         table.add_row(str(rank), item.title or item.item_id, "; ".join(r.text for r in item.reasons))
     console.print(table)
+
+
+def _show_email(shop: Shop, user_id: str, db: str) -> None:
+    """Load the shipped templates, and preview the "picked for you" email for one customer (a preview:
+    nothing is sent, nor logged as an exposure)."""
+    from shopkeeper.content import EXAMPLES  # noqa: PLC0415
+
+    saved = shop.content.load(EXAMPLES, by="demo")
+    [message] = shop.content.preview("picked_for_you", [user_id])
+    names = ", ".join(f"{t.name} (version {t.version})" for t in saved)
+    console.print(f"Templates: {names}.")
+    if message.aborted is not None:
+        console.print(f'Customer {user_id}\'s "picked for you" email would not go out: {message.aborted}')
+    else:
+        console.print(f'Customer {user_id}\'s "picked for you" email: {message.subject}', markup=False)
+    console.print(
+        "See it whole, and against hostile names: shopkeeper content preview picked_for_you "
+        f"--person {user_id} --hostile --db {safe_url(db)}",
+        markup=False,
+    )
 
 
 def _show_newcomer(shop: Shop) -> None:

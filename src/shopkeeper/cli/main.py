@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from shopkeeper.cli import demo, evaluate, experiments, imports, keys, lift, people, serve, train
+from shopkeeper.cli import content, demo, evaluate, experiments, imports, keys, lift, people, serve, train
 from shopkeeper.cli import privacy as rights
 from shopkeeper.errors import ShopkeeperError
 
@@ -29,6 +29,7 @@ for name in ("link", "export", "erase", "consent"):
     people.app.command(name)(getattr(rights, name))
 app.add_typer(rights.maintenance, name="maintenance")
 app.add_typer(imports.app, name="import")
+app.add_typer(content.app, name="content")
 app.command("train")(train.train)
 
 

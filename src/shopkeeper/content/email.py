@@ -26,8 +26,8 @@ from collections import Counter
 from typing import Any
 
 import css_inline
-import lxml.etree  # type: ignore[import-untyped]  # inscriptis's parser: its error log says what it cut
-import lxml.html  # type: ignore[import-untyped]
+import lxml.etree  # inscriptis's parser: its error log says what it cut
+import lxml.html
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
 from inscriptis.html_properties import Display

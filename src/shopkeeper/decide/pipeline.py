@@ -224,10 +224,12 @@ class Decider:
         placement: str = "web",
         n: int | None = None,
         context: dict[str, Any] | None = None,
+        log: bool = True,
     ) -> Decision:
         """What to show the person in `placement`, and why. `context` is what the caller knows of the
         moment (the page, the item being viewed, ...): logged with the decision, and read by the rules
-        (`shopkeeper.decide.rules.viewing`)."""
+        (`shopkeeper.decide.rules.viewing`). `log=False`: a look that shows nobody anything (a template's
+        preview), so not an exposure."""
         where = placement_for(placement, self._placements)
         logged_context = _context_json(context)
         n = where.n if n is None else n
@@ -276,6 +278,8 @@ class Decider:
         if note is not None:
             decision.reasons.append(note)
         decision = replace(decision, cohort=arm.cohort, experiment=arm.experiment, arm=arm.arm)
+        if not log:
+            return decision
         self.log.log(
             {
                 "decision_id": decision.decision_id,

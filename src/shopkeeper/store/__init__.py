@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each loads with its first use: a command that needs three i
     from shopkeeper.store.models import SqlModelRegistry
     from shopkeeper.store.privacy import SqlPrivacy
     from shopkeeper.store.serving import SqlServing
+    from shopkeeper.store.templates import SqlTemplates
 
 _LAZY_NAMES = {"SqlCatalog": "catalog", "SqlDecisionLog": "decision_log", "SqlServing": "serving"}
 
@@ -42,8 +43,8 @@ __all__ = [
 
 class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
-    `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes)
-    and `serving` (what decide reads)."""
+    `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes),
+    `serving` (what decide reads) and `templates`."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -96,6 +97,12 @@ class Store:
         from shopkeeper.store.serving import SqlServing  # noqa: PLC0415
 
         return SqlServing(self.engine)
+
+    @cached_property
+    def templates(self) -> SqlTemplates:
+        from shopkeeper.store.templates import SqlTemplates  # noqa: PLC0415
+
+        return SqlTemplates(self.engine)
 
     @classmethod
     def open(

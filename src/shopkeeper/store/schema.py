@@ -348,3 +348,29 @@ experiments = Table(
     Column("stopped_at", UtcDateTime, nullable=True),
     Index(None, "placement", "status"),
 )
+
+# ---- content -----------------------------------------------------------------------------------
+
+# Every save of a template is a new version; a message records the version it used.
+templates = Table(
+    "templates",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("channel", String(16), nullable=False),  # email | web | staff
+    Column("body", Text, nullable=False),  # the template as JSON, as it was saved
+    Column("saved_at", UtcDateTime, nullable=False),
+    Column("saved_by", String(64), nullable=False),  # "admin key sk_a_xxxx", "cli", "files"
+)
+
+# Messages not produced: counted per template version and reason (a reason names a field and a rule,
+# never a person or a value).
+template_aborts = Table(
+    "template_aborts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("reason", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+)
