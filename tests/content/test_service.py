@@ -244,3 +244,33 @@ def test_hostile_previews_never_embarrass(shop: Shop) -> None:
 def parse_example(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = orjson.loads((EXAMPLES / f"{name}.json").read_bytes())
     return loaded
+
+
+def test_a_caller_s_price_far_from_the_catalog_s_is_not_shown(shop: Shop) -> None:
+    shop.identify(user_id="ann", traits={"firstName": "Ann"})
+    shop.state_preferences("ann", {"size": "M"})
+    priced = {
+        **BACK_IN_STOCK,
+        "html": BACK_IN_STOCK["html"]
+        + "{% if item.price_text is defined %}<p>{{ item.price_text }}</p>{% endif %}",
+    }
+    near = shop.render(
+        priced, "ann", {"item": {"item_id": "mug-red", "title": "Red mug", "price": 2.25, "currency": "GBP"}}
+    )
+    assert near.html is not None and "<p>£2.25</p>" in near.html
+    typo = shop.render(
+        priced, "ann", {"item": {"item_id": "mug-red", "title": "Red mug", "price": 225, "currency": "GBP"}}
+    )
+    assert typo.aborted is None and typo.html is not None and "£" not in typo.html  # 90x the catalog's 2.50
+
+
+def test_a_saved_template_is_linted_again_before_it_is_sent(database_url: str) -> None:
+    with Shop.open(database_url) as shop:
+        shop.content.save("back", BACK_IN_STOCK, by="tests")
+        shop.identify(user_id="ann", traits={"firstName": "Ann"})
+    from shopkeeper.settings import Settings  # noqa: PLC0415
+
+    stricter = Settings(database_url=database_url, sensitive_categories="size")
+    with Shop.from_settings(stricter) as shop, pytest.raises(LintFailed) as refused:
+        shop.render("back", "ann", TEE)
+    assert [f["code"] for f in refused.value.findings] == ["sensitive_field"]

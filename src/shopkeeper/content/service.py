@@ -101,6 +101,7 @@ class ContentService:
         self._pick = pick
         self._link = link  # the person's preference-centre link (None: the page itself, for previews)
         self._shop_name = shop_name
+        self._checked: dict[tuple[str, int], Template] = {}  # saved versions linted by this process
         self._now = now or (lambda: datetime.now(UTC))
 
     # ---- templates ------------------------------------------------------------------------------
@@ -170,6 +171,8 @@ class ContentService:
         values, locale, currency = self._values(parsed, person_id)
         values.update(self._shop_values(parsed, person if count else None))  # a preview signs no link
         given = dict(context or {})
+        if isinstance(given.get("item"), Mapping):
+            given["item"] = self._with_catalog_price(given["item"])
         if "items" in parsed.provided_names() and "items" not in given and self._pick is not None:
             given["items"] = self._picks(person, parsed.channel, exposure=count)
         message = self._finish(name, version, person, variant, parsed, values, given, locale, currency)
@@ -219,7 +222,24 @@ class ContentService:
         if isinstance(template, Mapping):
             return None, None, self.check(dict(template))
         stored = self.get(template)
-        return stored.name, stored.version, parse_template(stored.body)
+        key = (stored.name, stored.version)
+        parsed = self._checked.get(key)
+        if parsed is None:  # lint before every send: once per version in this process (the sensitive list
+            parsed = self.check(stored.body)  # may have changed since it was saved)
+            self._checked[key] = parsed
+        return stored.name, stored.version, parsed
+
+    def _with_catalog_price(self, item: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The caller's item, with the catalog's price beside its own (the slot check refuses a price far
+        from it: a typo, or a price from another currency)."""
+        item_id = item.get("item_id")
+        if not isinstance(item_id, str) or "price" not in item:
+            return item
+        try:
+            known = self._store.catalog.get(item_id)
+        except NotFound:
+            return item
+        return item if known.price is None else {**item, "catalog_price": known.price}
 
     def _find(self, person: str) -> int:
         person_id = self._store.identities.find_person(person)

@@ -510,7 +510,8 @@ def _item_field(key: str, raw: Any) -> Any:
 
 def _item(value: Any, context: _Context) -> Checked:
     """A catalog item: a mapping with a usable `title` (cut to 120). A bad `url` or `image_url` is
-    dropped, not the item; `price` with a currency (the item's own, else the check's) adds `price_text`.
+    dropped, not the item; `price` with a currency (the item's own, else the check's) adds `price_text`,
+    unless it is far from the item's `catalog_price` (when the caller's price is not the catalog's own).
     Other keys stay when they are plain names with str, int, float or bool values (strings cleaned)."""
     if not isinstance(value, Mapping):
         return _fail("not an item")
@@ -525,9 +526,11 @@ def _item(value: Any, context: _Context) -> Checked:
                 item[key] = kept
     if "price" in item:
         currency = item.get("currency") if "currency" in value else context.currency
-        price = _money_text(item["price"], currency, None, context.locale)
+        price = _money_text(item["price"], currency, item.pop("catalog_price", None), context.locale)
         if price.value is not None:
             item["price_text"] = price.value
+        elif price.reason == "far from the catalog price":
+            del item["price"]  # a price the catalog does not back is not shown at all
     return Checked(item, None)
 
 
