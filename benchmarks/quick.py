@@ -66,6 +66,7 @@ QUICK: dict[str, list[str]] = {
     "faults": ["--quick"],
     "api_fuzz": ["--cases", "500"],  # its --quick (1,000 cases) runs in the slow tests already
     "cli_start": ["--quick"],
+    "content": ["--quick"],
 }
 
 

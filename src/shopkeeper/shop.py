@@ -77,6 +77,7 @@ class Shop:
         self._decider: Decider | None = None
         self._experiments: ExperimentService | None = None
         self._content: ContentService | None = None
+        self._link_secret: bytes | None = None
         if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
             self.privacy  # noqa: B018 (and with it the ingestor)
             self.decider  # noqa: B018 (and with it the models)
@@ -232,8 +233,10 @@ class Shop:
         base = (self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}").rstrip("/")
         if person is None:
             return f"{base}/preferences"
+        if self._link_secret is None:  # read once: it never changes while the shop runs
+            self._link_secret = signing_secret(self.store, self.settings)
         ttl = timedelta(days=self.settings.link_days)
-        token = issue_link(self.store, signing_secret(self.store, self.settings), person, ttl=ttl)
+        token = issue_link(self.store, self._link_secret, person, ttl=ttl)
         return f"{base}/preferences#token={token}"
 
     def _picks(self, person: str | None, placement: str, n: int, exposure: bool) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from typing import Any
 
+import orjson
 import pytest
 
 from shopkeeper.content.render import Value, render
@@ -173,3 +174,79 @@ def test_server_side_template_injection_is_refused_in_bounded_time(payload: str)
     assert peak < 20 * 1024 * 1024  # a bomb is refused before it is built (a gigabyte), not after
     assert done.aborted is not None, payload
     assert done.html is None
+
+
+@pytest.mark.parametrize("payload", SSTI)
+def test_every_injection_payload_inside_a_trait_is_inert_data(payload: str) -> None:
+    """The same payloads as a person's values (a note they typed, their name): never template source."""
+    noted = template(
+        html="<p>Hi {{ first_name }}: {{ note }}</p>",
+        fields={
+            **BACK_IN_STOCK["fields"],
+            "note": {"slot": "text", "from": "note", "fallback": "thanks", "weakest_source": "stated"},
+        },
+    )
+    values = {
+        "firstName": Value(payload, "stated"),
+        "note": Value(payload, "stated"),
+        "size": Value("42", "stated"),
+    }
+    tracemalloc.start()
+    try:
+        done = render(noted, values, provided=ITEM)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
+    assert done.aborted is None and done.html is not None and done.subject is not None
+    for shown in (done.html, done.subject):
+        assert "{{" not in shown and "{%" not in shown  # a raw tag never reaches output
+        assert "<class" not in shown and "&lt;class" not in shown and "999999" not in shown
+
+
+@pytest.mark.parametrize("example", ["back_in_stock", "picked_for_you"])
+@pytest.mark.parametrize("first_name", ["Ann", "O'Brien & <Co>", "محمد"])
+def test_the_text_part_made_once_from_the_template_reads_as_each_email_s_own_would(
+    example: str, first_name: str
+) -> None:
+    """The text part's template is made from the HTML template once (inscriptis); it must say what
+    inscriptis would say of each rendered email."""
+    from shopkeeper.content import EXAMPLES  # noqa: PLC0415
+    from shopkeeper.content.email import text_from_html  # noqa: PLC0415
+    from shopkeeper.content.render import text_template  # noqa: PLC0415
+
+    body = orjson.loads((EXAMPLES / f"{example}.json").read_bytes())
+    parsed = parse_template(body)
+    assert text_template(parsed.html) is not None  # the examples take the cheap path
+    picks = [
+        {
+            "title": "Red mug",
+            "reason": "Because you bought Blue mug on 2 Dec 2026",
+            "price": 2.5,
+            "currency": "GBP",
+        },
+        {"title": "Lunch bag", "reason": "Popular this week", "url": "https://shop.example/bag"},
+    ]
+    values = {
+        "firstName": Value(first_name, "stated"),
+        "size": Value("M", "stated"),
+        "preferences_url": Value("https://shop.example/preferences#token=x", "observed"),
+    }
+    item = {"title": "Grey trainers", "url": "https://shop.example/t", "price": 40, "currency": "GBP"}
+    done = render(parsed, values, provided={"item": item, "items": picks})
+    assert done.aborted is None and done.html is not None and done.text is not None
+    assert done.text.split() == text_from_html(done.html).split()
+
+
+def test_a_template_whose_tags_do_not_survive_inscriptis_gets_each_email_s_own_text() -> None:
+    from shopkeeper.content.render import text_template  # noqa: PLC0415
+
+    hidden = "<p>Hi {{ first_name }}</p><!-- {% if first_name %}{% endif %} -->"
+    assert text_template(hidden) is None
+    done = render(
+        template(html="<p>Hi {{ first_name }}</p><p>{{ size }}</p><!-- {% if size %}{% endif %} -->"),
+        {"firstName": Value("Ann", "stated"), "size": Value("M", "stated")},
+        provided=ITEM,
+    )
+    assert done.aborted is None and done.html is not None
+    assert done.text is None  # the service then makes it from this email's HTML

@@ -186,9 +186,11 @@ def test_an_unfilled_merge_tag_fails(slot: str, tag: str) -> None:
     assert stated(slot, tag) == Checked(None, "a raw merge tag")
 
 
-def test_template_syntax_inside_text_is_just_data() -> None:
-    # The renderer escapes it; only a value that *is* a merge tag is an unfilled field.
-    assert stated("text", "Save {{ 20 }}% on <b>boots</b>").value == "Save {{ 20 }}% on <b>boots</b>"
+def test_markup_inside_text_is_data_and_template_syntax_never_passes() -> None:
+    # The renderer escapes markup; template syntax anywhere in a value would read as a raw tag in copy.
+    assert stated("text", "Save 20% on <b>boots</b>").value == "Save 20% on <b>boots</b>"
+    for tagged in ("Save {{ 20 }}% on boots", "Hi {% if x %}", "note {# x #}", "Dear *|FNAME|*, hi"):
+        assert stated("text", tagged) == Checked(None, "a raw merge tag")
 
 
 # --- names ------------------------------------------------------------------------------------------------

@@ -97,6 +97,16 @@ def finish_email(html: str) -> tuple[str, str]:
     return _inlined(html), text_from_html(html)
 
 
+def inline_css(html: str) -> str:
+    """The HTML with its CSS inlined (`finish_email` without the text part)."""
+    return _inlined(_without_surrogates(html))
+
+
+def tidy_text(text: str) -> str:
+    """A text part made some other way, tidied as `text_from_html` tidies its own."""
+    return _tidy(_without_surrogates(text))
+
+
 def text_from_html(html: str) -> str:
     """The words of `html` as a readable plain-text part: paragraphs apart by one blank line, no trailing
     spaces, links as `[words](url)`, hidden (`display: none`) and head content left out. Never raises."""

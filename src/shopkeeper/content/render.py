@@ -9,6 +9,7 @@ output: the sandbox's `StrictUndefined` turns a missing name into an abort, not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +21,12 @@ from jinja2 import Template as Compiled
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from shopkeeper.content.email import text_from_html, tidy_text
 from shopkeeper.content.slots import Checked, check
 from shopkeeper.content.template import SAFE_FILTERS, SAFE_TESTS, Field, Template
 
+_BLOCK_TAG = re.compile(r"\{%.*?%\}", re.DOTALL)
+_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 MAX_OUTPUT_CHARACTERS = 500_000  # one part, rendered
 MAX_SEQUENCE = 10_000  # the longest string or list an operator may make (`"x" * n`, `[..] * n`)
 
@@ -142,12 +146,40 @@ def render(
             return Rendered(None, None, None, None, uses, aborted=f"{name}: {checked.reason}")
         context[name] = checked.value
     out: dict[str, str | None] = {}
+    parts = template.parts(variant)
+    made_text = parts["text"] is None and parts["html"] is not None
+    if made_text:
+        parts["text"] = text_template(parts["html"] or "")
     try:
-        for part, source in template.parts(variant).items():
+        for part, source in parts.items():
             out[part] = None if source is None else _bounded(_compiled(part == "html", source), context)
     except (TemplateError, _OutputTooLong, TypeError) as exc:  # TypeError: an import with no loader
         return Rendered(None, None, None, None, uses, aborted=f"the template could not render: {_short(exc)}")
-    return Rendered(_one_line(out["subject"]), _one_line(out["preheader"]), out["html"], out["text"], uses)
+    text = out["text"]
+    if made_text and text is not None:
+        text = tidy_text(text)
+    return Rendered(_one_line(out["subject"]), _one_line(out["preheader"]), out["html"], text, uses)
+
+
+@lru_cache(maxsize=256)
+def text_template(html: str) -> str | None:
+    """The text part's template, made once from the HTML part's template with inscriptis (as the text of
+    each rendered email would be, and much cheaper than that): the HTML's words with its `{{ }}` and
+    `{% %}` tags in place, rendered without escaping. None when a tag did not come through intact (every
+    block tag, in order; no expression altered) or the result does not parse: each message's text is
+    then made from its own HTML."""
+    derived = text_from_html(html)
+    blocks = [" ".join(b.split()) for b in _BLOCK_TAG.findall(html)]
+    if [" ".join(b.split()) for b in _BLOCK_TAG.findall(derived)] != blocks:
+        return None
+    expressions = {" ".join(e.split()) for e in _EXPRESSION.findall(html)}
+    if any(" ".join(e.split()) not in expressions for e in _EXPRESSION.findall(derived)):
+        return None
+    try:
+        _compiled(False, derived)
+    except TemplateError:
+        return None
+    return derived
 
 
 def _field_use(

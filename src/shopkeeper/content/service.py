@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shopkeeper.content.email import finish_email, text_from_html
+from shopkeeper.content.email import inline_css, text_from_html
 from shopkeeper.content.hostile import HOSTILE_PROFILES
 from shopkeeper.content.render import FieldUse, Rendered, Value, render
 from shopkeeper.content.sensitive import Sensitive
@@ -47,6 +47,16 @@ MAX_PREVIEW_PEOPLE = 50
 # decide's picks for (person or None for a first-time visitor, placement, n, logged as an exposure?):
 # items, each {"item_id", "title", "reason", "category", "price", "currency", ...}.
 Picker = Callable[[str | None, str, int, bool], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A saved template's version, read and linted once: what a batch of messages is rendered from (each
+    records this version)."""
+
+    name: str
+    version: int
+    template: Template
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +166,7 @@ class ContentService:
 
     def render(
         self,
-        template: str | Template | Mapping[str, Any],
+        template: str | Prepared | Template | Mapping[str, Any],
         person: str,
         context: Mapping[str, Any] | None = None,
         *,
@@ -182,7 +192,7 @@ class ContentService:
 
     def preview(
         self,
-        template: str | Template | Mapping[str, Any],
+        template: str | Prepared | Template | Mapping[str, Any],
         people: Sequence[str] = (),
         *,
         hostile: bool = False,
@@ -214,9 +224,18 @@ class ContentService:
 
     # ---- inside ---------------------------------------------------------------------------------
 
+    def prepare(self, name: str) -> Prepared:
+        """The latest version of `name`, linted (once per version in this process): render a batch
+        from it, and every message records that one version."""
+        found, version, template = self._resolve(name)
+        assert found is not None and version is not None
+        return Prepared(found, version, template)
+
     def _resolve(
-        self, template: str | Template | Mapping[str, Any]
+        self, template: str | Prepared | Template | Mapping[str, Any]
     ) -> tuple[str | None, int | None, Template]:
+        if isinstance(template, Prepared):
+            return template.name, template.version, template.template
         if isinstance(template, Template):
             return None, None, template
         if isinstance(template, Mapping):
@@ -235,11 +254,8 @@ class ContentService:
         item_id = item.get("item_id")
         if not isinstance(item_id, str) or "price" not in item:
             return item
-        try:
-            known = self._store.catalog.get(item_id)
-        except NotFound:
-            return item
-        return item if known.price is None else {**item, "catalog_price": known.price}
+        known = self._store.catalog.price(item_id)
+        return item if known is None else {**item, "catalog_price": known}
 
     def _find(self, person: str) -> int:
         person_id = self._store.identities.find_person(person)
@@ -319,11 +335,10 @@ class ContentService:
         )
         html, text = done.html, done.text
         if done.aborted is None and html is not None:
-            if template.channel == "email":
-                html, made = finish_email(html)
-                text = text if text is not None else made
-            elif text is None:
+            if text is None:  # the HTML's own tags did not come through inscriptis intact (rare)
                 text = text_from_html(html)
+            if template.channel == "email":
+                html = inline_css(html)
         return Message(
             name,
             version,

@@ -74,6 +74,7 @@ _MERGE_TAG = re.compile(
     r"\{\{.*\}\}|\{%.*%\}|\{[^{}]*\}|\$\{[^{}]*\}|%[A-Za-z_][\w.:-]*%|\*\|[^|]*\|\*|\[[^\[\]]*\]|<%.*%>",
     re.DOTALL,
 )
+_TEMPLATE_TAG = re.compile(r"\{\{|\{%|\{#|\*\|[A-Z_]+\|\*")  # Jinja2's, and Mailchimp's *|FNAME|*
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DIGIT = re.compile(r"\d")
 _NAME_PUNCTUATION = frozenset(" '\u2019\u02bc-\u2010\u2011.,")  # apostrophes and hyphens as names write them
@@ -210,8 +211,8 @@ def _text(value: Any, limit: int, placeholders: frozenset[str] = _TEXT_PLACEHOLD
     text = _clean(raw[:MAX_RAW])
     if not text:
         return _EMPTY
-    if _MERGE_TAG.fullmatch(text):
-        return _MERGE
+    if _MERGE_TAG.fullmatch(text) or _TEMPLATE_TAG.search(text):
+        return _MERGE  # a whole merge tag, or template syntax anywhere in it: never shown as if it were copy
     if text.casefold() in placeholders:
         return _fail("a placeholder")
     if len(raw) > MAX_RAW and len(text) < limit:

@@ -236,6 +236,14 @@ class SqlCatalog:
                     )
         return result
 
+    def price(self, item_id: str) -> float | None:
+        """The item's catalog price (None: no such item, or no price), in one indexed read."""
+        if "\x00" in item_id:
+            return None
+        with self._engine.connect() as conn:
+            found = conn.scalar(select(items.c.price).where(items.c.item_id == item_id))
+        return None if found is None else float(found)
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return len(conn.execute(select(items.c.item_id)).all())
