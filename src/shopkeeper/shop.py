@@ -225,10 +225,11 @@ class Shop:
         made well is not made: `aborted` says why."""
         return self.content.render(template, person, context, variant=variant)
 
-    def _preferences_url(self, person: str | None) -> str:
-        """The person's signed preference-centre link, at the shop's public URL (else this server's);
-        for no person, the centre's page itself."""
-        from shopkeeper.privacy.tokens import issue_link, signing_secret  # noqa: PLC0415
+    def _preferences_url(self, person: tuple[int, int] | None) -> str:
+        """The signed preference-centre link of the person (their person id and generation, as a link
+        names them), at the shop's public URL (else this server's); for no person, the centre's page."""
+        from shopkeeper.privacy.tokens import issue_token, signing_secret  # noqa: PLC0415
+        from shopkeeper.store.identity import LinkedPerson  # noqa: PLC0415
 
         base = (self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}").rstrip("/")
         if person is None:
@@ -236,7 +237,7 @@ class Shop:
         if self._link_secret is None:  # read once: it never changes while the shop runs
             self._link_secret = signing_secret(self.store, self.settings)
         ttl = timedelta(days=self.settings.link_days)
-        token = issue_link(self.store, self._link_secret, person, ttl=ttl)
+        token = issue_token(self._link_secret, LinkedPerson(*person), ttl=ttl)
         return f"{base}/preferences#token={token}"
 
     def _picks(self, person: str | None, placement: str, n: int, exposure: bool) -> list[dict[str, Any]]:

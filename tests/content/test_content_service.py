@@ -274,3 +274,21 @@ def test_a_saved_template_is_linted_again_before_it_is_sent(database_url: str) -
     with Shop.from_settings(stricter) as shop, pytest.raises(LintFailed) as refused:
         shop.render("back", "ann", TEE)
     assert [f["code"] for f in refused.value.findings] == ["sensitive_field"]
+
+
+def test_a_sent_message_carries_the_person_s_own_link_and_a_preview_none(shop: Shop) -> None:
+    from shopkeeper.privacy.tokens import signing_secret, verify_token  # noqa: PLC0415
+    from shopkeeper.settings import Settings  # noqa: PLC0415
+
+    shop.identify(user_id="ann", traits={"firstName": "Ann"})
+    shop.state_preferences("ann", {"size": "M"})
+    shop.content.load(EXAMPLES)
+    item = {"item": {"title": "Red mug", "url": "https://shop.example/mug"}}
+    sent = shop.render("back_in_stock", "ann", item)
+    link = next(u.value for u in sent.fields if u.name == "preferences_url")
+    assert link.startswith("http://127.0.0.1:8000/preferences#token=pt2.")
+    assert sent.html is not None and link in sent.html
+    linked = verify_token(shop.store, signing_secret(shop.store, Settings()), link.split("#token=")[1])
+    assert linked.person_id == shop.person("ann").person_id
+    [previewed] = shop.content.preview("back_in_stock", ["ann"], context=item)
+    assert next(u.value for u in previewed.fields if u.name == "preferences_url").endswith("/preferences")

@@ -745,16 +745,17 @@ SCALARS = st.one_of(
     ),
     st.sampled_from([*MERGE_TAGS, *PLACEHOLDERS, "https://shop.example/", "2024-03-05", "19.99", "Bob"]),
 )
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5),
-        st.dictionaries(
-            st.sampled_from(["title", "url", "image_url", "price", "currency", "reason", "x"]), inner
-        ),
-        st.dictionaries(st.text(max_size=5), inner, max_size=5),
-    ),
-    max_leaves=20,
+VALUES: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        SCALARS
+        | st.lists(VALUES, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["title", "url", "image_url", "price", "currency", "reason", "x"]),
+            VALUES,
+            max_size=5,
+        )
+        | st.dictionaries(st.text(max_size=5), VALUES, max_size=5)
+    )
 )
 
 

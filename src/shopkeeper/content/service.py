@@ -12,6 +12,7 @@ reaches copy. Every value then passes its slot's check (`shopkeeper.content.slot
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ SAME_TRAIT = {
 RANK = {"inferred": 0, "observed": 1, "stated": 2}
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 MAX_PREVIEW_PEOPLE = 50
+PRICE_CACHE_SECONDS = 5.0  # a catalog price is a plausibility bound: read again after this
 # decide's picks for (person or None for a first-time visitor, placement, n, logged as an exposure?):
 # items, each {"item_id", "title", "reason", "category", "price", "currency", ...}.
 Picker = Callable[[str | None, str, int, bool], list[dict[str, Any]]]
@@ -100,7 +102,7 @@ class ContentService:
         *,
         sensitive: Sensitive | None = None,
         pick: Picker | None = None,
-        link: Callable[[str | None], str] | None = None,
+        link: Callable[[tuple[int, int] | None], str] | None = None,
         shop_name: str = "",
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -109,9 +111,13 @@ class ContentService:
         self._purposes = purposes
         self.sensitive = sensitive or Sensitive()
         self._pick = pick
-        self._link = link  # the person's preference-centre link (None: the page itself, for previews)
+        # the person's preference-centre link, from (person id, generation); None: the page, for previews
+        self._link = link
         self._shop_name = shop_name
-        self._checked: dict[tuple[str, int], Template] = {}  # saved versions linted by this process
+        self._checked: dict[tuple[str, int], Template] = {}
+        self._prices: dict[
+            str, tuple[float, float | None]
+        ] = {}  # item id -> (read at, catalog price)  # saved versions linted by this process
         self._now = now or (lambda: datetime.now(UTC))
 
     # ---- templates ------------------------------------------------------------------------------
@@ -177,9 +183,8 @@ class ContentService:
         caller's `item`, `items` and `moment`. An abort is counted per template version and reason
         (`count=False` for previews). Raises NotFound for an unknown person or template."""
         name, version, parsed = self._resolve(template)
-        person_id = self._find(person)
-        values, locale, currency = self._values(parsed, person_id)
-        values.update(self._shop_values(parsed, person if count else None))  # a preview signs no link
+        values, locale, currency, linked = self._values(parsed, person)
+        values.update(self._shop_values(parsed, linked if count else None))  # a preview signs no link
         given = dict(context or {})
         if isinstance(given.get("item"), Mapping):
             given["item"] = self._with_catalog_price(given["item"])
@@ -254,29 +259,37 @@ class ContentService:
         item_id = item.get("item_id")
         if not isinstance(item_id, str) or "price" not in item:
             return item
-        known = self._store.catalog.price(item_id)
+        cached = self._prices.get(item_id)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > PRICE_CACHE_SECONDS:
+            cached = (now, self._store.catalog.price(item_id))
+            if len(self._prices) >= 10_000:
+                self._prices.clear()
+            self._prices[item_id] = cached
+        known = cached[1]
         return item if known is None else {**item, "catalog_price": known}
 
-    def _find(self, person: str) -> int:
-        person_id = self._store.identities.find_person(person)
-        if person_id is None:
-            raise NotFound(f"no person is known by the id {person!r}", field="person")
-        return person_id
-
-    def _values(self, template: Template, person_id: int) -> tuple[dict[str, Value], str, str | None]:
+    def _values(
+        self, template: Template, person: str
+    ) -> tuple[dict[str, Value], str, str | None, tuple[int, int] | None]:
         """The values the template's fields read, by trait key, each with its source; an observed or
         inferred value the person did not agree to (for the channel's purpose), or a guess that touches a
-        sensitive category, is offered as refused, with the reason."""
+        sensitive category, is offered as refused, with the reason. One connection reads the person, their
+        consent and their traits. Raises NotFound for an unknown person."""
         keys = {
             k
             for spec in template.fields.values()
             for k in SAME_TRAIT.get(spec.source_key, (spec.source_key,))
         }
         keys |= {"language", "locale", "currency"}
-        traits = self._profiles.traits_of(person_id, keys=keys)
         purpose = CHANNEL_PURPOSE[template.channel]
         with self._store.engine.connect() as conn:
+            person_id = self._store.identities.find_person(person, conn)
+            if person_id is None:
+                raise NotFound(f"no person is known by the id {person!r}", field="person")
             agreed = self._purposes.allows(conn, person_id, purpose)
+            generation = self._store.identities.generation_of(person_id, conn)
+            traits = self._profiles.traits_of(person_id, keys=keys, conn=conn)
         values: dict[str, Value] = {}
         for spec in template.fields.values():
             found = [traits[k] for k in SAME_TRAIT.get(spec.source_key, (spec.source_key,)) if k in traits]
@@ -293,9 +306,10 @@ class ContentService:
         language = traits.get("language") or traits.get("locale")
         locale = str(language.value).replace("-", "_") if language is not None else "en"
         currency = traits.get("currency")
-        return values, locale, str(currency.value) if currency is not None else None
+        linked = None if generation is None else (person_id, generation)
+        return values, locale, str(currency.value) if currency is not None else None, linked
 
-    def _shop_values(self, template: Template, person: str | None) -> dict[str, Value]:
+    def _shop_values(self, template: Template, person: tuple[int, int] | None) -> dict[str, Value]:
         """What the shop itself knows for a message: its name (`shop_name`), and the person's own signed
         preference-centre link (`preferences_url`), where every email says they can change their mind."""
         wanted = {spec.source_key for spec in template.fields.values()}
