@@ -46,8 +46,12 @@ def test_load_list_lint_by_name_and_preview(tmp_path: Path, capsys: pytest.Captu
     db = f"sqlite:///{tmp_path / 'shop.db'}"
     code, out, _ = run_main(capsys, "content", "list", "--db", db)
     assert code == 0 and "No templates yet" in out
-    code, out, _ = run_main(capsys, "content", "load", str(EXAMPLES), "--db", db)
+    code, out, _ = run_main(capsys, "content", "load", "--examples", "--db", db)
     assert code == 0 and "back_in_stock: version 1 (email)" in out
+    code, out, _ = run_main(capsys, "content", "load", str(EXAMPLES), "--db", db)
+    assert code == 0 and "back_in_stock: version 1 (email)" in out  # unchanged: no new version
+    code, _, err = run_main(capsys, "content", "load", "--db", db)
+    assert code == 2 and "--examples" in err
     code, out, _ = run_main(capsys, "content", "list", "--db", db, "--json")
     assert [t["name"] for t in json.loads(out)["templates"]] == ["back_in_stock", "picked_for_you"]
     code, out, _ = run_main(capsys, "content", "lint", "back_in_stock", "--db", db)

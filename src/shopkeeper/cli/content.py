@@ -94,14 +94,23 @@ def preview(
 
 @app.command("load")
 def load(
-    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder of *.json templates.")],
+    folder: Annotated[
+        Path | None, typer.Argument(metavar="[DIR]", help="A folder of *.json templates.")
+    ] = None,
+    examples: Annotated[
+        bool, typer.Option("--examples", help="The two example templates shipped with shopkeeper.")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Save every *.json template in DIR under its file name (a new version when it changed). All are
-    linted first; none is saved when any has findings."""
+    """Save every *.json template in DIR (or the shipped examples) under its file name, a new version
+    when it changed. All are linted first; none is saved when any has findings."""
+    from shopkeeper.content import EXAMPLES  # noqa: PLC0415
+
+    if (folder is None) == (not examples):
+        raise typer.BadParameter("name a DIR, or say --examples (not both)", param_hint="DIR")
     with open_shop(db) as shop:
-        saved = shop.content.load(folder)
+        saved = shop.content.load(folder or EXAMPLES)
     if as_json:
         print_json({"templates": [t.summary() for t in saved]})
         return
