@@ -76,3 +76,20 @@ def test_unknown_keys_read_the_database_at_most_once_a_second(store: Store) -> N
     elapsed = time.monotonic() - started
     assert len(reads) == 3 and elapsed >= 2 * MISS_READS_EVERY - 0.05
     assert all(b - a >= MISS_READS_EVERY - 0.05 for a, b in itertools.pairwise(reads))
+
+
+def test_what_is_not_shaped_like_a_key_is_refused_without_a_read(store: Store) -> None:
+    """A person's link token sent where a key goes (or any other text) cannot be one of this shop's keys,
+    which all start with sk_write_ or sk_admin_: no read, and no wait for one."""
+    store.keys.create("admin")
+    reads: list[str] = []
+
+    def counted(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM api_keys" in statement:
+            reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", counted)
+    for raw in ("pt2.eyJwIjoxfQ.c2ln", "hunter2", "", "SK_ADMIN_x"):
+        assert store.keys.authenticate_cached(raw) == (True, None)  # answered: known_key never waits
+        assert store.keys.authenticate(raw) is None
+    assert reads == []

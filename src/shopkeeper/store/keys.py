@@ -43,6 +43,7 @@ class ApiKey:
 
 
 KEY_PREFIXES: dict[KeyKind, str] = {"write": "sk_write_", "admin": "sk_admin_"}
+_PREFIXES = tuple(KEY_PREFIXES.values())  # every key this shop has ever made starts with one
 
 
 def hash_key(raw: str) -> str:
@@ -127,6 +128,8 @@ class SqlKeyStore:
     def authenticate_cached(self, raw: str) -> tuple[bool, ApiKey | None]:
         """`authenticate`'s answer when the cache can give it without the database: (True, key) on a
         fresh hit; else (False, None). An async caller answers at once, and reads only when it must."""
+        if not raw.startswith(_PREFIXES):
+            return True, None  # not shaped like any key this shop makes (a link token, a typo): no read
         key = self._cache.get(hash_key(raw))
         if key is not None and time.monotonic() - self._loaded_at <= self._cache_seconds:
             return True, key
