@@ -99,6 +99,9 @@ def test_lint_finds_each_problem_with_its_line_and_column() -> None:
     assert by_code["long_subject"].part == "variants.b.subject"
     unclosed = by_code["syntax"]
     assert (unclosed.part, unclosed.line) == ("html", 3)
+    styled = '<style>\n@import url("https://fonts.example/a.css");\n</style><link rel="stylesheet" href="https://x.example/s.css">'
+    found = lint(template(html=styled + "<p>{{ first_name }}</p>"))
+    assert [(f.code, f.line, f.column) for f in found] == [("remote_css", 2, 1), ("remote_css", 3, 9)]
     found = lint(template(html='<p>{{ first_name }}</p>\n<a href="http://x.example">{{ nickname }}</a>'))
     assert [(f.code, f.line, f.column) for f in found] == [("http_link", 2, 4), ("unknown_field", 2, 31)]
 

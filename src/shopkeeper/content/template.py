@@ -200,6 +200,8 @@ def _variant(name: str, spec: Any) -> dict[str, str]:
 
 _PARSER = ImmutableSandboxedEnvironment()
 _HTTP_LINK = re.compile(r"""(?:href|src)\s*=\s*["']?\s*http://""", re.IGNORECASE)
+# CSS that fetches from elsewhere when the email is opened: css-inline keeps it as written
+_REMOTE_CSS = re.compile(r"@import\b|@font-face\b|<link\b[^>]*\bstylesheet\b", re.IGNORECASE)
 
 
 def lint(template: Template, *, sensitive: Sensitive | None = None) -> list[Finding]:
@@ -289,6 +291,18 @@ def _lint_part(part: str, source: str, template: Template) -> list[Finding]:
     for match in _HTTP_LINK.finditer(source):
         line, column = _position(source, match.start())
         found.append(Finding(part, line, column, "http_link", "a link without https: use https://"))
+    for match in _REMOTE_CSS.finditer(source):
+        line, column = _position(source, match.start())
+        found.append(
+            Finding(
+                part,
+                line,
+                column,
+                "remote_css",
+                "CSS that loads from elsewhere (@import, @font-face, a stylesheet link) tells the sender "
+                "when the email is opened and breaks in many clients: put the styles in the template",
+            )
+        )
     try:
         tree = _PARSER.parse(source)
     except TemplateSyntaxError as exc:
