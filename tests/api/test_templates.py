@@ -8,27 +8,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 import pytest
+from tests.content.support import BACK_IN_STOCK as TEMPLATE
 
 if TYPE_CHECKING:
     from conftest import LiveServer
 
-TEMPLATE: dict[str, Any] = {
-    "channel": "email",
-    "subject": "{{ first_name }}, it's back in your size",
-    "preheader": "The {{ item.title }} you asked about",
-    "html": "<p>Hi {{ first_name }},</p><p>{{ item.title }} is back in {{ size }}.</p>",
-    "text": None,
-    "fields": {
-        "first_name": {
-            "slot": "first_name",
-            "from": "firstName",
-            "fallback": "there",
-            "weakest_source": "observed",
-        },
-        "size": {"slot": "size", "from": "size", "fallback": "abort", "weakest_source": "stated"},
-    },
-    "variants": {"b": {"subject": "Good news, {{ first_name }}"}},
-}
 GREETING: dict[str, Any] = {
     "channel": "web",
     "subject": "Hello",

@@ -11,8 +11,7 @@ import pytest
 from in_process import run_main
 
 from shopkeeper import Shop
-
-EXAMPLES = Path(__file__).parents[2] / "src" / "shopkeeper" / "content" / "examples"
+from shopkeeper.content import EXAMPLES
 
 
 def test_lint_a_file_points_at_the_line_and_column(

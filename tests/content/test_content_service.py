@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy import func, select
+from tests.content.support import BACK_IN_STOCK, EXAMPLES
 
 from shopkeeper import Shop
 from shopkeeper.catalog import parse_items
@@ -18,24 +19,6 @@ from shopkeeper.content.hostile import HOSTILE_PROFILES
 from shopkeeper.errors import InvalidInput, LintFailed, NotFound
 from shopkeeper.store.schema import decisions
 
-EXAMPLES = Path(__file__).parents[2] / "src" / "shopkeeper" / "content" / "examples"
-BACK_IN_STOCK: dict[str, Any] = {  # the issue's own example
-    "channel": "email",
-    "subject": "{{ first_name }}, it's back in your size",
-    "preheader": "The {{ item.title }} you asked about",
-    "html": "<p>Hi {{ first_name }},</p><p>{{ item.title }} is back in {{ size }}.</p>",
-    "text": None,
-    "fields": {
-        "first_name": {
-            "slot": "first_name",
-            "from": "firstName",
-            "fallback": "there",
-            "weakest_source": "observed",
-        },
-        "size": {"slot": "size", "from": "size", "fallback": "abort", "weakest_source": "stated"},
-    },
-    "variants": {"b": {"subject": "Good news, {{ first_name }}"}},
-}
 TEE = {"item": {"title": "Shop tee", "price": 12.0, "currency": "GBP"}}
 ITEMS = [
     {"item_id": "mug-red", "title": "RED SPOTTY MUG", "category": "Kitchen > Mugs", "price": 2.5},

@@ -7,28 +7,12 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.content.support import BACK_IN_STOCK
 
 from shopkeeper.content.render import Value, render
 from shopkeeper.content.template import Template, lint, parse_template
 from shopkeeper.errors import InvalidInput
 
-BACK_IN_STOCK: dict[str, Any] = {  # the issue's own example
-    "channel": "email",
-    "subject": "{{ first_name }}, it's back in your size",
-    "preheader": "The {{ item.title }} you asked about",
-    "html": "<p>Hi {{ first_name }},</p><p>{{ item.title }} is back in {{ size }}.</p>",
-    "text": None,
-    "fields": {
-        "first_name": {
-            "slot": "first_name",
-            "from": "firstName",
-            "fallback": "there",
-            "weakest_source": "observed",
-        },
-        "size": {"slot": "size", "from": "size", "fallback": "abort", "weakest_source": "stated"},
-    },
-    "variants": {"b": {"subject": "Good news, {{ first_name }}"}},
-}
 ITEM = {"item": {"title": "Grey trainers"}}
 
 

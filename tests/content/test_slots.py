@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.content.support import NOW, PLACEHOLDERS, stated
 
 from shopkeeper.content.slots import SOURCES, Checked, check
 
-NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SLOTS = ("first_name", "full_name", "salutation", "text", "number", "money", "date", "size", "item", "items")
 SLOTS += ("url",)
 STRING_SLOTS = ("first_name", "full_name", "salutation", "text", "size", "url")
@@ -25,10 +25,6 @@ STRING_SLOTS = ("first_name", "full_name", "salutation", "text", "size", "url")
 FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # What a cleaned string may never hold: the above, and bidi marks and zero-width characters.
 INVISIBLE = re.compile(f"{FORBIDDEN.pattern[:-1]}\u200e\u200f\u061c\u200b-\u200d\ufeff\u2060]")
-
-
-def stated(slot: str, value: Any, **options: Any) -> Checked:
-    return check(slot, value, source="stated", now=NOW, **options)
 
 
 # --- sources ----------------------------------------------------------------------------------------------
@@ -191,143 +187,6 @@ def test_markup_inside_text_is_data_and_template_syntax_never_passes() -> None:
     assert stated("text", "Save 20% on <b>boots</b>").value == "Save 20% on <b>boots</b>"
     for tagged in ("Save {{ 20 }}% on boots", "Hi {% if x %}", "note {# x #}", "Dear *|FNAME|*, hi"):
         assert stated("text", tagged) == Checked(None, "a raw merge tag")
-
-
-# --- names ------------------------------------------------------------------------------------------------
-
-FIRST_NAMES: list[tuple[str, str | None, str | None]] = [
-    # value, what goes into the copy, the reason it fails
-    ("Ana", "Ana", None),
-    ("JOHN", "John", None),
-    ("john", "John", None),
-    ("mcdonald", "McDonald", None),
-    ("O'BRIEN", "O'Brien", None),
-    ("o'brien", "O'Brien", None),
-    ("jean-luc", "Jean-Luc", None),
-    ("Jean-Luc", "Jean-Luc", None),
-    ("DeShawn", "DeShawn", None),
-    ("McDonald", "McDonald", None),
-    ("MACDONALD", "MacDonald", None),  # nameparser's choice
-    ("JOSÉ", "José", None),
-    ("e\u0301lise", "Élise", None),
-    ("محمد", "محمد", None),  # Arabic: no case, unchanged
-    ("דוד", "דוד", None),  # Hebrew
-    ("伟", "伟", None),  # a whole given name in one character, not an initial
-    ("सीता", "सीता", None),  # ends in a vowel sign (a combining mark)
-    ("😀 Ana", "Ana", None),  # emoji are decoration: taken out
-    ("Ana 💕", "Ana", None),
-    ("Bo\x00b", "Bob", None),
-    ("", None, "empty"),
-    ("   ", None, "empty"),
-    ("😀", None, "not a name"),
-    ("😀😀 ✨", None, "not a name"),
-    ("<b>Bob</b>", None, "not a name"),
-    ("'John'", None, "not a name"),
-    ("Bob!", None, "not a name"),
-    ("{{ first_name }}", None, "a raw merge tag"),
-    ("Lester Wunderman", None, "a full name in a first-name slot"),
-    ("LESTER WUNDERMAN", None, "a full name in a first-name slot"),
-    ("Mary Ann", None, "a full name in a first-name slot"),  # nameparser finds a first and a last name
-    ("van der Berg", None, "a full name in a first-name slot"),
-    ("Smith, John", None, "a full name in a first-name slot"),
-    ("John Jr", None, "a full name in a first-name slot"),
-    ("Mr John", None, "a title in a first-name slot"),
-    ("Mr", None, "a title, not a name"),
-    ("dr.", None, "a title, not a name"),
-    ("J.", None, "initials only"),
-    ("J", None, "initials only"),
-    ("J. R.", None, "initials only"),
-    ("J.R.", None, "initials only"),
-    ("Acme Ltd", None, "a company name"),
-    ("Acme GmbH", None, "a company name"),
-    ("Widgets Inc.", None, "a company name"),
-    ("Acme LLC", None, "a company name"),
-    ("Acme & Co.", None, "not a name"),
-    ("Smith & Co.", None, "not a name"),
-    ("Jones Co.", None, "a company name"),
-    ("Tesco plc", None, "a company name"),
-    ("Nestlé S.A.", None, "a company name"),
-    ("Siemens AG", None, "a company name"),
-    ("Philips BV", None, "a company name"),
-    ("Acme Limited", None, "a company name"),
-    ("Acme Corp", None, "a company name"),
-    ("Bob1", None, "digits in a name"),
-    ("R2D2", None, "digits in a name"),
-    ("bob@example.com", None, "an email address"),
-    ("x" * 41, None, "too long for a first name"),
-    ("A" * 300, None, "too long for a first name"),
-    ("Bob" * 5_000, None, "too long for a first name"),
-]
-PLACEHOLDERS = ["test", "asdf", "n/a", "na", "customer", "none", "null", "x", "xx", "unknown", "user"]
-PLACEHOLDERS += ["guest", "name", "first name", "fname", "-", "."]
-
-
-@pytest.mark.parametrize(("value", "expected", "reason"), FIRST_NAMES)
-def test_first_name(value: str, expected: str | None, reason: str | None) -> None:
-    assert stated("first_name", value) == Checked(expected, reason)
-
-
-@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
-@pytest.mark.parametrize("slot", ["first_name", "full_name"])
-def test_a_placeholder_name_fails_in_any_case(slot: str, placeholder: str) -> None:
-    for value in (placeholder, placeholder.upper(), placeholder.title(), f" {placeholder} "):
-        assert stated(slot, value) == Checked(None, "a placeholder name")
-    assert stated(slot, "Test User") == Checked(None, "a placeholder name")  # every word a placeholder
-    assert stated(slot, "😀 test") == Checked(None, "a placeholder name")
-
-
-def test_a_first_name_of_forty_characters_passes() -> None:
-    assert stated("first_name", "A" + "b" * 39).value == "A" + "b" * 39
-
-
-FULL_NAMES: list[tuple[str, str | None, str | None]] = [
-    ("Lester Wunderman", "Lester Wunderman", None),
-    ("LESTER WUNDERMAN", "Lester Wunderman", None),
-    ("lester wunderman", "Lester Wunderman", None),
-    ("van der Berg", "van der Berg", None),  # mixed case: as written
-    ("Van Der Berg", "Van Der Berg", None),
-    ("VAN DER BERG", "Van der Berg", None),  # nameparser keeps the particle low, after a first name
-    ("ludwig van beethoven", "Ludwig van Beethoven", None),
-    ("JOSÉ DE LA CRUZ", "José de la Cruz", None),
-    ("mary o'brien-mcdonald", "Mary O'Brien-McDonald", None),
-    ("Jean-Luc Picard", "Jean-Luc Picard", None),
-    ("SMITH, JOHN", "John Smith", None),  # nameparser reads the comma and writes the name in order
-    ("Smith, John", "John Smith", None),
-    ("Dr John Smith", "Dr John Smith", None),
-    ("J. R. R. Tolkien", "J. R. R. Tolkien", None),
-    ("Madonna", "Madonna", None),
-    ("محمد علي", "محمد علي", None),
-    ("😀 Ana Lima", "Ana Lima", None),
-    ("Acme Ltd", None, "a company name"),
-    ("J. R.", None, "initials only"),
-    ("Mr", None, "a title, not a name"),
-    ("John Smith 3", None, "digits in a name"),
-    ("john@smith.com", None, "an email address"),
-    ("<b>Bob</b> Smith", None, "not a name"),
-    ("${name}", None, "a raw merge tag"),
-    ("A" + "b" * 79, "A" + "b" * 79, None),
-    ("A" * 81, None, "too long for a full name"),
-    ("Ab " * 100, None, "too long for a full name"),
-]
-
-
-@pytest.mark.parametrize(("value", "expected", "reason"), FULL_NAMES)
-def test_full_name(value: str, expected: str | None, reason: str | None) -> None:
-    assert stated("full_name", value) == Checked(expected, reason)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        *[("Mr", "Mr"), ("mr.", "Mr"), ("MRS", "Mrs"), ("Ms.", "Ms"), ("miss", "Miss"), ("Mx", "Mx")],
-        *[("DR.", "Dr"), ("prof", "Prof"), (" Prof. ", "Prof"), ("M\u202er", "Mr")],
-        *[("Sir", None), ("Mr..", None), ("Mister", None), ("Mr Smith", None), ("{{ salutation }}", None)],
-    ],
-)
-def test_salutation(value: str, expected: str | None) -> None:
-    checked = stated("salutation", value)
-    assert checked.value == expected
-    assert (checked.reason is None) is (expected is not None)
 
 
 # --- text -------------------------------------------------------------------------------------------------
@@ -585,122 +444,6 @@ def test_size(value: Any, expected: str | None, reason: str | None) -> None:
 )
 def test_url(value: Any, expected: str | None, reason: str | None) -> None:
     assert stated("url", value) == Checked(expected, reason)
-
-
-# --- catalog items ----------------------------------------------------------------------------------------
-
-BOOTS = {
-    "item_id": "sku-1",
-    "title": "Grey  suede\nboots",
-    "url": "https://shop.example/boots",
-    "image_url": "https://cdn.shop.example/boots.jpg",
-    "price": 89.5,
-    "currency": "eur",
-    "in_stock": True,
-    "rating": 4.5,
-    "sizes": [41, 42],
-    "variants": {"grey": 1},
-    "note": "Bob\u202eevil",
-}
-
-
-def test_an_item_is_cleaned_and_priced() -> None:
-    checked = stated("item", BOOTS, locale="de")
-    assert checked == Checked(
-        {
-            "title": "Grey suede boots",
-            "item_id": "sku-1",
-            "url": "https://shop.example/boots",
-            "image_url": "https://cdn.shop.example/boots.jpg",
-            "price": 89.5,
-            "currency": "EUR",
-            "price_text": "89,50\xa0€",
-            "in_stock": True,
-            "rating": 4.5,
-            "note": "Bobevil",  # nested containers (sizes, variants) dropped
-        },
-        None,
-    )
-
-
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        ({"url": "http://shop.example/boots"}, {"title": "Boots"}),  # a bad url is dropped, not the item
-        ({"image_url": "javascript:x"}, {"title": "Boots"}),
-        ({"price": 89.5}, {"title": "Boots", "price": 89.5}),  # no currency anywhere: no price_text
-        ({"price": 0, "currency": "EUR"}, {"title": "Boots", "price": 0, "currency": "EUR"}),  # implausible
-        ({"price": float("nan"), "currency": "EUR"}, {"title": "Boots", "currency": "EUR"}),
-        (
-            {"price": "12.00", "currency": "usd"},
-            {"title": "Boots", "price": "12.00", "currency": "USD", "price_text": "$12.00"},
-        ),
-        ({"price": 5, "currency": "XYZ"}, {"title": "Boots", "price": 5}),  # a bad currency: no price_text
-        ({"price_text": "FREE!!!"}, {"title": "Boots"}),  # only the check writes price_text
-        ({"colour": ""}, {"title": "Boots"}),
-        ({"colour": None, "tags": ["a"], "meta": {"a": 1}}, {"title": "Boots"}),
-        ({"ratio": float("inf"), "big": 10**40}, {"title": "Boots"}),
-        ({"bad key": 1, "$x": 2, 3: "three", "ok_key": 4}, {"title": "Boots", "ok_key": 4}),
-        ({"reason": "Because you liked  sandals"}, {"title": "Boots", "reason": "Because you liked sandals"}),
-        ({"reason": "n/a"}, {"title": "Boots"}),
-    ],
-)
-def test_item_fields(changes: dict[Any, Any], expected: dict[str, Any]) -> None:
-    assert stated("item", {"title": "Boots", **changes}) == Checked(expected, None)
-
-
-def test_an_item_takes_the_checks_currency_when_it_has_none() -> None:
-    checked = stated("item", {"title": "Boots", "price": 89.5}, currency="GBP", locale="en_GB")
-    assert checked.value["price_text"] == "£89.50"
-
-
-def test_an_item_title_is_cut_to_120_at_a_word_boundary() -> None:
-    title = stated("item", {"title": "lovely " * 40}).value["title"]
-    assert len(title) <= 120
-    assert title.endswith("lovely…")
-
-
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        ({"url": "https://shop.example/"}, "no usable title"),
-        ({"title": ""}, "no usable title"),
-        ({"title": "   \u200b"}, "no usable title"),
-        ({"title": None}, "no usable title"),
-        ({"title": ["Boots"]}, "no usable title"),
-        ({"title": "{{ item.title }}"}, "no usable title"),
-        ({"title": "null"}, "no usable title"),
-        ("Boots", "not an item"),
-        (["Boots"], "not an item"),
-        (42, "not an item"),
-    ],
-)
-def test_an_item_without_a_usable_title_fails(value: Any, reason: str) -> None:
-    assert stated("item", value) == Checked(None, reason)
-
-
-def test_items_drop_the_bad_ones_and_keep_fifty() -> None:
-    good = {"title": "Boots", "reason": "Because you liked " + "sandals " * 30}
-    checked = stated("items", [good, {"title": ""}, "junk", None, {"title": "Socks"}])
-    assert [item["title"] for item in checked.value] == ["Boots", "Socks"]
-    assert len(checked.value[0]["reason"]) <= 160
-    assert checked.value[0]["reason"].endswith("sandals…")
-    many = stated("items", [{"title": f"Item {n}"} for n in range(80)]).value
-    assert [item["title"] for item in many] == [f"Item {n}" for n in range(50)]
-    assert stated("items", ({"title": "Boots"},)).value == [{"title": "Boots"}]
-
-
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        ([], "no items"),
-        ([{"title": ""}, "junk", 3], "no items"),
-        ({"title": "Boots"}, "not a list of items"),
-        ("Boots", "not a list of items"),
-    ],
-)
-def test_items_that_leave_nothing_fail(value: Any, reason: str) -> None:
-    assert stated("items", value) == Checked(None, reason)
 
 
 # --- reasons never carry the value ------------------------------------------------------------------------
