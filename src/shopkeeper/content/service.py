@@ -192,7 +192,8 @@ class ContentService:
             given["items"] = self._picks(person, parsed.channel, exposure=count)
         message = self._finish(name, version, person, variant, parsed, values, given, locale, currency)
         if count and message.aborted is not None and name is not None and version is not None:
-            self._store.templates.count_aborts(name, version, {_reason_key(message.aborted): 1})
+            # a reason names the field and the rule, never a value
+            self._store.templates.count_aborts(name, version, {message.aborted: 1})
         return message
 
     def preview(
@@ -208,7 +209,8 @@ class ContentService:
         if len(people) > MAX_PREVIEW_PEOPLE:
             raise InvalidInput(f"preview at most {MAX_PREVIEW_PEOPLE} people at once", field="people")
         name, version, parsed = self._resolve(template)
-        previews = [self.render(parsed, p, context, count=False) for p in people]
+        one = parsed if name is None or version is None else Prepared(name, version, parsed)
+        previews = [self.render(one, p, context, count=False) for p in people]
         if hostile:
             given = dict(context or {})
             if parsed.provided_names() & {"item", "items"} and self._pick is not None:
@@ -221,7 +223,7 @@ class ContentService:
                 values.update(self._shop_values(parsed, None))
                 label = f"hostile: {profile.label}"
                 previews.append(self._finish(name, version, label, None, parsed, values, given, "en", "GBP"))
-        return [_named(m, name, version) for m in previews]
+        return previews
 
     def aborts(self, name: str) -> list[dict[str, Any]]:
         _check_name(name)
@@ -384,25 +386,3 @@ def read_template_file(path: Path) -> Any:
 def _check_name(name: str) -> None:
     if not re.fullmatch(NAME_PATTERN, name):
         raise InvalidInput("a template's name is 1 to 64 lower-case letters, digits, - and _", field="name")
-
-
-def _reason_key(reason: str) -> str:
-    """An abort's reason as counted: the field and the rule, never a value."""
-    return reason[:255]
-
-
-def _named(message: Message, name: str | None, version: int | None) -> Message:
-    if message.template == name and message.version == version:
-        return message
-    return Message(
-        name,
-        version,
-        message.person,
-        message.variant,
-        message.subject,
-        message.preheader,
-        message.html,
-        message.text,
-        message.fields,
-        message.aborted,
-    )
