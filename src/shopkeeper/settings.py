@@ -143,6 +143,56 @@ class Settings(BaseSettings):
         "the address's link calls get 429. 0 turns the limit off.",
     )
 
+    # ---- moments and outreach (docs/moments.md) ---------------------------------------------------
+    smtp_host: str = Field(
+        "", description="The SMTP server that email moments go through. Empty: no email is ever sent."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_user: str = Field("", description="SMTP login user (empty: no login).")
+    smtp_password: str = Field("", description="SMTP login password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout: float = Field(10.0, gt=0, description="Seconds to wait on the SMTP server per step.")
+    mail_from: str = Field("", description="The From address of email moments (e.g. shop@example.com).")
+    webhook_url: str = Field("", description="Where webhook moments are POSTed (empty: no webhook channel).")
+    webhook_secret: str = Field(
+        "",
+        description="The Standard Webhooks signing secret (`whsec_...`, base64). Empty: the shop makes one "
+        "and keeps it in its database; `shopkeeper outbox webhook-secret` prints it.",
+    )
+    outbox_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a worker holds a message it is sending; a worker killed mid-send leaves it "
+        "to be taken again after this.",
+    )
+    outbox_retry_seconds: float = Field(
+        30.0, gt=0, description="The first retry's delay after a temporary failure; each next one doubles."
+    )
+    outbox_max_attempts: int = Field(
+        8, ge=1, le=100, description="Attempts before a message that keeps failing temporarily is failed."
+    )
+    contact_budget: str = Field(
+        '{"day": 1, "week": 2}',
+        description='The contact budget per person across every channel, as JSON: {"day": 1, "week": 2, '
+        '"channels": {"email": {"week": 1}}}. Transactional rules are exempt.',
+    )
+    quiet_hours: str = Field(
+        "21:00-08:00",
+        description="Hours in the person's time zone when no moment goes out (HH:MM-HH:MM; empty: none). "
+        "A moment due then is held until they end.",
+    )
+    shop_timezone: str = Field(
+        "UTC", description="The shop's IANA time zone, for people whose own zone is not known."
+    )
+    default_rules: bool = Field(
+        True, description="The built-in moment rules (back in stock, price drop, milestone) are on."
+    )
+    serve_worker: bool = Field(
+        True,
+        description="`shopkeeper serve` runs the moment engine and the outbox worker in the background. "
+        "Turn it off when `shopkeeper worker` processes do it (PostgreSQL).",
+    )
+
     def with_database(self, url: str | None) -> Settings:
         """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""
         return self if url is None else self.model_copy(update={"database_url": url})

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # each loads with its first use: a command that needs three i
     from shopkeeper.store.experiments import SqlExperiments
     from shopkeeper.store.interactions import SqlInteractions
     from shopkeeper.store.models import SqlModelRegistry
+    from shopkeeper.store.moments import SqlMoments
+    from shopkeeper.store.outbox import SqlOutbox
     from shopkeeper.store.privacy import SqlPrivacy
     from shopkeeper.store.serving import SqlServing
     from shopkeeper.store.templates import SqlTemplates
@@ -44,7 +46,8 @@ __all__ = [
 class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
     `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes),
-    `serving` (what decide reads) and `templates`."""
+    `serving` (what decide reads), `templates`, `moments` (wishes, rules, the engine's reads) and `outbox`
+    (messages, attempts, tasks)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -103,6 +106,18 @@ class Store:
         from shopkeeper.store.templates import SqlTemplates  # noqa: PLC0415
 
         return SqlTemplates(self.engine)
+
+    @cached_property
+    def moments(self) -> SqlMoments:
+        from shopkeeper.store.moments import SqlMoments  # noqa: PLC0415
+
+        return SqlMoments(self.engine)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        from shopkeeper.store.outbox import SqlOutbox  # noqa: PLC0415
+
+        return SqlOutbox(self.engine)
 
     @classmethod
     def open(

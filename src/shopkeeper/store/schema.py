@@ -374,3 +374,121 @@ template_aborts = Table(
     Column("count", Integer, nullable=False),
     Column("last_at", UtcDateTime, nullable=False),
 )
+
+# ---- moments and outreach (migration 0011) -------------------------------------------------------
+
+# The promise ledger: a person's wish for an item, a variant of it or some of its attributes (size,
+# colour). One row per person and wanted thing (`wanted`: the variant id, or the wanted attributes as
+# sorted JSON); every source that asked for it is in `evidence`, and the strongest one is `source`.
+wishes = Table(
+    "wishes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", BigId, nullable=False),
+    Column("item_id", String(255), nullable=False),
+    Column("variant_id", String(255), nullable=False),  # "" when the wish names attributes only
+    Column("attributes", Text, nullable=False),  # JSON object: {"size": "34", "colour": "grey"}
+    Column("wanted", String(255), nullable=False),
+    Column("source", String(16), nullable=False),  # stated | staff | observed
+    Column("evidence", Text, nullable=False),  # JSON list: [{"source", "at", "message_id"?, "note"?}]
+    Column("note", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # open | notified | dropped | expired | fulfilled
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("notified_at", UtcDateTime, nullable=True),  # the last back-in-stock moment made for it
+    UniqueConstraint("person_id", "item_id", "wanted"),
+    Index(None, "item_id", "status"),
+)
+
+# Moment rules set over HTTP or from TOML files; the documented defaults apply unless a row overrides them.
+moment_rules = Table(
+    "moment_rules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("body", Text, nullable=False),  # JSON, as validated
+    Column("origin", String(16), nullable=False),  # http | file | cli
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Where the moment engine has read up to: the event log's and the catalog history's last id, and the
+# day of each periodic scan.
+moment_cursors = Table(
+    "moment_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The durable outbox: every moment, with its channel and what became of it. A suppressed moment is a row
+# too, with its reason (the suppression ledger). `dedupe` makes a moment once, whatever crashes.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", BigId, nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),  # email | webhook | staff | "" (none was allowed)
+    Column(
+        "status", String(16), nullable=False
+    ),  # pending | held | sending | sent | failed | suppressed | cancelled
+    Column("reason", Text, nullable=True),  # why it was suppressed, held or failed
+    Column("dedupe", String(255), nullable=False),
+    Column("item_id", String(255), nullable=True),
+    Column("variant_id", String(255), nullable=True),
+    Column("wish_id", BigInteger, nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("transactional", Integer, nullable=False),  # 1: exempt from the contact budget
+    Column("context", Text, nullable=False),  # JSON: the moment (what happened, for a re-check)
+    Column("template", String(64), nullable=True),
+    Column("template_version", Integer, nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("body_text", Text, nullable=True),
+    Column("body_html", Text, nullable=True),
+    Column("message_id", String(255), nullable=True),  # the RFC 5322 Message-ID, stable across retries
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),  # when it may go (a delay, quiet hours, a retry)
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("dedupe"),
+    Index(None, "status", "due_at"),
+    Index(None, "person_id", "created_at"),
+)
+
+# Every delivery attempt, recorded before the message leaves (an SMTP DATA, a webhook POST).
+outbox_attempts = Table(
+    "outbox_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # started | sent | retry | failed
+    Column("detail", Text, nullable=True),  # the server's reply, never the message
+    Index(None, "outbox_id"),
+)
+
+# The staff inbox: a task per staff moment, with what the staff member needs to make the contact personal.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("person_id", BigId, nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open | claimed | snoozed | done | cancelled
+    Column("assignee", String(255), nullable=True),
+    Column("store", String(255), nullable=True),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("snoozed_until", UtcDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),  # contacted | purchased | declined | unreachable
+    Column("note", Text, nullable=True),
+    Column("context", Text, nullable=False),  # JSON: who, why now, what to say, with provenance
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("outbox_id"),
+    Index(None, "status", "due_at"),
+    Index(None, "person_id"),
+)
