@@ -22,12 +22,15 @@ from shopkeeper.store.event_log import IngestResult
 from shopkeeper.store.identity import Merge, PersonSummary
 
 if TYPE_CHECKING:
+    from shopkeeper.channels.worker import OutboxWorker
     from shopkeeper.content.service import ContentService, Message
     from shopkeeper.content.template import Template
     from shopkeeper.decide.log import Decision
     from shopkeeper.decide.pipeline import Decider
     from shopkeeper.events.ingest import Ingestor
     from shopkeeper.experiments.service import ExperimentService
+    from shopkeeper.moments.engine import MomentEngine
+    from shopkeeper.moments.service import MomentService
     from shopkeeper.privacy.service import Actor, PrivacyService
     from shopkeeper.profiles.service import Profile, ProfileService
     from shopkeeper.store.models import ModelVersion
@@ -77,6 +80,7 @@ class Shop:
         self._decider: Decider | None = None
         self._experiments: ExperimentService | None = None
         self._content: ContentService | None = None
+        self._moments: MomentService | None = None
         self._link_secret: bytes | None = None
         if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
             self.privacy  # noqa: B018 (and with it the ingestor)
@@ -210,6 +214,113 @@ class Shop:
                     shop_name=self.settings.shop_name,
                 )
             return self._content
+
+    @property
+    def moments(self) -> MomentService:
+        """Moment rules, wishes, the outbox and the staff inbox; `moments.engine` makes moments."""
+        if self._moments is not None:
+            return self._moments
+        with self._building:
+            if self._moments is None:
+                from shopkeeper.moments.service import MomentService  # noqa: PLC0415 (on first use)
+
+                self._moments = MomentService(
+                    self.store,
+                    self._moment_engine(),
+                    find=self.privacy.find,
+                    track=lambda message: self.ingestor.ingest([message], where=""),
+                )
+            return self._moments
+
+    def _track_one(self, message: dict[str, Any]) -> None:
+        self.ingestor.ingest([message], where="")
+
+    def _moment_engine(self) -> MomentEngine:
+        from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+        from shopkeeper.experiments.service import holdout_from  # noqa: PLC0415
+        from shopkeeper.moments.engine import MomentEngine  # noqa: PLC0415
+        from shopkeeper.moments.respect import RespectConfig, parse_budget, parse_quiet_hours  # noqa: PLC0415
+
+        settings = self.settings
+        channels = {"staff"} | ({"email"} if settings.smtp_host else set())
+        channels |= {"webhook"} if settings.webhook_url else set()
+        config = RespectConfig(
+            budget=parse_budget(settings.contact_budget),
+            quiet=parse_quiet_hours(settings.quiet_hours),
+            shop_zone=ZoneInfo(settings.shop_timezone),
+            holdout=holdout_from(settings.holdout_share, settings.holdout_salt),
+            channels=frozenset(channels),
+        )
+        return MomentEngine(self.store, self.purposes, config, defaults=settings.default_rules)
+
+    def worker(self) -> OutboxWorker:
+        """An outbox worker with the channels the settings set up (`shopkeeper worker` runs one)."""
+        from shopkeeper.channels.outbound import channels_from  # noqa: PLC0415
+        from shopkeeper.channels.worker import OutboxWorker, WorkerConfig  # noqa: PLC0415
+
+        settings = self.settings
+        email, webhook = channels_from(settings, self.store, self._unsubscribe_links)
+        config = WorkerConfig(
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+            retry=timedelta(seconds=settings.outbox_retry_seconds),
+            max_attempts=settings.outbox_max_attempts,
+        )
+        return OutboxWorker(
+            self.store,
+            self.moments.engine,
+            config,
+            render=self._render_moment,
+            person_ref=self.moments.person_ref,
+            email=email,
+            webhook=webhook,
+            picks=self._staff_picks,
+        )
+
+    def _render_moment(self, row: Any, ref: str) -> Any:
+        """A moment's email, made from its rule's template, with its item and the moment as context."""
+        from shopkeeper.errors import NotFound  # noqa: PLC0415
+
+        context: dict[str, Any] = {"moment": row.context}
+        if row.item_id:
+            known = self.store.catalog.get_many([row.item_id]).get(row.item_id)
+            if known is not None:
+                item: dict[str, Any] = {
+                    "item_id": known.item_id,
+                    "title": known.title,
+                    "category": known.category,
+                }
+                item.update(
+                    {k: v for k, v in (("price", known.price), ("currency", known.currency)) if v is not None}
+                )
+                for key in ("url", "image_url"):
+                    if isinstance(known.attributes.get(key), str):
+                        item[key] = known.attributes[key]
+                context["item"] = item
+        try:
+            return self.content.render(row.template, ref, context)
+        except NotFound as exc:
+            from shopkeeper.content.service import Message  # noqa: PLC0415
+
+            return Message(
+                row.template, None, ref, None, None, None, None, None, [], f"no template: {exc.message}"
+            )
+
+    def _staff_picks(self, ref: str) -> list[dict[str, Any]]:
+        """The best next items for a staff task (not logged: staff see them, not the customer)."""
+        return [
+            {k: v for k, v in pick.items() if k in ("item_id", "title", "reason", "price", "category")}
+            for pick in self._picks(ref, "staff", 3, False)
+        ]
+
+    def _unsubscribe_links(self, person_id: int) -> tuple[str, str]:
+        """The person's preference-centre link, and the one-click unsubscribe URL (RFC 8058)."""
+        generation = self.store.identities.generation_of(person_id)
+        person = None if generation is None else (person_id, generation)
+        centre = self._preferences_url(person)
+        token = centre.split("#token=", 1)[1] if "#token=" in centre else ""
+        base = centre.split("/preferences", 1)[0]
+        return centre, f"{base}/v1/unsubscribe?token={token}"
 
     def render(
         self,

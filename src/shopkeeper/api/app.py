@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shopkeeper.api import centre, decide, experiments, items, people, privacy, templates, tracking
+from shopkeeper.api import centre, decide, experiments, items, moments, people, privacy, templates, tracking
 from shopkeeper.api.guards import BodyDeadline, UnexpectedErrors
 from shopkeeper.api.limits import RateLimits, limits_from
 from shopkeeper.api.logs import install_log_redaction
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_middleware(RateLimits, limits=limits_from(settings))
     app.include_router(tracking.router)
     app.include_router(privacy.router)  # before people: its routes are longer paths under /v1/people/
+    app.include_router(moments.router)  # so are its wishes
     app.include_router(people.router)
     app.include_router(items.router)
     app.include_router(decide.router)

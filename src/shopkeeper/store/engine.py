@@ -120,6 +120,22 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def trial_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that is always rolled back: to try what writes would do (a rule's replay)
+    without doing it. It holds the write lock, as `write_transaction` does."""
+    with _sqlite_writer_lock(engine), engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.info["begin_immediate"] = True
+        trial = conn.begin()
+        try:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+            yield conn
+        finally:
+            trial.rollback()
+
+
+@contextmanager
 def _locked_transaction(engine: Engine, pg_lock: int) -> Iterator[Connection]:
     with _sqlite_writer_lock(engine), engine.connect() as conn:
         if engine.dialect.name == "sqlite":

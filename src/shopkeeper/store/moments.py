@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
@@ -24,6 +24,7 @@ from shopkeeper.store.schema import (
     items,
     moment_cursors,
     moment_rules,
+    traits,
     wishes,
 )
 from shopkeeper.store.traits import insert_ignoring_duplicates
@@ -141,7 +142,9 @@ class SqlMoments:
             "attributes": orjson.dumps(values["attributes"], option=orjson.OPT_SORT_KEYS).decode(),
             "evidence": orjson.dumps(values["evidence"]).decode(),
         }
-        return int(conn.execute(insert(wishes).values(row)).inserted_primary_key[0])
+        key = conn.execute(insert(wishes).values(row)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     @staticmethod
     def update_wish(conn: Connection, wish_id: int, values: dict[str, Any]) -> None:
@@ -161,14 +164,15 @@ class SqlMoments:
 
     @staticmethod
     def open_wishes(conn: Connection, item_ids: Iterable[str], now: datetime) -> list[Wish]:
-        """The open, unexpired wishes for these items."""
+        """The live wishes for these items: open, or notified once (a later restock episode may notify
+        again), and not expired."""
         ids = sorted(set(item_ids))
         found: list[Wish] = []
         for start in range(0, len(ids), 500):
             rows = conn.execute(
                 select(wishes).where(
                     wishes.c.item_id.in_(ids[start : start + 500]),
-                    wishes.c.status == "open",
+                    wishes.c.status.in_(("open", "notified")),
                     wishes.c.expires_at > now,
                 )
             )
@@ -422,3 +426,133 @@ class SqlMoments:
     def erase(conn: Connection, person_ids: Sequence[int]) -> int:
         """Delete these people's wishes, inside the caller's write transaction."""
         return conn.execute(delete(wishes).where(wishes.c.person_id.in_(list(person_ids)))).rowcount
+
+
+def _stated_rows(conn: Connection, keys: Sequence[str]) -> list[Any]:
+    return list(
+        conn.execute(
+            select(traits.c.person_id, traits.c.key, traits.c.value).where(
+                traits.c.source == "stated", traits.c.key.in_(list(keys))
+            )
+        )
+    )
+
+
+class SqlMomentFacts:
+    """The slower reads of the moment engine: stated traits across people, orders, stock at a time."""
+
+    @staticmethod
+    def stated(conn: Connection, keys: Sequence[str]) -> dict[int, dict[str, Any]]:
+        """Every person's stated values of these traits: person -> key -> value."""
+        found: dict[int, dict[str, Any]] = {}
+        for person_id, key, value in _stated_rows(conn, keys):
+            found.setdefault(int(person_id), {})[key] = orjson.loads(value)
+        return found
+
+    @staticmethod
+    def trait_values(conn: Connection, person_ids: Sequence[int], key: str) -> dict[int, Any]:
+        """One observed trait's value for these people (e.g. `revenue`)."""
+        found: dict[int, Any] = {}
+        ids = sorted(set(person_ids))
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(traits.c.person_id, traits.c.value).where(
+                    traits.c.person_id.in_(ids[start : start + 500]),
+                    traits.c.key == key,
+                    traits.c.source == "observed",
+                )
+            )
+            for person_id, value in rows:
+                found[int(person_id)] = orjson.loads(value)
+        return found
+
+    @staticmethod
+    def orders(
+        conn: Connection, person_ids: Sequence[int], up_to: int
+    ) -> list[tuple[int, datetime, dict[str, Any]]]:
+        """The people's `Order Completed` events up to event id `up_to`: id, time, properties."""
+        rows = conn.execute(
+            select(events.c.id, events.c.timestamp, events.c.payload)
+            .where(
+                events.c.person_id.in_(list(person_ids)),
+                events.c.type == "track",
+                events.c.event == "Order Completed",
+                events.c.id <= up_to,
+            )
+            .order_by(events.c.timestamp, events.c.id)
+        )
+        found = []
+        for event_id, at, payload in rows:
+            properties = orjson.loads(payload).get("properties")
+            found.append((int(event_id), at, properties if isinstance(properties, dict) else {}))
+        return found
+
+    @staticmethod
+    def newest_timezone(conn: Connection, person_id: int) -> str | None:
+        """The time zone the person's newest event carried (`context.timezone`), if any."""
+        row = conn.execute(
+            select(events.c.payload)
+            .where(events.c.person_id == person_id)
+            .order_by(events.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        context = orjson.loads(row.payload).get("context")
+        zone = context.get("timezone") if isinstance(context, dict) else None
+        return zone if isinstance(zone, str) else None
+
+    @staticmethod
+    def stock_at(
+        conn: Connection, item_id: str, variant_id: str, at: datetime
+    ) -> float | Literal[False] | None:
+        """A variant's stock at a past time, from the history: False when the history does not say."""
+        before = conn.execute(
+            select(item_history.c.new_value)
+            .where(
+                item_history.c.item_id == item_id,
+                item_history.c.variant_id == variant_id,
+                item_history.c.field == "stock",
+                item_history.c.at <= at,
+            )
+            .order_by(item_history.c.at.desc(), item_history.c.id.desc())
+            .limit(1)
+        ).first()
+        if before is not None:
+            return None if before[0] is None else float(before[0])
+        after = conn.execute(
+            select(item_history.c.old_value)
+            .where(
+                item_history.c.item_id == item_id,
+                item_history.c.variant_id == variant_id,
+                item_history.c.field == "stock",
+                item_history.c.at > at,
+            )
+            .order_by(item_history.c.at, item_history.c.id)
+            .limit(1)
+        ).first()
+        if after is not None:
+            return None if after[0] is None else float(after[0])
+        return False
+
+    @staticmethod
+    def changes_of(conn: Connection, item_ids: Sequence[str]) -> list[Change]:
+        rows = conn.execute(
+            select(item_history).where(item_history.c.item_id.in_(list(item_ids))).order_by(item_history.c.id)
+        )
+        return [
+            Change(int(r.id), r.item_id, r.variant_id, r.field, r.old_value, r.new_value, r.at) for r in rows
+        ]
+
+
+def recent_interactions(
+    conn: Connection, person_ids: Sequence[int], since: datetime, limit: int = 50
+) -> list[tuple[str, int, datetime]]:
+    """The people's purchases, carts and views since `since`, newest first: item, kind, time."""
+    rows = conn.execute(
+        select(interactions.c.item_id, interactions.c.kind, interactions.c.at)
+        .where(interactions.c.person_id.in_(list(person_ids)), interactions.c.at >= since)
+        .order_by(interactions.c.at.desc(), interactions.c.id.desc())
+        .limit(limit)
+    )
+    return [(item_id, int(kind), at) for item_id, kind, at in rows]

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
-from shopkeeper.store.schema import outbox, outbox_attempts, tasks
+from shopkeeper.store.schema import decisions, outbox, outbox_attempts, tasks
 from shopkeeper.store.traits import insert_ignoring_duplicates
 
 LIVE = ("pending", "held", "sending", "sent")  # what counts against a person's contact budget
@@ -162,6 +162,7 @@ class SqlOutbox:
         if not done.rowcount:
             return None
         found = conn.scalar(select(outbox.c.id).where(outbox.c.dedupe == row["dedupe"]))
+        assert found is not None
         return int(found)
 
     @staticmethod
@@ -265,7 +266,7 @@ class SqlOutbox:
         ).first()
         return None if row is None else _row(row)
 
-    def list(
+    def messages(
         self,
         *,
         person_ids: Sequence[int] | None = None,
@@ -316,7 +317,9 @@ class SqlOutbox:
         done = conn.execute(insert_ignoring_duplicates(conn, tasks).values(row))
         if not done.rowcount:
             return None
-        return int(conn.scalar(select(tasks.c.id).where(tasks.c.outbox_id == row["outbox_id"])))
+        found = conn.scalar(select(tasks.c.id).where(tasks.c.outbox_id == row["outbox_id"]))
+        assert found is not None
+        return int(found)
 
     @staticmethod
     def task(conn: Connection, task_id: int) -> Task | None:
@@ -394,3 +397,10 @@ class SqlOutbox:
             )
             or 0
         )
+
+
+def log_exposures(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store moments as exposures in the decision log, inside the caller's write transaction: a moment
+    made for the holdout is logged with `personalized` 0 and never sent, so that lift counts it."""
+    if rows:
+        conn.execute(insert(decisions), list(rows))

@@ -1,0 +1,312 @@
+"""The outbox worker: it takes due moments, checks them again, and delivers them, each attempt recorded.
+
+For each moment it claims (see `store.outbox`): respect and the trigger are checked again (`recheck`); a
+moment that no longer holds is suppressed with its reason, and one due in quiet hours is held. Then:
+- `staff`: the task is made, with its context, and the moment is `sent` (to the inbox);
+- `email`: rendered once through the guarded content layer and kept with the moment, so that a retry
+  sends the same message with the same `Message-ID`. The attempt is committed as `started` right before
+  SMTP's DATA; the outcome after the server's reply. A 4xx or a broken connection retries with
+  exponential backoff, a 5xx fails the message.
+- `webhook`: a signed JSON POST (Standard Webhooks), retried alike; one that fails for good is the
+  dead-letter list (`failed`), and `replay` queues it again.
+
+A worker killed between the server's acceptance and the commit of `sent` sends that message again when
+its lease ends: the one duplicate no outbox can rule out. It carries the same `Message-ID`, and its
+attempts show the `started` without an outcome, so it can be told apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from shopkeeper.channels.delivery import Delivery
+
+from shopkeeper.channels.staff import Picks, task_context
+from shopkeeper.moments.engine import MomentEngine
+from shopkeeper.store import Store
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.outbox import OutboxRow
+
+log = logging.getLogger("shopkeeper.worker")
+MAX_BACKOFF = timedelta(hours=6)
+
+
+class Rendered(Protocol):
+    subject: str | None
+    html: str | None
+    text: str | None
+    version: int | None
+    aborted: str | None
+
+
+class EmailSending(Protocol):
+    def send(self, row: OutboxRow, to: str, before_data: Callable[[], None]) -> Delivery: ...
+
+
+class WebhookSending(Protocol):
+    def send(self, row: OutboxRow, payload: dict[str, Any], before_send: Callable[[], None]) -> Delivery: ...
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    lease: timedelta
+    retry: timedelta
+    max_attempts: int
+    batch: int = 50
+
+
+@dataclass
+class Delivered:
+    """What one pass of the worker did, counted by outcome."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    held: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.sent + self.retried + self.failed + self.suppressed + self.held > 0
+
+
+class OutboxWorker:
+    """Delivers due moments (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine: MomentEngine,
+        config: WorkerConfig,
+        *,
+        render: Callable[[OutboxRow, str], Rendered],
+        person_ref: Callable[[int], str | None],
+        email: EmailSending | None = None,
+        webhook: WebhookSending | None = None,
+        picks: Picks | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._config = config
+        self._render = render
+        self._person_ref = person_ref
+        self._email = email
+        self._webhook = webhook
+        self._picks = picks
+
+    def deliver(self, now: datetime | None = None) -> Delivered:
+        """Take up to a batch of due moments and deliver each."""
+        now = now or datetime.now(UTC)
+        with write_transaction(self._store.engine) as conn:
+            claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
+        done = Delivered()
+        for row in claimed:
+            self._one(row, done)
+        return done
+
+    def _one(self, row: OutboxRow, done: Delivered) -> None:
+        now = datetime.now(UTC)
+        with self._store.engine.connect() as conn:
+            verdict = self._engine.recheck(conn, row, now)
+            person = self._engine.person(conn, row.person_id, now)
+        if verdict.status == "suppressed":
+            self._finish(row, done, status="suppressed", reason=verdict.reason)
+            return
+        if verdict.status == "held":
+            self._finish(row, done, status="held", reason=verdict.reason, due_at=verdict.due_at)
+            return
+        channel = verdict.channel
+        ref = self._person_ref(row.person_id)
+        if person is None or ref is None:
+            self._finish(row, done, status="suppressed", reason="erased")
+            return
+        if channel == "staff":
+            self._task(row, ref, done)
+        elif channel == "email" and self._email is not None and person.email:
+            self._send_email(row, ref, person.email, done)
+        elif channel == "webhook" and self._webhook is not None:
+            self._send_webhook(row, ref, done)
+        else:
+            self._finish(row, done, status="suppressed", reason="no_channel")
+
+    def _task(self, row: OutboxRow, ref: str, done: Delivered) -> None:
+        now = datetime.now(UTC)
+        with self._store.engine.connect() as conn:
+            context = task_context(conn, self._store, row, ref, now, self._picks)
+        with write_transaction(self._store.engine) as conn:
+            if self._store.outbox.get(conn, row.id) is None:
+                return  # erased meanwhile
+            self._store.outbox.add_task(
+                conn,
+                {
+                    "outbox_id": row.id,
+                    "person_id": row.person_id,
+                    "rule": row.rule,
+                    "due_at": now,
+                    "context": context,
+                    "created_at": now,
+                },
+            )
+            self._store.outbox.set(
+                conn,
+                row.id,
+                now,
+                status="sent",
+                channel="staff",
+                sent_at=now,
+                reason=None,
+                body_text=context["why_now"],
+            )
+        done.sent += 1
+
+    def _send_email(self, row: OutboxRow, ref: str, to: str, done: Delivered) -> None:
+        assert self._email is not None
+        if row.body_text is None:
+            rendered = self._render(row, ref)
+            if rendered.aborted is not None or rendered.text is None:
+                self._finish(row, done, status="suppressed", reason="template_abort", detail=rendered.aborted)
+                return
+            row = _with_content(row, rendered)
+            with write_transaction(self._store.engine) as conn:
+                if not self._store.outbox.set(
+                    conn,
+                    row.id,
+                    datetime.now(UTC),
+                    channel="email",
+                    subject=row.subject,
+                    body_html=row.body_html,
+                    body_text=row.body_text,
+                    template_version=row.template_version,
+                ):
+                    return
+        try:
+            delivery = self._email.send(row, to, self._started(row))
+        except Erased:
+            return
+        self._outcome(row, delivery, done)
+
+    def _send_webhook(self, row: OutboxRow, ref: str, done: Delivered) -> None:
+        assert self._webhook is not None
+        payload = {
+            "type": f"moment.{row.trigger}",
+            "id": row.message_id,
+            "rule": row.rule,
+            "person": ref,
+            "item_id": row.item_id,
+            "variant_id": row.variant_id,
+            "context": row.context,
+            "created_at": row.created_at.isoformat(),
+        }
+        try:
+            delivery = self._webhook.send(row, payload, self._started(row))
+        except Erased:
+            return
+        self._outcome(row, delivery, done)
+
+    def _started(self, row: OutboxRow) -> Callable[[], None]:
+        def record() -> None:
+            with write_transaction(self._store.engine) as conn:
+                if self._store.outbox.get(conn, row.id) is None:
+                    raise Erased  # the person was erased meanwhile: nothing goes
+                self._store.outbox.attempt(conn, row.id, datetime.now(UTC), "started")
+
+        return record
+
+    def _outcome(self, row: OutboxRow, delivery: Delivery, done: Delivered) -> None:
+        now = datetime.now(UTC)
+        with write_transaction(self._store.engine) as conn:
+            if self._store.outbox.get(conn, row.id) is None:
+                return
+            self._store.outbox.attempt(conn, row.id, now, delivery.outcome, delivery.detail)
+            attempts = (self._store.outbox.get(conn, row.id) or row).attempts
+            if delivery.outcome == "sent":
+                self._store.outbox.set(conn, row.id, now, status="sent", sent_at=now, reason=None)
+                done.sent += 1
+            elif delivery.outcome == "retry" and attempts < self._config.max_attempts:
+                wait = min(self._config.retry * 2 ** max(0, attempts - 1), MAX_BACKOFF)
+                self._store.outbox.set(
+                    conn,
+                    row.id,
+                    now,
+                    status="pending",
+                    due_at=now + wait,
+                    reason=f"retry: {delivery.detail}"[:500],
+                )
+                done.retried += 1
+            else:
+                why = (
+                    delivery.detail
+                    if delivery.outcome == "failed"
+                    else f"gave up after {attempts} attempts: {delivery.detail}"
+                )
+                self._store.outbox.set(conn, row.id, now, status="failed", reason=why[:500])
+                done.failed += 1
+
+    def _finish(
+        self,
+        row: OutboxRow,
+        done: Delivered,
+        *,
+        status: str,
+        reason: str | None,
+        due_at: datetime | None = None,
+        detail: str | None = None,
+    ) -> None:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": status, "reason": reason}
+        values["due_at"] = due_at or now
+        with write_transaction(self._store.engine) as conn:
+            if self._store.outbox.set(conn, row.id, now, **values) and detail:
+                self._store.outbox.attempt(conn, row.id, now, "suppressed", detail)
+        if status == "held":
+            done.held += 1
+        else:
+            done.suppressed += 1
+
+
+class Erased(Exception):
+    """The moment's person was erased while it was being delivered."""
+
+
+def _with_content(row: OutboxRow, rendered: Rendered) -> OutboxRow:
+    return replace(
+        row,
+        subject=rendered.subject,
+        body_html=rendered.html,
+        body_text=rendered.text,
+        template_version=rendered.version,
+    )
+
+
+def run(
+    engine: MomentEngine,
+    worker: OutboxWorker,
+    *,
+    once: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+    idle: float = 0.2,
+    daily_every: float = 3600.0,
+) -> Delivered:
+    """The loop of `shopkeeper worker` (and of the worker inside `serve`): make moments, deliver the due
+    ones, and once an hour run the day's scans. `once`: until nothing is left to do now."""
+    total = Delivered()
+    last_daily = 0.0
+    while not stop():
+        if time.monotonic() - last_daily >= daily_every:
+            engine.daily()
+            last_daily = time.monotonic()
+        stepped = engine.step()
+        delivered = worker.deliver()
+        for name in ("sent", "retried", "failed", "suppressed", "held"):
+            setattr(total, name, getattr(total, name) + getattr(delivered, name))
+        if stepped.busy or delivered.busy:
+            continue
+        if once:
+            break
+        time.sleep(idle)
+    return total

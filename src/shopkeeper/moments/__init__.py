@@ -1,0 +1,1 @@
+"""Moments: wishes, triggers, respect (consent, budget, quiet hours, dedupe) and the suppression ledger."""

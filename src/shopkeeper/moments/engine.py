@@ -1,0 +1,392 @@
+"""The moment engine: it follows the event log and the catalog's history, and turns what matters to one
+person into a moment in the outbox.
+
+Each `step` reads what arrived since its cursors, records wishes, asks every rule's trigger for
+candidates, judges each with `respect`, and writes the moments, their exposures, and the cursors that
+passed them, in one write transaction: a crash at any point leaves either all of it or none, and the
+next step starts where the last commit left off. A moment's `dedupe` key makes it once, whatever runs twice.
+
+The engine starts at the end of the log the first time it runs (a shop's history is not news), and an
+event or change older than `FRESH` when read makes no moment (an import of last year's orders is not a
+reason to write to anyone).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.experiments.service import matches, unit_from
+from shopkeeper.moments import triggers
+from shopkeeper.moments.respect import WORDS, Person, RespectConfig, Verdict, judge
+from shopkeeper.moments.rules import Rule, default_rules, parse_rule
+from shopkeeper.privacy.consent import Purposes
+from shopkeeper.profiles.traits import resolve
+from shopkeeper.store import Store
+from shopkeeper.store.engine import trial_transaction, write_transaction
+from shopkeeper.store.outbox import OutboxRow, log_exposures
+
+FRESH = timedelta(days=2)
+BATCH = 1000
+EVENTS, CHANGES = "events", "changes"
+FACTS = triggers.FACTS
+
+
+@dataclass(frozen=True)
+class Stepped:
+    """What one step read and made."""
+
+    events: int
+    changes: int
+    made: int
+    suppressed: int
+    scanned: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.events + self.changes > 0
+
+
+@dataclass(frozen=True)
+class Made:
+    row_id: int
+    candidate: triggers.Candidate
+    verdict: Verdict
+
+
+class MomentEngine:
+    """Rules, the step that makes moments, a rule's replay, and the re-check before a moment goes."""
+
+    def __init__(
+        self, store: Store, purposes: Purposes, config: RespectConfig, *, defaults: bool = True
+    ) -> None:
+        self._store = store
+        self._purposes = purposes
+        self.config = config
+        self._defaults = defaults
+
+    # ---- rules ------------------------------------------------------------------------------------------
+
+    def rules(self, conn: Connection | None = None) -> dict[str, Rule]:
+        """Every rule in force or switched off: the defaults (when on), replaced by stored ones by name."""
+        found = default_rules() if self._defaults else {}
+        for name, (body, origin, _at) in self._store.moments.rules(conn).items():
+            found[name] = parse_rule(name, body, origin=origin)
+        return dict(sorted(found.items()))
+
+    def rule(self, name: str) -> Rule:
+        found = self.rules().get(name)
+        if found is None:
+            raise NotFound(f"no moment rule named {name!r}", field="name")
+        return found
+
+    def save_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
+        rule = parse_rule(name, raw, origin=origin, where=where)
+        if rule.audience is not None:
+            raise InvalidInput(
+                f"no audience named {rule.audience!r}: this shop has no saved audiences yet; use `where` "
+                "for a condition on one trait",
+                field=f"{where}audience",
+            )
+        with write_transaction(self._store.engine) as conn:
+            self._store.moments.save_rule(conn, name, rule.body(), origin, datetime.now(UTC))
+        return rule
+
+    # ---- the step ----------------------------------------------------------------------------------------
+
+    def step(self, now: datetime | None = None, *, batch: int = BATCH) -> Stepped:
+        """Read what arrived since the last step and make its moments (see the module docstring)."""
+        now = now or datetime.now(UTC)
+        with write_transaction(self._store.engine) as conn:
+            moments = self._store.moments
+            after_event, after_change = moments.cursor(conn, EVENTS), moments.cursor(conn, CHANGES)
+            if after_event is None or after_change is None:
+                last_event, last_change = moments.log_end(conn)
+                moments.set_cursor(conn, EVENTS, last_event, now)
+                moments.set_cursor(conn, CHANGES, last_change, now)
+                return Stepped(0, 0, 0, 0)
+            new_events = moments.events_after(conn, after_event, batch)
+            new_changes = moments.changes_after(conn, after_change, batch)
+            if not new_events and not new_changes:
+                return Stepped(0, 0, 0, 0)
+            world = triggers.World(conn, self._store, now)
+            live = [r for r in self.rules(conn).values() if r.enabled]
+            candidates: list[triggers.Candidate] = []
+            for event in new_events:
+                if event.timestamp >= now - FRESH:
+                    triggers.record_wishes(world, event)
+                    candidates += triggers.on_event(world, live, event)
+            for change in new_changes:
+                if change.at >= now - FRESH:
+                    candidates += triggers.on_change(world, live, change)
+            made = self.make(conn, candidates, now)
+            if new_events:
+                moments.set_cursor(conn, EVENTS, new_events[-1].id, now)
+            if new_changes:
+                moments.set_cursor(conn, CHANGES, new_changes[-1].id, now)
+        suppressed = sum(1 for m in made if m.verdict.status == "suppressed")
+        return Stepped(len(new_events), len(new_changes), len(made) - suppressed, suppressed)
+
+    def daily(self, now: datetime | None = None) -> int:
+        """The day's scans (winbacks, anniversaries), once a day per rule; wishes past their time expire,
+        and snoozed tasks wake. Returns the moments made."""
+        now = now or datetime.now(UTC)
+        made = 0
+        with write_transaction(self._store.engine) as conn:
+            self._store.moments.expire_wishes(conn, now)
+            self._store.outbox.wake_snoozed(conn, now)
+            today = now.date().toordinal()
+            for rule in self.rules(conn).values():
+                if not rule.enabled or rule.trigger not in ("winback", "milestone"):
+                    continue
+                name = f"scan:{rule.name}"
+                if (self._store.moments.cursor(conn, name) or 0) >= today:
+                    continue
+                world = triggers.World(conn, self._store, now)
+                made += len(self.make(conn, triggers.scan(world, rule), now))
+                self._store.moments.set_cursor(conn, name, today, now)
+        return made
+
+    def make(self, conn: Connection, candidates: list[triggers.Candidate], now: datetime) -> list[Made]:
+        """Judge and write candidates, the highest priority first, inside the caller's write transaction.
+        A candidate whose dedupe key is in the outbox already is skipped."""
+        outbox = self._store.outbox
+        people: dict[int, Person | None] = {}
+        made: list[Made] = []
+        exposures: list[dict[str, Any]] = []
+        for candidate in sorted(candidates, key=lambda c: (-c.rule.priority, c.at, c.dedupe)):
+            if outbox.exists(conn, candidate.dedupe):
+                continue
+            if candidate.person_id not in people:
+                people[candidate.person_id] = self.person(conn, candidate.person_id, now)
+            person = people[candidate.person_id]
+            if person is None or not _in_condition(candidate.rule, person):
+                continue
+            due = max(candidate.at + timedelta(seconds=candidate.rule.delay_seconds), now)
+            verdict = (
+                Verdict("suppressed", candidate.rule.channels[0], candidate.suppress, due)
+                if candidate.suppress
+                else judge(self.config, person, candidate.rule, due, self._counter(conn))
+            )
+            row_id = outbox.add(conn, _row(candidate, verdict, now))
+            if row_id is None:
+                continue
+            made.append(Made(row_id, candidate, verdict))
+            if candidate.wish_id is not None and candidate.suppress is None:
+                self._store.moments.update_wish(
+                    conn, candidate.wish_id, {"notified_at": candidate.at, "status": "notified"}
+                )
+            if verdict.status != "suppressed" or verdict.reason == "holdout":
+                exposures.append(_exposure(candidate, verdict, person, now))
+        log_exposures(conn, exposures)
+        return made
+
+    def _counter(self, conn: Connection, excluding: int | None = None) -> Any:
+        outbox = self._store.outbox
+
+        def count(person_id: int, since: datetime, channel: str | None) -> int:
+            return outbox.contacts(conn, person_id, since, channel=channel, excluding=excluding)
+
+        return count
+
+    def person(self, conn: Connection, person_id: int, now: datetime) -> Person | None:
+        """What respect reads of a person; None when they are gone (erased)."""
+        external = self._store.identities.external_ids([person_id], conn)
+        if not external:
+            return None
+        values = {key: r.value for key, r in resolve(self._store.traits.load(person_id, conn), now).items()}
+        email = next((v for kind, v in external if kind == "email"), None)
+        if email is None and isinstance(values.get("email"), str) and "@" in values["email"]:
+            email = values["email"]
+        unit = unit_from(self._store.identities.unit_ids(person_id, conn), external[0][1])
+        zone = values.get("timezone") if isinstance(values.get("timezone"), str) else None
+        return Person(
+            person_id=person_id,
+            unit=unit,
+            traits=values,
+            consent=self._purposes.allows_all(conn, person_id, self._purposes.names),
+            email=email,
+            timezone=zone or FACTS.newest_timezone(conn, person_id),
+        )
+
+    # ---- a rule's replay ----------------------------------------------------------------------------
+
+    def replay(self, name: str, person_id: int) -> list[dict[str, Any]]:
+        """What `name` would have done for this person: their recorded events and the catalog changes of
+        the items they touched, replayed in time order through the rule (and the wishes they record), in
+        a transaction that is rolled back. Stock is read as it was at each event; their traits, consent
+        and the outbox as they are now. Each line says what fired, when, and why not otherwise."""
+        rule = self.rule(name)
+        lines: list[dict[str, Any]] = []
+        with trial_transaction(self._store.engine) as conn:
+            everyone = self._store.identities.with_merged(person_id, conn)
+            happened = self._store.moments.events_of(conn, everyone)
+            touched = {i for e in happened for p in triggers.products(e) if (i := triggers.item_id_of(p))}
+            touched |= {w.item_id for w in self._store.moments.wishes_of(conn, everyone)}
+            changes = FACTS.changes_of(conn, sorted(touched)) if touched else []
+            first = happened[0].timestamp if happened else datetime.now(UTC)
+            timeline: list[tuple[datetime, int, Any]] = [(e.timestamp, 0, e) for e in happened]
+            timeline += [(c.at, 1, c) for c in changes if c.at >= first]
+            for at, kind, thing in sorted(timeline, key=lambda t: (t[0], t[1], t[2].id)):
+                world = triggers.World(conn, self._store, at, history=True)
+                if kind == 0:
+                    recorded = triggers.record_wishes(world, thing)
+                    candidates = triggers.on_event(world, [rule], thing)
+                    what = f"{thing.type} {thing.event or ''}".strip()
+                    lines += [_line(at, what, "wish", f"wish recorded ({w.source})") for w in recorded]
+                else:
+                    candidates = triggers.on_change(world, [rule], thing)
+                    what = (
+                        f"{thing.field} of {thing.item_id} {thing.variant_id}".strip()
+                        + f": {thing.old_value} -> {thing.new_value}"
+                    )
+                mine = [c for c in candidates if c.person_id in everyone]
+                lines += self._tried(conn, mine, at, what)
+            if rule.trigger in ("winback", "milestone"):
+                now = datetime.now(UTC)
+                found = [
+                    c
+                    for c in triggers.scan(triggers.World(conn, self._store, now), rule)
+                    if c.person_id in everyone
+                ]
+                lines += self._tried(conn, found, now, "today's scan")
+        return lines
+
+    def _tried(
+        self, conn: Connection, candidates: list[triggers.Candidate], at: datetime, what: str
+    ) -> list[dict[str, Any]]:
+        lines = []
+        for c in candidates:
+            if self._store.outbox.exists(conn, c.dedupe):
+                lines.append(_line(at, what, "duplicate", "made already (the outbox has this moment)"))
+        for m in self.make(conn, candidates, at):
+            v = m.verdict
+            words = WORDS.get(v.reason or "", "would be sent")
+            lines.append(
+                {
+                    **_line(at, what, v.status, words),
+                    "channel": v.channel,
+                    "reason": v.reason,
+                    "due_at": v.due_at.isoformat(),
+                    "item_id": m.candidate.item_id,
+                    "variant_id": m.candidate.variant_id,
+                }
+            )
+        return lines
+
+    # ---- at send time ----------------------------------------------------------------------------------
+
+    def recheck(self, conn: Connection, row: OutboxRow, now: datetime) -> Verdict:
+        """The verdict on a moment that is due: respect again (the person may have withdrawn consent,
+        paused, or been written to meanwhile), then its trigger (still in stock, still cheaper, cart
+        still not bought)."""
+        person = self.person(conn, row.person_id, now)
+        if person is None:
+            return Verdict("suppressed", row.channel, "erased", now)
+        rules = self.rules(conn)
+        rule = rules.get(row.rule)
+        if rule is None:
+            rule = parse_rule(
+                row.rule, {"trigger": row.trigger, "channels": [row.channel or "staff"]}, origin="gone"
+            )
+        verdict = judge(self.config, person, rule, now, self._counter(conn, excluding=row.id))
+        if verdict.status == "suppressed":
+            return verdict
+        reason = self._trigger_still_holds(conn, row, now)
+        return verdict if reason is None else Verdict("suppressed", verdict.channel, reason, now)
+
+    def _trigger_still_holds(self, conn: Connection, row: OutboxRow, now: datetime) -> str | None:
+        moments = self._store.moments
+        if row.trigger == "back_in_stock" and row.item_id:
+            variants = moments.variants(conn, [row.item_id]).get(row.item_id, [])
+            variant = next((v for v in variants if v.variant_id == row.variant_id), None)
+            if variant is None or (variant.stock is not None and variant.stock <= 0):
+                return "out_of_stock"
+            wish = next((w for w in moments.wishes_of(conn, [row.person_id]) if w.id == row.wish_id), None)
+            if wish is None or wish.status not in ("open", "notified"):
+                return "wish_closed"
+        if row.trigger == "price_drop" and row.item_id:
+            price = self._price(conn, row.item_id, row.variant_id)
+            if price is None or price > float(row.context.get("after", 0)) + 1e-9:
+                return "no_longer_cheaper"
+        if row.trigger == "abandoned_cart":
+            cart_at = datetime.fromisoformat(row.context["cart_at"])
+            everyone = self._store.identities.with_merged(row.person_id, conn)
+            if any(moments.bought_after(conn, p, cart_at) for p in everyone):
+                return "purchased"
+        return None
+
+    def _price(self, conn: Connection, item_id: str, variant_id: str | None) -> float | None:
+        facts = self._store.moments.item_facts(conn, [item_id]).get(item_id)
+        if facts is None:
+            return None
+        if variant_id:
+            for v in self._store.moments.variants(conn, [item_id]).get(item_id, []):
+                if v.variant_id == variant_id and v.price is not None:
+                    return v.price
+        price = facts["price"]
+        return None if price is None else float(price)
+
+
+def _line(at: datetime, what: str, outcome: str, why: str) -> dict[str, Any]:
+    return {"at": at.isoformat(), "what": what, "outcome": outcome, "why": why}
+
+
+def _in_condition(rule: Rule, person: Person) -> bool:
+    return rule.where is None or matches(rule.where, person.traits.get(rule.where["trait"]))
+
+
+def _row(candidate: triggers.Candidate, verdict: Verdict, now: datetime) -> dict[str, Any]:
+    rule = candidate.rule
+    return {
+        "person_id": candidate.person_id,
+        "rule": rule.name,
+        "trigger": rule.trigger,
+        "channel": verdict.channel,
+        "status": verdict.status,
+        "reason": verdict.reason,
+        "dedupe": candidate.dedupe,
+        "item_id": candidate.item_id,
+        "variant_id": candidate.variant_id,
+        "wish_id": candidate.wish_id,
+        "priority": rule.priority,
+        "transactional": int(rule.transactional),
+        "context": {**candidate.context, "happened_at": candidate.at.isoformat()},
+        "template": rule.template,
+        "message_id": f"<{uuid.uuid4()}@shopkeeper>",
+        "created_at": now,
+        "due_at": verdict.due_at,
+    }
+
+
+def _exposure(
+    candidate: triggers.Candidate, verdict: Verdict, person: Person, now: datetime
+) -> dict[str, Any]:
+    held_out = verdict.reason == "holdout"
+    reason = {
+        "code": verdict.reason or candidate.rule.trigger,
+        "text": WORDS.get(verdict.reason or "", candidate.rule.trigger),
+    }
+    return {
+        "decision_id": str(uuid.uuid4()),
+        "person_id": candidate.person_id,
+        "external_id": None,
+        "placement": f"moment:{candidate.rule.name}"[:64],
+        "model_version": None,
+        "personalized": 0 if held_out else 1,
+        "items": orjson.dumps([{"item_id": candidate.item_id}] if candidate.item_id else []).decode(),
+        "reasons": orjson.dumps([reason]).decode(),
+        "at": now,
+        "unit": person.unit,
+        "cohort": "holdout" if held_out else "personalized",
+        "experiment": None,
+        "arm": None,
+        "propensity": None,
+        "context": orjson.dumps({"moment": candidate.dedupe}).decode(),
+    }
