@@ -228,7 +228,7 @@ class Shop:
                     self.store,
                     self._moment_engine(),
                     find=self.privacy.find,
-                    track=lambda message: self.ingestor.ingest([message], where=""),
+                    track=self._track_one,
                 )
             return self._moments
 

@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from shopkeeper.cli import content, demo, evaluate, experiments, imports, keys, lift, people, serve, train
+from shopkeeper.cli import (
+    content,
+    demo,
+    evaluate,
+    experiments,
+    imports,
+    keys,
+    lift,
+    moments,
+    people,
+    serve,
+    train,
+)
 from shopkeeper.cli import privacy as rights
 from shopkeeper.errors import ShopkeeperError
 
@@ -30,6 +42,10 @@ for name in ("link", "export", "erase", "consent"):
 app.add_typer(rights.maintenance, name="maintenance")
 app.add_typer(imports.app, name="import")
 app.add_typer(content.app, name="content")
+app.add_typer(moments.moments, name="moments")
+app.add_typer(moments.tasks, name="tasks")
+app.add_typer(moments.outbox, name="outbox")
+app.command("worker")(moments.worker)
 app.command("train")(train.train)
 
 
