@@ -62,7 +62,8 @@ def show_rule(
         return
     console.print(f"[bold]{found['name']}[/bold]: {found['description'] or found['trigger']}")
     console.print(
-        f"trigger {found['trigger']}, channels {' > '.join(found['channels'])}, template {found['template'] or '-'}, "
+        f"trigger {found['trigger']}, channels {' > '.join(found['channels'])}, "
+        f"template {found['template'] or '-'}, "
         f"delay {found['delay_seconds']} s, priority {found['priority']}, params {found['params']}"
     )
     if "answered" in found:
@@ -218,7 +219,8 @@ def worker(
     with open_shop(db) as shop:
         done = run(shop.moments.engine, shop.worker(), once=once, stop=stopping.is_set)
     console.print(
-        f"sent {done.sent}, retried {done.retried}, failed {done.failed}, suppressed {done.suppressed}, held {done.held}"
+        f"sent {done.sent}, retried {done.retried}, failed {done.failed}, "
+        f"suppressed {done.suppressed}, held {done.held}"
     )
 
 
