@@ -7,7 +7,6 @@ Completed` event, so that it counts in the profile and in lift.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -358,25 +357,3 @@ class MomentService:
                 raise Conflict(f"task {task_id} is {found.status}", field="id")
             self._store.outbox.set_task(conn, task_id, now, **values)
         return self.task(task_id)
-
-    # ---- a person's rights -------------------------------------------------------------------------------
-
-    def of_person(self, person_ids: list[int]) -> dict[str, Any]:
-        """Every wish, message (sent, suppressed or pending, with its attempts) and task of these people."""
-        with self._store.engine.connect() as conn:
-            found_wishes = self._store.moments.wishes_of(conn, person_ids)
-            rows = self._store.outbox.messages(person_ids=person_ids, limit=100_000, conn=conn)
-            attempts = self._store.outbox.attempts(conn, [r.id for r in rows]) if rows else []
-            found_tasks = self._store.outbox.tasks(person_ids=person_ids, limit=100_000, conn=conn)
-        tried: dict[int, list[dict[str, Any]]] = {}
-        for a in attempts:
-            tried.setdefault(a.outbox_id, []).append(
-                {"at": a.at.isoformat(), "outcome": a.outcome, "detail": a.detail}
-            )
-        messages = [{**message_json(r, None), "attempts_made": tried.get(r.id, [])} for r in rows]
-        messages += [{**task_json(t, None), "kind": "task"} for t in found_tasks]
-        return {"wishes": [w.to_json() for w in found_wishes], "messages": messages}
-
-
-def new_message_id() -> str:
-    return f"<{uuid.uuid4()}@shopkeeper>"

@@ -2,9 +2,11 @@
 
 Erasure deletes, in one write transaction, the person and everyone merged into them from: the event log,
 identities, merges, traits and the rebuild queue, interactions (the model's input), decisions (what they
-were shown), the consent ledger and rejected guesses. The audit log keeps an entry that names only the
-internal number. Model artifacts hold no person's id or history (see `shopkeeper.training`); item-level
-statistics that their purchases fed into drop out at the next `train`, which reads only the event log.
+were shown), the consent ledger, rejected guesses, their wishes, and every message and task (a pending
+one is so cancelled: the worker finds it gone and sends nothing). The audit log keeps an entry that
+names only the internal number. Model artifacts hold no person's id or history (see
+`shopkeeper.training`); item-level statistics that their purchases fed into drop out at the next `train`,
+which reads only the event log.
 On SQLite, deleted pages are overwritten (`secure_delete`) and the write-ahead log is truncated afterwards,
 so the erased text is not left in the database file.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import Connection
 
 from shopkeeper.errors import NotFound
 from shopkeeper.privacy import consent
@@ -44,6 +48,7 @@ def export(
         ]
         ledger = consent.history(conn, everyone)
         rejected = [r.to_json() for rs in rejections.load(conn, everyone).values() for r in rs]
+        outreach = outreach_of(store, conn, everyone)
     privacy.audit_now(actor, "export", person_id, events=len(stored_events), decisions=len(shown))
     return {
         "summary": _summary(profile, len(stored_events), len(shown), ledger),
@@ -53,8 +58,57 @@ def export(
         "consent_history": ledger,
         "rejected_guesses": rejected,
         "decisions": shown,
-        "messages": [],  # shopkeeper sends no messages yet; an outbox would be exported here
+        "wishes": outreach["wishes"],
+        "messages": outreach["messages"],
     }
+
+
+def outreach_of(store: Store, conn: Connection, person_ids: list[int]) -> dict[str, Any]:
+    """The person's wishes, and every message and task (sent, pending or suppressed, with its reason and
+    attempts), as the export shows them."""
+    wishes = [w.to_json() for w in store.moments.wishes_of(conn, person_ids)]
+    rows = store.outbox.messages(person_ids=person_ids, limit=1_000_000, conn=conn)
+    tried: dict[int, list[dict[str, Any]]] = {}
+    for attempt in store.outbox.attempts(conn, [r.id for r in rows]) if rows else []:
+        tried.setdefault(attempt.outbox_id, []).append(
+            {"at": attempt.at.isoformat(), "outcome": attempt.outcome, "detail": attempt.detail}
+        )
+    messages: list[dict[str, Any]] = [
+        {
+            "kind": "message",
+            "id": r.id,
+            "rule": r.rule,
+            "trigger": r.trigger,
+            "channel": r.channel or None,
+            "status": r.status,
+            "reason": r.reason,
+            "created_at": r.created_at.isoformat(),
+            "sent_at": None if r.sent_at is None else r.sent_at.isoformat(),
+            "item_id": r.item_id,
+            "variant_id": r.variant_id,
+            "subject": r.subject,
+            "text": r.body_text,
+            "context": r.context,
+            "attempts": tried.get(r.id, []),
+        }
+        for r in rows
+    ]
+    messages += [
+        {
+            "kind": "task",
+            "id": t.id,
+            "rule": t.rule,
+            "channel": "staff",
+            "status": t.status,
+            "reason": None,
+            "created_at": t.created_at.isoformat(),
+            "outcome": t.outcome,
+            "note": t.note,
+            "text": t.context.get("why_now"),
+        }
+        for t in store.outbox.tasks(person_ids=person_ids, limit=1_000_000, conn=conn)
+    ]
+    return {"wishes": wishes, "messages": messages}
 
 
 def _summary(profile: dict[str, Any], n_events: int, n_decisions: int, ledger: list[dict[str, Any]]) -> str:
@@ -92,6 +146,8 @@ def erase(
         everyone = store.identities.with_merged(person_id, conn)
         external = [value for _, value in store.identities.external_ids(everyone, conn)]
         counts = store.privacy.erase(conn, everyone, external)
+        counts["wishes"] = store.moments.erase(conn, everyone)
+        counts.update(store.outbox.erase(conn, everyone))  # pending messages and open tasks die with them
         models = store.models.latest_version(conn)
         audit(conn, actor, "erase", person_id, **counts)
     if forget is not None:
