@@ -30,6 +30,9 @@ from shopkeeper.store import Store
 # Serving processes prepare decisions in a background thread when a model is published; the suite
 # turns that off so that no test races it, and the tests of the preparing turn it on for themselves.
 os.environ.setdefault("SHOPKEEPER_WARM_PEOPLE", "0")
+# Likewise the moment engine and outbox worker that a server runs in the background: the tests of
+# moments over HTTP turn it on for their servers.
+os.environ.setdefault("SHOPKEEPER_SERVE_WORKER", "0")
 
 POSTGRES_URL = os.environ.get(
     "SHOPKEEPER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

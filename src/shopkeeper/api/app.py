@@ -48,7 +48,17 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         if settings.warm_people > 0:
             # Load the newest model now, not on the first decision, so preparing starts at once.
             threading.Thread(target=shop.decider.bundle, name="shopkeeper-load", daemon=True).start()
+        stop = threading.Event()
+        moments = None
+        if settings.serve_worker:
+            moments = threading.Thread(
+                target=_moments, args=(shop, stop), name="shopkeeper-moments", daemon=True
+            )
+            moments.start()
         yield
+        stop.set()
+        if moments is not None:
+            moments.join(timeout=settings.smtp_timeout * 3)
         state.deciding.shutdown(wait=True)
         shop.close()  # stores the waiting decisions; closes the store only if it opened it
 
@@ -78,6 +88,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app, purposes=list(shop.purposes.names), placements=sorted(placements_from(settings.placements_json))
     )
     return app
+
+
+def _moments(shop: Shop, stop: threading.Event) -> None:
+    """The server's moment engine and outbox worker (`SHOPKEEPER_SERVE_WORKER`), until the server stops."""
+    from shopkeeper.channels.worker import run  # noqa: PLC0415
+
+    worker = shop.worker()
+    run(shop.moments.engine, worker, stop=stop.is_set)
 
 
 def app_from_env() -> FastAPI:

@@ -9,7 +9,6 @@ from typing import Any
 from shopkeeper.channels.delivery import Delivery
 from shopkeeper.channels.email import SmtpConfig, SmtpSender, build_email
 from shopkeeper.channels.webhook import WebhookConfig, WebhookSender, new_webhook_secret
-
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.outbox import OutboxRow

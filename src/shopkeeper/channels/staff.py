@@ -158,17 +158,24 @@ def _history(
     return found
 
 
-def _wanted(row: OutboxRow, variant: Mapping[str, Any] | None) -> str:
+def _wanted(row: OutboxRow, variant: Mapping[str, Any] | None, title: str) -> str:
+    """What came back, as said after "back": "in 34", or "in grey, 34" when the title does not say grey."""
     wish = row.context.get("wish") if isinstance(row.context.get("wish"), dict) else None
     attributes = dict(variant["attributes"]) if variant else {}
     if wish:
         attributes = {**attributes, **wish.get("attributes", {})}
-    parts = []
-    if attributes.get("colour") or attributes.get("color"):
-        parts.append(str(attributes.get("colour") or attributes.get("color")))
-    if attributes.get("size"):
-        parts.append(f"in {attributes['size']}")
-    return " ".join(parts)
+    colour = str(attributes.get("colour") or attributes.get("color") or "")
+    size = str(attributes.get("size") or "")
+    if colour.casefold() in title.casefold():
+        colour = ""
+    said = ", ".join(part for part in (colour, size) if part)
+    return f" in {said}" if said else ""
+
+
+def _is(title: str) -> str:
+    """ "are" for a plural title (trousers, mugs), else "is": a guess, said as a shopkeeper would."""
+    last = title.strip().split(" ")[-1].casefold() if title.strip() else ""
+    return "are" if last.endswith("s") and not last.endswith("ss") else "is"
 
 
 def why_now(
@@ -186,7 +193,7 @@ def why_now(
         asked = (
             "asked about" if wish.get("source") in ("stated", "staff") else "looked at when it was sold out"
         )
-        return f"{who} {asked} the {title} {_wanted(row, variant)}; it is back in stock.".replace("  ", " ")
+        return f"{who} {asked} the {title}; it is back{_wanted(row, variant, title)}."
     if row.trigger == "price_drop":
         return (
             f"{who} looked at the {title}; its price dropped from {c.get('before'):g} to {c.get('after'):g}."
@@ -230,7 +237,7 @@ def say(
             if (row.context.get("wish") or {}).get("source") in ("stated", "staff")
             else "you looked at"
         )
-        return f"{hello}the {title} {asked} are back {_wanted(row, variant)}.".replace("  ", " ")
+        return f"{hello}the {title} {asked} {_is(title)} back{_wanted(row, variant, title)}."
     if row.trigger == "price_drop":
         return f"{hello}the {title} you looked at is now cheaper."
     if row.trigger == "milestone":

@@ -24,9 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from shopkeeper.channels.delivery import Delivery
+from sqlalchemy.exc import SQLAlchemyError
 
+from shopkeeper.channels.delivery import Delivery
 from shopkeeper.channels.staff import Picks, task_context
+from shopkeeper.errors import ShopkeeperError
 from shopkeeper.moments.engine import MomentEngine
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
@@ -34,6 +36,7 @@ from shopkeeper.store.outbox import OutboxRow
 
 log = logging.getLogger("shopkeeper.worker")
 MAX_BACKOFF = timedelta(hours=6)
+ERROR_PAUSE = 1.0
 
 
 class Rendered(Protocol):
@@ -102,6 +105,10 @@ class OutboxWorker:
     def deliver(self, now: datetime | None = None) -> Delivered:
         """Take up to a batch of due moments and deliver each."""
         now = now or datetime.now(UTC)
+        with self._store.engine.connect() as conn:  # most passes find nothing due: a read, no write lock
+            due = self._store.outbox.next_due(conn)
+        if due is None or due > now:
+            return Delivered()
         with write_transaction(self._store.engine) as conn:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
         done = Delivered()
@@ -297,11 +304,18 @@ def run(
     total = Delivered()
     last_daily = 0.0
     while not stop():
-        if time.monotonic() - last_daily >= daily_every:
-            engine.daily()
-            last_daily = time.monotonic()
-        stepped = engine.step()
-        delivered = worker.deliver()
+        try:
+            if time.monotonic() - last_daily >= daily_every:
+                engine.daily()
+                last_daily = time.monotonic()
+            stepped = engine.step()
+            delivered = worker.deliver()
+        except (SQLAlchemyError, ShopkeeperError) as exc:  # the database is down or busy: wait, go on
+            if once:
+                raise
+            log.warning("moments: %s; trying again in %s s", type(exc).__name__, ERROR_PAUSE)
+            time.sleep(ERROR_PAUSE)
+            continue
         for name in ("sent", "retried", "failed", "suppressed", "held"):
             setattr(total, name, getattr(total, name) + getattr(delivered, name))
         if stepped.busy or delivered.busy:

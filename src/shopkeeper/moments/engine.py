@@ -103,8 +103,12 @@ class MomentEngine:
     def step(self, now: datetime | None = None, *, batch: int = BATCH) -> Stepped:
         """Read what arrived since the last step and make its moments (see the module docstring)."""
         now = now or datetime.now(UTC)
+        moments = self._store.moments
+        with self._store.engine.connect() as conn:  # most steps find nothing new: a read, no write lock
+            ends = moments.log_end(conn)
+            if (moments.cursor(conn, EVENTS), moments.cursor(conn, CHANGES)) == ends:
+                return Stepped(0, 0, 0, 0)
         with write_transaction(self._store.engine) as conn:
-            moments = self._store.moments
             after_event, after_change = moments.cursor(conn, EVENTS), moments.cursor(conn, CHANGES)
             if after_event is None or after_change is None:
                 last_event, last_change = moments.log_end(conn)
