@@ -226,7 +226,10 @@ class ExportOut(Strict):
     consent_history: list[ConsentEntryOut]
     rejected_guesses: list[RejectedGuessOut]
     decisions: list[DecisionShownOut]
-    messages: list[Json]
+    wishes: list[dict[str, Json]] = Field(description="Their wishes (back in stock, price), with evidence")
+    messages: list[dict[str, Json]] = Field(
+        description="Every message and staff task: sent, pending or suppressed, with its reason and attempts"
+    )
 
 
 class LinkOut(Strict):
@@ -244,6 +247,10 @@ class ErasedCounts(Strict):
     rejected_guesses: int
     identities: int
     merges: int
+    wishes: int
+    messages: int = Field(description="Messages deleted, pending ones with them (so never sent)")
+    message_attempts: int
+    tasks: int
 
 
 class ErasedOut(Strict):
