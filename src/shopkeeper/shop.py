@@ -320,7 +320,7 @@ class Shop:
         centre = self._preferences_url(person)
         token = centre.split("#token=", 1)[1] if "#token=" in centre else ""
         base = centre.split("/preferences", 1)[0]
-        return centre, f"{base}/v1/unsubscribe?token={token}"
+        return centre, f"{base}/unsubscribe?token={token}"
 
     def render(
         self,
