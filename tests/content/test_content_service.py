@@ -197,13 +197,13 @@ def test_lint_refuses_the_save_with_every_finding(shop: Shop) -> None:
 
 def test_the_shipped_examples_load_and_lint_clean(shop: Shop, tmp_path: Path) -> None:
     saved = shop.content.load(EXAMPLES)
-    assert sorted(t.name for t in saved) == ["back_in_stock", "picked_for_you"]
+    assert sorted(t.name for t in saved) == ["back_in_stock", "picked_for_you", "price_drop"]
     assert all(t.channel == "email" for t in saved)
     (tmp_path / "ok.json").write_bytes((EXAMPLES / "back_in_stock.json").read_bytes())
     (tmp_path / "broken.json").write_text('{"channel": "email",\n "html": }')
     with pytest.raises(InvalidInput, match=r"broken.json: not JSON: .* line 2"):
         shop.content.load(tmp_path)
-    assert sorted(t.name for t in shop.content.latest()) == ["back_in_stock", "picked_for_you"]  # none saved
+    assert sorted(t.name for t in shop.content.latest()) == ["back_in_stock", "picked_for_you", "price_drop"]  # none saved
 
 
 def test_hostile_previews_never_embarrass(shop: Shop) -> None:

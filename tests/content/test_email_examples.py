@@ -27,7 +27,7 @@ from markupsafe import escape
 from shopkeeper.content.email import finish_email, text_from_html
 from shopkeeper.content.hostile import HOSTILE_PROFILES
 
-EXAMPLES = ("back_in_stock", "picked_for_you")
+EXAMPLES = ("back_in_stock", "price_drop", "picked_for_you")
 PROVIDED = {"item", "items", "moment"}
 SHOWN_PICKS = 4
 
@@ -177,6 +177,8 @@ def test_an_example_renders_to_a_finished_email(name: str, variant: str | None) 
         for pick in PICKS[:SHOWN_PICKS]:
             assert pick["reason"] in text and pick["title"] in text and pick["price_text"] in text
         assert PICKS[SHOWN_PICKS]["reason"] not in text, "at most four picks are shown"
+    elif name == "price_drop":
+        assert "Pink fairy cake childrens apron" in text and "lower price" in text and "£1.95" in text
     else:
         assert "Pink fairy cake childrens apron" in text and "size M" in text and "£1.95" in text
     _assert_tidy(text)
