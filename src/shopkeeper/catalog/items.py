@@ -101,6 +101,12 @@ class ItemIn(BaseModel):
         return value
 
 
+def readable_title(title: str) -> str:
+    """A title as people read it: one written in capitals ("HAND WARMER UNION JACK", as many shops'
+    systems keep them) in sentence case; any other as it is."""
+    return title.strip().capitalize() if title.isupper() else title
+
+
 def parse_items(raw: Any, *, where: str = "items", item_id: str | None = None) -> list[ItemIn]:
     """Validate a list of raw items (or one, when `item_id` comes from the URL), naming bad fields."""
     if item_id is not None:

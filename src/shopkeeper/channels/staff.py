@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from shopkeeper.catalog.items import readable_title
 from shopkeeper.content.slots import check
 from shopkeeper.moments.respect import WORDS
 from shopkeeper.profiles.traits import SOURCE_WORDS, ResolvedTrait, resolve
@@ -35,7 +36,7 @@ FACT_KEYS = (
     "contact_frequency",
     "language",
 )
-HISTORY_DAYS = 180
+HISTORY_DAYS = 730  # what they tried, viewed and bought in the last two years
 Picks = Callable[[str], list[dict[str, Any]]]
 
 
@@ -145,7 +146,7 @@ def _history(
         where = group.get(KIND_NAMES[kind])
         if where is None or any(e["item_id"] == item_id for e in found[where]) or len(found[where]) >= 5:
             continue
-        title = titles.get(item_id, {}).get("title", item_id)
+        title = readable_title(titles.get(item_id, {}).get("title", item_id))
         found[where].append(
             {
                 "item_id": item_id,
@@ -186,7 +187,7 @@ def why_now(
 ) -> str:
     """The moment, told to staff."""
     who = name["value"] if name else "This customer"
-    title = item["title"] if item else "an item"
+    title = readable_title(item["title"]) if item else "an item"
     c = row.context
     if row.trigger == "back_in_stock":
         wish = c.get("wish") or {}
@@ -230,7 +231,7 @@ def say(
 ) -> str:
     """A suggested first line to the customer."""
     hello = f"Hello {name['value']}, " if name else "Hello, "
-    title = item["title"] if item else "the item"
+    title = readable_title(item["title"]) if item else "the item"
     if row.trigger == "back_in_stock":
         asked = (
             "you asked about"

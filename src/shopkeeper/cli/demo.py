@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,10 +12,12 @@ from rich.table import Table
 
 from shopkeeper.cli._common import console, safe_url
 from shopkeeper.cli._running import port_in_use, running, server_url
+from shopkeeper.cli.demo_moments import MAIL_FOLDER, show_moments, with_mail_folder
 from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.cli.serve import run_server
 
 if TYPE_CHECKING:
+    from shopkeeper.settings import Settings
     from shopkeeper.shop import Shop
 
 DEMO_DATABASE = "sqlite:///shopkeeper-demo.db"
@@ -34,18 +37,24 @@ def demo(
 ) -> None:
     """Create a local shop from the bundled real sample, train, show a few customers' picks, and serve."""
     # Loaded here, not when the CLI starts (issue 13, item 10).
-    from shopkeeper.events.importers import import_orders, open_sample  # noqa: PLC0415
     from shopkeeper.settings import Settings  # noqa: PLC0415
-    from shopkeeper.shop import Shop  # noqa: PLC0415
 
     settings = Settings().with_database(db)
     host, port = host or settings.host, port or settings.port
     if serve:
         _refuse_a_second_server(db, host, port)
+    with ExitStack() as exits:
+        _demo(with_mail_folder(settings, exits), db, host, port, serve=serve)
+
+
+def _demo(settings: Settings, db: str, host: str, port: int, *, serve: bool) -> None:
+    from shopkeeper.events.importers import import_orders, open_sample  # noqa: PLC0415
+    from shopkeeper.shop import Shop  # noqa: PLC0415
+
     console.print(
         Panel.fit(
             "A real UK gift shop's orders (UCI Online Retail, Dec 2010 to Sep 2011, CC BY 4.0): customers "
-            "17000-17999.\nNothing here is simulated.",
+            "17000-17999.\nNothing here is simulated, except where it says so (the sample has no stock).",
             title="shopkeeper demo",
         )
     )
@@ -69,6 +78,7 @@ def demo(
             _show(shop, user_id)
         _show_newcomer(shop)
         _show_email(shop, _customers(shop)[0], db)
+        show_moments(shop, _customers(shop))
         keys = shop.store.keys.list()
         new_keys: list[tuple[str, str]] = []
         if not keys:
@@ -87,6 +97,10 @@ def demo(
     if not serve:
         return
     console.print(f"\nServing on http://{host}:{port}  (API docs: http://{host}:{port}/docs). Ctrl+C stops.")
+    if settings.smtp_host == "127.0.0.1" and settings.mail_from == "demo-shop@example.com":
+        console.print(
+            f"Email moments are written to {MAIL_FOLDER.resolve()}/ while it runs; no real mail is sent."
+        )
     run_server(settings, host, port)
 
 

@@ -2,4 +2,6 @@
 
 from pathlib import Path
 
-EXAMPLES = Path(__file__).parent / "examples"  # the shipped templates: back_in_stock, price_drop, picked_for_you
+EXAMPLES = (
+    Path(__file__).parent / "examples"
+)  # the shipped templates: back_in_stock, price_drop, picked_for_you

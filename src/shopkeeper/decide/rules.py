@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from shopkeeper.catalog.items import readable_title
 from shopkeeper.decide import reasons
 from shopkeeper.decide.log import DecidedItem
 from shopkeeper.decide.placements import Placement
@@ -246,9 +247,7 @@ def catalog_rows(rows: Iterable[StockRow]) -> dict[str, CatalogRow]:
     for item_id, title, category, attributes, stock in rows:
         info = found.get(item_id)
         if info is None:
-            info = found[item_id] = CatalogRow(
-                title.strip().capitalize() if title.isupper() else title, category
-            )
+            info = found[item_id] = CatalogRow(readable_title(title), category)
         if attributes is not None:  # an item with no variants comes as one row of NULLs
             info.variants.append((attributes, stock))
     return found
