@@ -72,10 +72,20 @@ def _shown(value: Any) -> str:
 
 
 def task_context(
-    conn: Connection, store: Store, row: OutboxRow, person_ref: str, now: datetime, picks: Picks | None
+    conn: Connection,
+    store: Store,
+    row: OutboxRow,
+    person_ref: str,
+    now: datetime,
+    picks: Picks | None,
+    *,
+    personalization: bool,
 ) -> dict[str, Any]:
-    """Everything a staff member needs for this moment (see the module docstring)."""
+    """Everything a staff member needs for this moment (see the module docstring). Without the person's
+    consent to personalization, only what they told us is shown: no history, no guesses."""
     traits = resolve(store.traits.load(row.person_id, conn), now)
+    if not personalization:
+        traits = {k: t for k, t in traits.items() if t.record.source == "stated"}
     name = _name(traits)
     item = store.moments.item_facts(conn, [row.item_id]).get(row.item_id) if row.item_id else None
     variant = _variant(store, conn, row)
@@ -88,7 +98,7 @@ def task_context(
         "item": None if item is None else {k: v for k, v in item.items() if k != "created_at"},
         "variant": variant,
         "facts": [fact(traits[k], now) for k in FACT_KEYS if k in traits],
-        "history": _history(store, conn, row.person_id, now),
+        "history": _history(store, conn, row.person_id, now) if personalization else {},
         "persona": None,  # personas arrive with `shopkeeper personas`
         "last_contact": None
         if last is None or last.sent_at is None
@@ -98,7 +108,7 @@ def task_context(
             "at": last.sent_at.isoformat(),
             "age_days": age_days(last.sent_at, now),
         },
-        "next_items": picks(person_ref) if picks is not None else [],
+        "next_items": [p for p in picks(person_ref) if p.get("item_id") != row.item_id] if picks else [],
         "moment": row.context,
     }
     return context

@@ -133,7 +133,7 @@ class OutboxWorker:
             self._finish(row, done, status="suppressed", reason="erased")
             return
         if channel == "staff":
-            self._task(row, ref, done)
+            self._task(row, ref, done, personalization=person.consent.get("personalization", False))
         elif channel == "email" and self._email is not None and person.email:
             self._send_email(row, ref, person.email, done)
         elif channel == "webhook" and self._webhook is not None:
@@ -141,10 +141,12 @@ class OutboxWorker:
         else:
             self._finish(row, done, status="suppressed", reason="no_channel")
 
-    def _task(self, row: OutboxRow, ref: str, done: Delivered) -> None:
+    def _task(self, row: OutboxRow, ref: str, done: Delivered, *, personalization: bool) -> None:
         now = datetime.now(UTC)
         with self._store.engine.connect() as conn:
-            context = task_context(conn, self._store, row, ref, now, self._picks)
+            context = task_context(
+                conn, self._store, row, ref, now, self._picks, personalization=personalization
+            )
         with write_transaction(self._store.engine) as conn:
             if self._store.outbox.get(conn, row.id) is None:
                 return  # erased meanwhile
