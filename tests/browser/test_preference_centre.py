@@ -194,6 +194,33 @@ def test_that_is_not_me_drops_a_guess(page: Page, shop: Shop) -> None:
     assert any(r.get("key") == key for r in explained["rejected_guesses"])
 
 
+def test_a_wish_shows_with_its_item_and_can_be_dropped(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    item = {
+        "title": "GREY WOOL TROUSERS",
+        "category": "Trousers",
+        "price": 120.0,
+        "variants": [{"variant_id": "grey-34", "attributes": {"size": "34", "colour": "grey"}, "stock": 0}],
+    }
+    with shop.admin() as admin:
+        assert admin.put("/v1/items/trousers-grey", json=item).status_code == 200
+        wish = admin.post(
+            f"/v1/people/{user_id}/wishes",
+            json={"item_id": "trousers-grey", "variant_id": "grey-34", "source": "staff"},
+        ).json()
+    open_centre(page, shop, user_id)
+    wishes = page.locator("#wishes-list")
+    expect(wishes).to_contain_text("Grey wool trousers")
+    expect(wishes).to_contain_text("Size 34")
+    expect(wishes).to_contain_text("you asked in the shop")
+    wishes.get_by_role("button", name="Stop telling me about Grey wool trousers").click()
+    expect(status(page)).to_contain_text("We will not tell you about Grey wool trousers")
+    expect(wishes).to_contain_text("Nothing.")
+    with shop.admin() as admin:
+        after = admin.get(f"/v1/people/{user_id}/wishes").json()["items"]
+    assert [(w["id"], w["status"]) for w in after] == [(wish["id"], "dropped")]
+
+
 def test_the_link_the_shop_issues_opens_the_centre(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     with shop.admin() as admin:

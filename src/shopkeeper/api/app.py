@@ -72,8 +72,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.shopkeeper = state
     app.add_middleware(RateLimits, limits=limits_from(settings))
     app.include_router(tracking.router)
-    app.include_router(privacy.router)  # before people: its routes are longer paths under /v1/people/
-    app.include_router(moments.router)  # so are its wishes
+    # Longer paths under /v1/people/ first: a person's id may hold "/", so `/v1/people/{id}` would match them.
+    app.include_router(moments.router)  # /wishes, and DELETE .../wishes/{id} before the erasure's DELETE
+    app.include_router(privacy.router)  # before people
     app.include_router(people.router)
     app.include_router(items.router)
     app.include_router(decide.router)

@@ -127,8 +127,13 @@ class WishOut(Strict):
     notified_at: str | None
 
 
+class WishListedOut(WishOut):
+    title: str | None = Field(description="The item's title, for people to read")
+    variant: dict[str, Json] | None = Field(description="The wished variant and its attributes")
+
+
 class WishesOut(Strict):
-    items: list[WishOut]
+    items: list[WishListedOut]
 
 
 class MessageOut(Strict):

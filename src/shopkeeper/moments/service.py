@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shopkeeper.catalog.items import readable_title
 from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.moments import wishes as wish_ledger
 from shopkeeper.moments.engine import MomentEngine
@@ -19,6 +20,7 @@ from shopkeeper.moments.respect import WORDS
 from shopkeeper.moments.rules import check_name, parse_rule, read_toml
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.moments import Variant, Wish
 from shopkeeper.store.outbox import OutboxRow, Task
 
 OUTCOMES = ("contacted", "purchased", "declined", "unreachable")
@@ -73,6 +75,21 @@ def task_json(task: Task, person: str | None) -> dict[str, Any]:
         "variant_id": (task.context.get("variant") or {}).get("variant_id"),
         "text": task.context.get("why_now"),
         "context": task.context,
+    }
+
+
+def _wish_json(
+    wish: Wish, items: dict[str, dict[str, Any]], variants: dict[str, list[Variant]]
+) -> dict[str, Any]:
+    """A wish, with its item's title and its variant's attributes (for people to read)."""
+    item = items.get(wish.item_id)
+    variant = next((v for v in variants.get(wish.item_id, []) if v.variant_id == wish.variant_id), None)
+    return {
+        **wish.to_json(),
+        "title": None if item is None else readable_title(item["title"]),
+        "variant": None
+        if variant is None
+        else {"variant_id": variant.variant_id, "attributes": variant.attributes},
     }
 
 
@@ -179,7 +196,9 @@ class MomentService:
         with self._store.engine.connect() as conn:
             everyone = self._store.identities.with_merged(person_id, conn)
             found = self._store.moments.wishes_of(conn, everyone)
-        return {"items": [w.to_json() for w in found]}
+            items = self._store.moments.item_facts(conn, [w.item_id for w in found])
+            variants = self._store.moments.variants(conn, [w.item_id for w in found])
+        return {"items": [_wish_json(w, items, variants) for w in found]}
 
     def add_wish(self, ref: str, raw: Any) -> dict[str, Any]:
         wish = wish_ledger.parse_wish(raw)

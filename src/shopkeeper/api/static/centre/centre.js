@@ -474,6 +474,65 @@ async function reject(key, value, shown, button) {
   }
 }
 
+const WISH_SOURCES = {
+  stated: "you asked",
+  staff: "you asked in the shop",
+  observed: "you looked at it while it was sold out",
+};
+
+function wishWords(wish) {
+  const parts = Object.entries(wish.attributes || {}).map(([key, value]) => humanize(key) + " " + value);
+  if (wish.variant && wish.variant.attributes) {
+    for (const [key, value] of Object.entries(wish.variant.attributes)) parts.push(humanize(key) + " " + value);
+  }
+  return parts.join(", ");
+}
+
+function renderWishes(wishes) {
+  const list = $("wishes-list");
+  list.replaceChildren();
+  const live = (wishes || []).filter((w) => w.status === "open" || w.status === "notified");
+  if (!live.length) {
+    list.appendChild(el("li", { class: "empty" }, "Nothing. When something you want is sold out, you can ask us to tell you when it is back."));
+    return;
+  }
+  for (const wish of live) {
+    const item = el("li", { "data-wish": String(wish.id) });
+    item.appendChild(el("span", { class: "trait-name" }, wish.title || wish.item_id));
+    const wanted = wishWords(wish);
+    if (wanted) item.appendChild(el("span", { class: "trait-value" }, wanted));
+    const meta = [WISH_SOURCES[wish.source] || wish.source, formatDate(wish.created_at),
+      "until " + formatDate(wish.expires_at)];
+    item.appendChild(el("span", { class: "trait-meta" }, meta.join(" · ")));
+    const row = el("div", { class: "reject-row" });
+    const button = el("button", {
+      type: "button",
+      class: "reject",
+      "aria-label": "Stop telling me about " + (wish.title || wish.item_id),
+    }, "Stop telling me");
+    button.addEventListener("click", () => dropWish(wish, button));
+    row.appendChild(button);
+    item.appendChild(row);
+    list.appendChild(item);
+  }
+}
+
+async function dropWish(wish, button) {
+  button.disabled = true;
+  try {
+    await call("DELETE", "/wishes/" + encodeURIComponent(String(wish.id)));
+    renderWishes((await call("GET", "/wishes")).items);
+    say("Done. We will not tell you about " + (wish.title || wish.item_id) + ".", "ok");
+    const heading = $("wishes-title");
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  } catch (error) {
+    if (error.status === 401) return refuse(error);
+    button.disabled = false;
+    say("Not saved. " + (error.message || "please try again."), "bad");
+  }
+}
+
 async function start() {
   $("refusal").hidden = true;
   $("centre").hidden = true;
@@ -482,12 +541,16 @@ async function start() {
   if (!token) return refuse(null);
   let profile;
   let consent;
+  let wishes;
   try {
-    [profile, consent] = await Promise.all([call("GET", ""), call("GET", "/consent")]);
+    [profile, consent, wishes] = await Promise.all([
+      call("GET", ""), call("GET", "/consent"), call("GET", "/wishes"),
+    ]);
   } catch (error) {
     return refuse(error);
   }
   renderTraits(profile);
+  renderWishes(wishes.items);
   renderConsent(consent);
   fillForm(profile);
   $("loading").hidden = true;
