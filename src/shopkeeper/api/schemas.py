@@ -132,6 +132,7 @@ class PersonOut(Strict):
     as_of: str
     traits: list[TraitOut]
     consent: dict[str, ConsentChoiceOut]
+    wishes: list[dict[str, Json]] = Field(description="Their wishes in force (back in stock, price)")
 
 
 class PersonEventsOut(Strict):

@@ -15,6 +15,7 @@ from shopkeeper.wording import counted
 if TYPE_CHECKING:
     from shopkeeper.profiles.service import Profile
     from shopkeeper.profiles.traits import ResolvedTrait
+    from shopkeeper.shop import Shop
     from shopkeeper.store.identity import Merge
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ def show(
     """Print a person's ids, merges, event counts, and traits grouped by source with their evidence."""
     with open_shop(db) as shop:
         profile = shop.profile(person_ref)
+        wishes = _wishes(shop, profile.summary.person_id)
     if as_json:
         print_json(profile.to_json())
         return
@@ -60,6 +62,22 @@ def show(
     if summary.merges:
         console.print(_merge_table(summary.merges))
     _print_traits(profile)
+    for wish in wishes:
+        console.print(wish)
+
+
+def _wishes(shop: Shop, person_id: int) -> list[str]:
+    """The person's wishes in force, a line each (read from the store: `people show` loads no service)."""
+    with shop.store.engine.connect() as conn:
+        everyone = shop.store.identities.with_merged(person_id, conn)
+        found = [w for w in shop.store.moments.wishes_of(conn, everyone) if w.status in ("open", "notified")]
+        titles = shop.store.moments.item_facts(conn, [w.item_id for w in found])
+    lines = []
+    for wish in found:
+        title = titles.get(wish.item_id, {}).get("title", wish.item_id)
+        wanted = wish.variant_id or ", ".join(f"{k} {v}" for k, v in wish.attributes.items()) or "any"
+        lines.append(f"Wish: {title} ({wanted}), {wish.source}, since {wish.created_at:%Y-%m-%d}")
+    return lines
 
 
 def _print_traits(profile: Profile) -> None:

@@ -46,6 +46,9 @@ class Actor:
         return {"person": "preference_centre", "admin": "api"}.get(self.kind, self.kind)
 
 
+LIVE_WISHES = ("open", "notified")  # a profile shows the wishes still in force; the export shows them all
+
+
 def audit(conn: Connection, actor: Actor, action: str, person_id: int | None, **detail: Any) -> None:
     """One audit entry, inside the caller's transaction. Names the person by internal id only."""
     SqlPrivacy.audit(conn, actor.label, action, person_id, detail)
@@ -141,7 +144,15 @@ class PrivacyService:
             self.audit_now(actor, "read_profile", profile.summary.person_id)
         with self._store.engine.connect() as conn:
             choices = self.purposes.current(conn, profile.summary.person_id)
-        return {**profile.to_json(), "consent": {p: c.to_json() for p, c in choices.items()}}
+            everyone = self._store.identities.with_merged(profile.summary.person_id, conn)
+            wishes = [
+                w.to_json() for w in self._store.moments.wishes_of(conn, everyone) if w.status in LIVE_WISHES
+            ]
+        return {
+            **profile.to_json(),
+            "consent": {p: c.to_json() for p, c in choices.items()},
+            "wishes": wishes,
+        }
 
     def explain(self, ref: str, actor: Actor) -> dict[str, Any]:
         """Every trait and how it was resolved: which source won, what it beat, and why."""
