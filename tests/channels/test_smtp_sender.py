@@ -427,3 +427,46 @@ def test_a_stopped_sink_frees_its_port(tmp_path: Path) -> None:
 
     with _sender(port) as sender:
         assert sender.send(_message()).outcome == "retry"
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # a test server on 127.0.0.1
+def test_a_refused_login_is_retried_not_failed_and_the_right_password_then_sends() -> None:
+    """The shop's SMTP set-up (a wrong password) is not the message's fault: a 535 retries, so that a
+    password fixed within the retries loses no message."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: PLC0415
+
+    def authenticator(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+    ) -> AuthResult:
+        good = isinstance(data, LoginPassword) and data.password == b"right"
+        return AuthResult(success=good, handled=False)
+
+    handler = ScriptedServer()
+    controller = FreePortController(
+        handler,
+        hostname="127.0.0.1",
+        port=0,
+        server_hostname="localhost",
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+
+        def login(password: str) -> SmtpSender:
+            return SmtpSender(
+                SmtpConfig(
+                    host="127.0.0.1", port=controller.port, user="shop", password=password, mail_from=SENDER
+                )
+            )
+
+        with login("wrong") as smtp:
+            refused = smtp.send(_message())
+        assert refused.outcome == "retry" and "535" in refused.detail
+        assert handler.received == []
+        with login("right") as smtp:
+            assert smtp.send(_message()).outcome == "sent"
+        assert len(handler.received) == 1
+    finally:
+        controller.stop()

@@ -309,8 +309,12 @@ def _reply_delivery(code: int, reply: bytes | str, *, accepted: range) -> Delive
 
 
 def _error_delivery(error: OSError) -> Delivery:
-    """What an error makes of an attempt: an SMTP error reply counts as its code does (a 5xx login
-    refusal fails), a timeout or any other network error is worth a retry."""
+    """What an error makes of an attempt: an SMTP error reply about the message counts as its code does;
+    a refusal of the connection itself (greeting, HELO, login: the shop's SMTP set-up, not this message)
+    and a timeout or any other network error are worth a retry, so that a wrong password fixed within
+    the retries loses no message."""
+    if isinstance(error, smtplib.SMTPConnectError | smtplib.SMTPHeloError | smtplib.SMTPAuthenticationError):
+        return Delivery("retry", safe_detail(f"the SMTP server refused the connection: {error.smtp_code}"))
     if isinstance(error, smtplib.SMTPResponseException):
         return _reply_delivery(error.smtp_code, error.smtp_error, accepted=range(0))
     if _timed_out(error):
