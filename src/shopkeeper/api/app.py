@@ -25,6 +25,7 @@ from shopkeeper.api.openapi import finish_openapi
 from shopkeeper.api.schemas import ErrorBody, HealthOut, ReadyOut, ok
 from shopkeeper.api.server import configure_header_timeout
 from shopkeeper.api.state import AppState
+from shopkeeper.channels.worker import run
 from shopkeeper.decide.placements import placements_from
 from shopkeeper.errors import ShopkeeperError, StoreUnavailable
 from shopkeeper.privacy.tokens import signing_secret
@@ -51,8 +52,15 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         stop = threading.Event()
         moments = None
         if settings.serve_worker:
+            worker = (
+                shop.worker()
+            )  # here, so that a bad SMTP or webhook setting stops the start, said plainly
             moments = threading.Thread(
-                target=_moments, args=(shop, stop), name="shopkeeper-moments", daemon=True
+                target=run,
+                args=(shop.moments.engine, worker),
+                kwargs={"stop": stop.is_set},
+                name="shopkeeper-moments",
+                daemon=True,
             )
             moments.start()
         yield
@@ -89,14 +97,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app, purposes=list(shop.purposes.names), placements=sorted(placements_from(settings.placements_json))
     )
     return app
-
-
-def _moments(shop: Shop, stop: threading.Event) -> None:
-    """The server's moment engine and outbox worker (`SHOPKEEPER_SERVE_WORKER`), until the server stops."""
-    from shopkeeper.channels.worker import run  # noqa: PLC0415
-
-    worker = shop.worker()
-    run(shop.moments.engine, worker, stop=stop.is_set)
 
 
 def app_from_env() -> FastAPI:

@@ -4,11 +4,13 @@ its one-click unsubscribe) and webhooks (the moment as signed JSON)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
 
 from shopkeeper.channels.delivery import Delivery
 from shopkeeper.channels.email import SmtpConfig, SmtpSender, build_email
 from shopkeeper.channels.webhook import WebhookConfig, WebhookSender, new_webhook_secret
+from shopkeeper.errors import InvalidInput
 from shopkeeper.settings import Settings
 from shopkeeper.store import Store
 from shopkeeper.store.outbox import OutboxRow
@@ -29,7 +31,14 @@ class EmailChannel:
 
     def send(self, row: OutboxRow, to: str, before_data: Callable[[], None]) -> Delivery:
         centre, one_click = self._links(row.person_id)
-        message = build_email(
+        try:
+            message = self._message(row, to, centre, one_click)
+        except ValueError as exc:  # an address that cannot be written to (not one ASCII local@domain)
+            return Delivery("failed", f"cannot write to this address: {exc}"[:200])
+        return self._sender.send(message, before_data=before_data)
+
+    def _message(self, row: OutboxRow, to: str, centre: str, one_click: str) -> EmailMessage:
+        return build_email(
             to=to,
             mail_from=self._config.mail_from,
             subject=row.subject or "",
@@ -40,7 +49,6 @@ class EmailChannel:
             one_click_url=one_click,
             shop_name=self._shop_name,
         )
-        return self._sender.send(message, before_data=before_data)
 
     def close(self) -> None:
         self._sender.close()
@@ -73,6 +81,8 @@ def channels_from(
 ) -> tuple[EmailChannel | None, WebhookChannel | None]:
     """The channels this shop has set up: email when an SMTP host is set, webhooks when a URL is."""
     smtp = SmtpConfig.from_settings(settings)
+    if smtp is not None and not smtp.mail_from:
+        raise InvalidInput("SHOPKEEPER_MAIL_FROM is needed with SHOPKEEPER_SMTP_HOST", field="mail_from")
     email = None if smtp is None else EmailChannel(smtp, links, settings.shop_name)
     webhook = None
     if settings.webhook_url:

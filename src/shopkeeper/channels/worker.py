@@ -113,7 +113,13 @@ class OutboxWorker:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
         done = Delivered()
         for row in claimed:
-            self._one(row, done)
+            try:
+                self._one(row, done)
+            except (SQLAlchemyError, ShopkeeperError):
+                raise  # the database: the row's lease ends and it is taken again
+            except Exception as exc:  # a poison message must not stop the queue: fail it, say what, go on
+                log.error("moment %s could not be delivered: %s", row.id, type(exc).__name__)
+                self._finish(row, done, status="failed", reason=f"internal error: {type(exc).__name__}")
         return done
 
     def _one(self, row: OutboxRow, done: Delivered) -> None:
@@ -274,6 +280,8 @@ class OutboxWorker:
                 self._store.outbox.attempt(conn, row.id, now, "suppressed", detail)
         if status == "held":
             done.held += 1
+        elif status == "failed":
+            done.failed += 1
         else:
             done.suppressed += 1
 
