@@ -14,6 +14,7 @@ reason to write to anyone).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,15 +25,17 @@ from sqlalchemy import Connection
 from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.experiments.service import matches, unit_from
 from shopkeeper.moments import triggers
-from shopkeeper.moments.respect import WORDS, Person, RespectConfig, Verdict, judge
+from shopkeeper.moments.respect import RESPECT_TRAITS, WORDS, Counter, Person, RespectConfig, Verdict, judge
 from shopkeeper.moments.rules import Rule, default_rules, parse_rule
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
 from shopkeeper.store.engine import trial_transaction, write_transaction
-from shopkeeper.store.outbox import OutboxRow, log_exposures
+from shopkeeper.store.moment_people import add_many, existing, newest_timezones, people_rows, recent_contacts
+from shopkeeper.store.outbox import LIVE, OutboxRow, log_exposures
 
 FRESH = timedelta(days=2)
+CONTACT_MEMORY = timedelta(days=92)  # the longest look back of the budget: a stated quarterly frequency
 BATCH = 1000
 EVENTS, CHANGES = "events", "changes"
 FACTS = triggers.FACTS
@@ -126,9 +129,10 @@ class MomentEngine:
                 if event.timestamp >= now - FRESH:
                     triggers.record_wishes(world, event)
                     candidates += triggers.on_event(world, live, event)
-            for change in new_changes:
-                if change.at >= now - FRESH:
-                    candidates += triggers.on_change(world, live, change)
+            recent = [c for c in new_changes if c.at >= now - FRESH]
+            world.preload(recent)
+            for change in recent:
+                candidates += triggers.on_change(world, live, change)
             made = self.make(conn, candidates, now)
             if new_events:
                 moments.set_cursor(conn, EVENTS, new_events[-1].id, now)
@@ -158,66 +162,79 @@ class MomentEngine:
         return made
 
     def make(self, conn: Connection, candidates: list[triggers.Candidate], now: datetime) -> list[Made]:
-        """Judge and write candidates, the highest priority first, inside the caller's write transaction.
-        A candidate whose dedupe key is in the outbox already is skipped."""
-        outbox = self._store.outbox
-        people: dict[int, Person | None] = {}
-        made: list[Made] = []
-        exposures: list[dict[str, Any]] = []
+        """Judge and write candidates, the highest priority first, inside the caller's write transaction,
+        reading their people and contacts once for the batch. A candidate whose dedupe key is in the
+        outbox already (or earlier in the batch) is skipped."""
+        if not candidates:
+            return []
+        taken = existing(conn, [c.dedupe for c in candidates])
+        fresh: list[triggers.Candidate] = []
         for candidate in sorted(candidates, key=lambda c: (-c.rule.priority, c.at, c.dedupe)):
-            if outbox.exists(conn, candidate.dedupe):
-                continue
-            if candidate.person_id not in people:
-                people[candidate.person_id] = self.person(conn, candidate.person_id, now)
-            person = people[candidate.person_id]
+            if candidate.dedupe[:255] not in taken:
+                taken.add(candidate.dedupe[:255])
+                fresh.append(candidate)
+        conditions = {c.rule.where["trait"] for c in fresh if c.rule.where is not None}
+        people = self.people(conn, {c.person_id for c in fresh}, now, extra=conditions)
+        contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
+        judged: list[tuple[triggers.Candidate, Verdict, Person]] = []
+        for candidate in fresh:
+            person = people.get(candidate.person_id)
             if person is None or not _in_condition(candidate.rule, person):
                 continue
             due = max(candidate.at + timedelta(seconds=candidate.rule.delay_seconds), now)
             verdict = (
                 Verdict("suppressed", candidate.rule.channels[0], candidate.suppress, due)
                 if candidate.suppress
-                else judge(self.config, person, candidate.rule, due, self._counter(conn))
+                else judge(self.config, person, candidate.rule, due, _counter(contacts))
             )
-            row_id = outbox.add(conn, _row(candidate, verdict, now))
-            if row_id is None:
-                continue
-            made.append(Made(row_id, candidate, verdict))
-            if candidate.wish_id is not None and candidate.suppress is None:
-                self._store.moments.update_wish(
-                    conn, candidate.wish_id, {"notified_at": candidate.at, "status": "notified"}
-                )
-            if verdict.status != "suppressed" or verdict.reason == "holdout":
-                exposures.append(_exposure(candidate, verdict, person, now))
-        log_exposures(conn, exposures)
-        return made
+            if verdict.status in LIVE and not candidate.rule.transactional:
+                contacts.setdefault(person.person_id, []).append((now, verdict.channel, 0))
+            judged.append((candidate, verdict, person))
+        ids = add_many(conn, [_row(c, v, now) for c, v, _ in judged])
+        self._store.moments.mark_notified(
+            conn, [(c.wish_id, c.at) for c, _, _ in judged if c.wish_id is not None and c.suppress is None]
+        )
+        log_exposures(
+            conn,
+            [
+                _exposure(c, v, p, now)
+                for c, v, p in judged
+                if v.status != "suppressed" or v.reason == "holdout"
+            ],
+        )
+        return [Made(ids[c.dedupe[:255]], c, v) for c, v, _ in judged]
 
-    def _counter(self, conn: Connection, excluding: int | None = None) -> Any:
-        outbox = self._store.outbox
-
-        def count(person_id: int, since: datetime, channel: str | None) -> int:
-            return outbox.contacts(conn, person_id, since, channel=channel, excluding=excluding)
-
-        return count
+    def people(
+        self, conn: Connection, person_ids: Iterable[int], now: datetime, *, extra: Iterable[str] = ()
+    ) -> dict[int, Person]:
+        """What respect reads of these people (the traits it needs, and `extra` ones a rule's condition
+        reads), in a few queries; a person who is gone (erased) is left out."""
+        names = self._purposes.names
+        rows = people_rows(conn, person_ids, names, sorted({*RESPECT_TRAITS, *extra}))
+        resolved = {p: {k: t.value for k, t in resolve(r.traits, now).items()} for p, r in rows.items()}
+        unzoned = [p for p, values in resolved.items() if not isinstance(values.get("timezone"), str)]
+        zones = newest_timezones(conn, unzoned) if unzoned else {}
+        found = {}
+        for person_id, stored in rows.items():
+            values = resolved[person_id]
+            email = next((v for kind, v in stored.external if kind == "email"), None)
+            if email is None and isinstance(values.get("email"), str) and "@" in values["email"]:
+                email = values["email"]
+            zone = values.get("timezone") if isinstance(values.get("timezone"), str) else zones.get(person_id)
+            found[person_id] = Person(
+                person_id=person_id,
+                unit=unit_from(stored.unit_ids, stored.external[0][1]),
+                traits=values,
+                consent={**self._purposes.defaults(names), **stored.consent},
+                email=email,
+                timezone=zone,
+            )
+        return found
 
     def person(self, conn: Connection, person_id: int, now: datetime) -> Person | None:
-        """What respect reads of a person; None when they are gone (erased)."""
-        external = self._store.identities.external_ids([person_id], conn)
-        if not external:
-            return None
-        values = {key: r.value for key, r in resolve(self._store.traits.load(person_id, conn), now).items()}
-        email = next((v for kind, v in external if kind == "email"), None)
-        if email is None and isinstance(values.get("email"), str) and "@" in values["email"]:
-            email = values["email"]
-        unit = unit_from(self._store.identities.unit_ids(person_id, conn), external[0][1])
-        zone = values.get("timezone") if isinstance(values.get("timezone"), str) else None
-        return Person(
-            person_id=person_id,
-            unit=unit,
-            traits=values,
-            consent=self._purposes.allows_all(conn, person_id, self._purposes.names),
-            email=email,
-            timezone=zone or FACTS.newest_timezone(conn, person_id),
-        )
+        """What respect reads of a person (and every rule's condition); None when they are gone (erased)."""
+        conditions = {r.where["trait"] for r in self.rules(conn).values() if r.where is not None}
+        return self.people(conn, [person_id], now, extra=conditions).get(person_id)
 
     # ---- a rule's replay ----------------------------------------------------------------------------
 
@@ -299,7 +316,8 @@ class MomentEngine:
             rule = parse_rule(
                 row.rule, {"trigger": row.trigger, "channels": [row.channel or "staff"]}, origin="gone"
             )
-        verdict = judge(self.config, person, rule, now, self._counter(conn, excluding=row.id))
+        contacts = recent_contacts(conn, [row.person_id], now - CONTACT_MEMORY)
+        verdict = judge(self.config, person, rule, now, _counter(contacts, excluding=row.id))
         if verdict.status == "suppressed":
             return verdict
         reason = self._trigger_still_holds(conn, row, now)
@@ -336,6 +354,19 @@ class MomentEngine:
                     return v.price
         price = facts["price"]
         return None if price is None else float(price)
+
+
+def _counter(contacts: dict[int, list[tuple[datetime, str, int]]], excluding: int | None = None) -> Counter:
+    """Counts a person's live messages since a time (on a channel) from the rows read for the batch."""
+
+    def count(person_id: int, since: datetime, channel: str | None) -> int:
+        return sum(
+            1
+            for at, on, outbox_id in contacts.get(person_id, ())
+            if at >= since and (channel is None or on == channel) and outbox_id != excluding
+        )
+
+    return count
 
 
 def _line(at: datetime, what: str, outcome: str, why: str) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from shopkeeper.moments.rules import Rule
 CHANNEL_PURPOSE = {"email": "email_marketing", "staff": "staff_outreach", "webhook": "email_marketing"}
 # A stated preferred channel that allows each of ours.
 PREFERRED = {"email": {"email"}, "staff": {"staff", "phone"}, "webhook": {"sms", "push", "email"}}
+# The traits respect reads: what it is told of pausing, frequency, channels and zone, and an email address.
+RESPECT_TRAITS = ("pause_until", "contact_frequency", "preferred_channels", "timezone", "email")
 FREQUENCY_DAYS = {"daily": 1, "weekly": 7, "monthly": 30, "quarterly": 91}
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
 

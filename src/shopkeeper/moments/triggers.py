@@ -32,6 +32,7 @@ VIEWED, ADDED, ORDERED, REQUESTED = (
     "Back In Stock Requested",
 )
 FACTS = SqlMomentFacts()
+FRESH_WISHES = timedelta(days=2)  # a step preloads the wishes live at the oldest change it may act on
 
 
 @dataclass
@@ -58,6 +59,27 @@ class World:
     now: datetime
     history: bool = False  # a replay: stock is read as it was at each event's time
     stated_cache: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # read once per step for the restocks it holds (see `preload`)
+    variants_cache: dict[str, list[Variant]] = field(default_factory=dict)
+    wishes_cache: dict[str, list[Wish]] = field(default_factory=dict)
+    values_cache: dict[int, tuple[float, float]] = field(default_factory=dict)
+    notified: dict[int, datetime] = field(default_factory=dict)  # wishes given a moment in this step
+
+    def preload(self, changes: Iterable[Change]) -> None:
+        """Read, for every restock among `changes`, its items' variants and live wishes, and the value of
+        each person who wished (a step that brings back a thousand variants reads them in a few queries)."""
+        items = sorted({c.item_id for c in changes if c.field == "stock" and _restocked(c)})
+        if not items:
+            return
+        if not self.history:
+            self.variants_cache.update(self.store.moments.variants(self.conn, items))
+        for wish in self.store.moments.open_wishes(self.conn, items, self.now - FRESH_WISHES):
+            self.wishes_cache.setdefault(wish.item_id, []).append(wish)
+        for item_id in items:
+            self.wishes_cache.setdefault(item_id, [])
+        self.values_cache.update(
+            wish_values(self, {w.person_id for ws in self.wishes_cache.values() for w in ws})
+        )
 
     def stated(self, person_id: int) -> dict[str, Any]:
         if person_id not in self.stated_cache:
@@ -67,6 +89,8 @@ class World:
         return self.stated_cache[person_id]
 
     def variants(self, item_id: str, at: datetime) -> list[Variant]:
+        if item_id in self.variants_cache:
+            return self.variants_cache[item_id]
         found = self.store.moments.variants(self.conn, [item_id]).get(item_id, [])
         if not self.history:
             return found
@@ -321,15 +345,18 @@ def _back_in_stock(world: World, rule: Rule, change: Change) -> list[Candidate]:
     )
     if variant is None:
         return []
-    wanted = [
-        w
-        for w in world.store.moments.open_wishes(world.conn, [change.item_id], change.at)
-        if wishes.matches(w, variant)
-    ]
+    live = world.wishes_cache.get(change.item_id)
+    if live is None:
+        live = world.store.moments.open_wishes(world.conn, [change.item_id], change.at)
+    wanted = [w for w in live if w.expires_at > change.at and wishes.matches(w, variant)]
     if not wanted:
         return []
     window = timedelta(days=rule.params.dedupe_days)
-    fresh = [w for w in wanted if w.notified_at is None or change.at - w.notified_at >= window]
+
+    def last(wish: Wish) -> datetime | None:
+        return world.notified.get(wish.id, wish.notified_at)
+
+    fresh = [w for w in wanted if (at := last(w)) is None or change.at - at >= window]
     found = [
         _bis(rule, w, change, f"back_in_stock-dup:{rule.name}:{w.id}:{change.id}", suppress="duplicate")
         for w in wanted
@@ -340,6 +367,7 @@ def _back_in_stock(world: World, rule: Rule, change: Change) -> list[Candidate]:
     for position, wish in enumerate(ranked):
         if position < units:
             found.append(_bis(rule, wish, change, f"back_in_stock:{rule.name}:{wish.id}:{change.id}"))
+            world.notified[wish.id] = change.at
         else:
             found.append(
                 _bis(
@@ -369,17 +397,23 @@ def _bis(rule: Rule, wish: Wish, change: Change, key: str, suppress: str | None 
     )
 
 
+def wish_values(world: World, people: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """Each person's value as a wisher: their revenue so far, and the time of their newest purchase."""
+    ids = sorted(set(people))
+    revenue = FACTS.trait_values(world.conn, ids, "revenue")
+    newest = world.store.moments.newest_purchases(world.conn, ids)
+    return {p: (_number(revenue.get(p)) or 0.0, newest[p].timestamp() if p in newest else 0.0) for p in ids}
+
+
 def rank_wishes(world: World, found: list[Wish]) -> list[Wish]:
     """The most valuable wishes first: the person's revenue so far, then their newest purchase, then the
     oldest wish (who asked first)."""
-    people = [w.person_id for w in found]
-    revenue = FACTS.trait_values(world.conn, people, "revenue")
-    bought = world.store.moments.purchases(world.conn, people)
+    missing = {w.person_id for w in found if w.person_id not in world.values_cache}
+    if missing:
+        world.values_cache.update(wish_values(world, missing))
 
     def value(wish: Wish) -> tuple[float, float, float]:
-        spent = _number(revenue.get(wish.person_id)) or 0.0
-        newest = bought.get(wish.person_id) or []
-        last = newest[-1][0].timestamp() if newest else 0.0
+        spent, last = world.values_cache[wish.person_id]
         return (-spent, -last, wish.created_at.timestamp())
 
     return sorted(found, key=value)

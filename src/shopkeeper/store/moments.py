@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 
 from shopkeeper.store.interactions import CART, PURCHASE, VIEW
 from shopkeeper.store.schema import (
@@ -154,6 +154,17 @@ class SqlMoments:
         if "attributes" in row:
             row["attributes"] = orjson.dumps(row["attributes"], option=orjson.OPT_SORT_KEYS).decode()
         conn.execute(update(wishes).where(wishes.c.id == wish_id).values(**row))
+
+    @staticmethod
+    def mark_notified(conn: Connection, notified: Sequence[tuple[int, datetime]]) -> None:
+        """Mark wishes notified (one back-in-stock moment made for each), at the restock's time."""
+        if notified:
+            conn.execute(
+                update(wishes)
+                .where(wishes.c.id == bindparam("wish"))
+                .values(notified_at=bindparam("at"), status="notified"),
+                [{"wish": wish_id, "at": at} for wish_id, at in notified],
+            )
 
     @staticmethod
     def wishes_of(conn: Connection, person_ids: Sequence[int]) -> list[Wish]:
@@ -408,6 +419,22 @@ class SqlMoments:
             )
             for person_id, at, item_id, quantity in rows:
                 found[int(person_id)].append((at, item_id, float(quantity)))
+        return found
+
+    @staticmethod
+    def newest_purchases(conn: Connection, person_ids: Sequence[int]) -> dict[int, datetime]:
+        """Each person's newest purchase time (people who never bought are left out)."""
+        found: dict[int, datetime] = {}
+        ids = sorted(set(person_ids))
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(interactions.c.person_id, func.max(interactions.c.at))
+                .where(
+                    interactions.c.person_id.in_(ids[start : start + 500]), interactions.c.kind == PURCHASE
+                )
+                .group_by(interactions.c.person_id)
+            )
+            found.update({int(p): at for p, at in rows})
         return found
 
     @staticmethod
