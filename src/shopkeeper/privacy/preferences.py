@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import date
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -44,6 +45,9 @@ class Preferences(BaseModel):
     preferred_channels: Annotated[list[Channel], Field(max_length=7)] | None = None
     contact_frequency: Frequency | None = None
     pause_until: date | None = None
+    timezone: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = (
+        None
+    )
     answers: (
         Annotated[
             dict[
@@ -54,6 +58,18 @@ class Preferences(BaseModel):
         ]
         | None
     ) = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        """An IANA time zone (`Europe/London`): moments keep quiet hours in it."""
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known time zone (an IANA name such as Europe/London)") from None
+        return value
 
     @field_validator("*", mode="before")
     @classmethod
