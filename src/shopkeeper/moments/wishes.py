@@ -91,13 +91,12 @@ def wanted_key(variant_id: str, attributes: Mapping[str, str]) -> str:
 
 
 def matches(wish: Wish, variant: Variant) -> bool:
-    """Whether a variant is what the wish asks for: the very variant, or one with every wanted attribute."""
+    """Whether a variant is what the wish asks for: the very variant, or one with every wanted attribute
+    (a wish for the item itself, with neither, is met by any of its variants)."""
     if wish.variant_id:
         return wish.variant_id == variant.variant_id
     have = {k: v.casefold() for k, v in normalize(variant.attributes).items()}
-    return bool(wish.attributes) and all(
-        have.get(k) == str(v).casefold() for k, v in normalize(wish.attributes).items()
-    )
+    return all(have.get(k) == str(v).casefold() for k, v in normalize(wish.attributes).items())
 
 
 def one_variant(variants: Sequence[Variant], attributes: Mapping[str, str]) -> str:
