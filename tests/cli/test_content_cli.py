@@ -52,7 +52,11 @@ def test_load_list_lint_by_name_and_preview(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run_main(capsys, "content", "load", "--db", db)
     assert code == 2 and "--examples" in err
     code, out, _ = run_main(capsys, "content", "list", "--db", db, "--json")
-    assert [t["name"] for t in json.loads(out)["templates"]] == ["back_in_stock", "picked_for_you", "price_drop"]
+    assert [t["name"] for t in json.loads(out)["templates"]] == [
+        "back_in_stock",
+        "picked_for_you",
+        "price_drop",
+    ]
     code, out, _ = run_main(capsys, "content", "lint", "back_in_stock", "--db", db)
     assert code == 0 and "no findings" in out
     with Shop.open(db) as shop:

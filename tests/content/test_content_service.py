@@ -203,7 +203,11 @@ def test_the_shipped_examples_load_and_lint_clean(shop: Shop, tmp_path: Path) ->
     (tmp_path / "broken.json").write_text('{"channel": "email",\n "html": }')
     with pytest.raises(InvalidInput, match=r"broken.json: not JSON: .* line 2"):
         shop.content.load(tmp_path)
-    assert sorted(t.name for t in shop.content.latest()) == ["back_in_stock", "picked_for_you", "price_drop"]  # none saved
+    assert sorted(t.name for t in shop.content.latest()) == [
+        "back_in_stock",
+        "picked_for_you",
+        "price_drop",
+    ]  # none saved
 
 
 def test_hostile_previews_never_embarrass(shop: Shop) -> None:

@@ -14,7 +14,7 @@ reason to write to anyone).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,7 +89,8 @@ class MomentEngine:
             raise NotFound(f"no moment rule named {name!r}", field="name")
         return found
 
-    def save_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
+    def check_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
+        """A rule as `save_rule` would save it, checked against this shop (its audiences) too."""
         rule = parse_rule(name, raw, origin=origin, where=where)
         if rule.audience is not None:
             raise InvalidInput(
@@ -97,9 +98,25 @@ class MomentEngine:
                 "for a condition on one trait",
                 field=f"{where}audience",
             )
-        with write_transaction(self._store.engine) as conn:
-            self._store.moments.save_rule(conn, name, rule.body(), origin, datetime.now(UTC))
         return rule
+
+    def save_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
+        rule = self.check_rule(name, raw, origin=origin, where=where)
+        self._save([rule], origin)
+        return rule
+
+    def save_rules(self, bodies: Mapping[str, Any], *, origin: str) -> list[Rule]:
+        """Check every rule (a bad field is named under its rule's name: `price_drop.params.min_percent`),
+        then save them all in one transaction: all of them, or none."""
+        rules = [self.check_rule(str(n), raw, origin=origin, where=f"{n}.") for n, raw in bodies.items()]
+        self._save(rules, origin)
+        return rules
+
+    def _save(self, rules: list[Rule], origin: str) -> None:
+        now = datetime.now(UTC)
+        with write_transaction(self._store.engine) as conn:
+            for rule in rules:
+                self._store.moments.save_rule(conn, rule.name, rule.body(), origin, now)
 
     # ---- the step ----------------------------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ class MilestoneParams(_Params):
     spend: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list, max_length=50)
     anniversary: bool = False  # a year (two, ...) since the first order
     trait: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    value: float | None = None  # the trait crossing this value
+    # the trait crossing this value; checked even when left out, so that a trait needs its value
+    value: float | None = Field(default=None, validate_default=True)
 
     @field_validator("value")
     @classmethod

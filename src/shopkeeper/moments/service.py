@@ -17,7 +17,7 @@ from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.moments import wishes as wish_ledger
 from shopkeeper.moments.engine import MomentEngine
 from shopkeeper.moments.respect import WORDS
-from shopkeeper.moments.rules import check_name, parse_rule, read_toml
+from shopkeeper.moments.rules import check_name, read_toml
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.moments import Variant, Wish
@@ -161,12 +161,7 @@ class MomentService:
     def load(self, path: Path) -> list[dict[str, Any]]:
         """Every rule of a TOML file, all checked before any is saved."""
         tables = read_toml(path)
-        for name, body in tables.items():
-            parse_rule(str(name), body, origin="file", where=f"{name}.")
-        return [
-            self.engine.save_rule(str(name), body, origin="file", where=f"{name}.").to_json()
-            for name, body in tables.items()
-        ]
+        return [rule.to_json() for rule in self.engine.save_rules(tables, origin="file")]
 
     def _answered(self, rule: str) -> dict[str, Any]:
         """The share of people asked (sent) who have since told us."""
