@@ -252,7 +252,9 @@ class Shop:
             holdout=holdout_from(settings.holdout_share, settings.holdout_salt),
             channels=frozenset(channels),
         )
-        return MomentEngine(self.store, self.purposes, config, defaults=settings.default_rules)
+        return MomentEngine(
+            self.store, self.purposes, config, defaults=settings.default_rules, builder=self.profiles.builder
+        )
 
     def worker(self) -> OutboxWorker:
         """An outbox worker with the channels the settings set up (`shopkeeper worker` runs one)."""

@@ -116,7 +116,11 @@ def order(
 
 
 def wishes(shop: Shop, user_id: str) -> list[dict[str, Any]]:
-    return list(shop.moments.wishes(user_id)["items"])
+    """The person's wishes as `add_wish` answers them: the listing adds the item's title and variant."""
+    return [
+        {k: v for k, v in w.items() if k not in ("title", "variant")}
+        for w in shop.moments.wishes(user_id)["items"]
+    ]
 
 
 def messages(shop: Shop, user_id: str | None = None, *, rule: str | None = None) -> list[OutboxRow]:

@@ -124,6 +124,7 @@ class OutboxWorker:
 
     def _one(self, row: OutboxRow, done: Delivered) -> None:
         now = datetime.now(UTC)
+        self._engine.refresh([row.person_id])  # what they said or did since the moment was made counts
         with self._store.engine.connect() as conn:
             verdict = self._engine.recheck(conn, row, now)
             person = self._engine.person(conn, row.person_id, now)

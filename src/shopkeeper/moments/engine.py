@@ -28,6 +28,7 @@ from shopkeeper.moments import triggers
 from shopkeeper.moments.respect import RESPECT_TRAITS, WORDS, Counter, Person, RespectConfig, Verdict, judge
 from shopkeeper.moments.rules import Rule, default_rules, parse_rule
 from shopkeeper.privacy.consent import Purposes
+from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
 from shopkeeper.store.engine import trial_transaction, write_transaction
@@ -67,12 +68,19 @@ class MomentEngine:
     """Rules, the step that makes moments, a rule's replay, and the re-check before a moment goes."""
 
     def __init__(
-        self, store: Store, purposes: Purposes, config: RespectConfig, *, defaults: bool = True
+        self,
+        store: Store,
+        purposes: Purposes,
+        config: RespectConfig,
+        *,
+        defaults: bool = True,
+        builder: ProfileBuilder | None = None,
     ) -> None:
         self._store = store
         self._purposes = purposes
         self.config = config
         self._defaults = defaults
+        self._builder = builder  # rebuilds the traits of people whose events changed (None: read as stored)
 
     # ---- rules ------------------------------------------------------------------------------------------
 
@@ -139,7 +147,7 @@ class MomentEngine:
             new_changes = moments.changes_after(conn, after_change, batch)
             if not new_events and not new_changes:
                 return Stepped(0, 0, 0, 0)
-            world = triggers.World(conn, self._store, now)
+            world = triggers.World(conn, self._store, now, refresh=self.refresh_in)
             live = [r for r in self.rules(conn).values() if r.enabled]
             candidates: list[triggers.Candidate] = []
             for event in new_events:
@@ -190,6 +198,7 @@ class MomentEngine:
             if candidate.dedupe[:255] not in taken:
                 taken.add(candidate.dedupe[:255])
                 fresh.append(candidate)
+        self.refresh_in(conn, {c.person_id for c in fresh})
         conditions = {c.rule.where["trait"] for c in fresh if c.rule.where is not None}
         people = self.people(conn, {c.person_id for c in fresh}, now, extra=conditions)
         contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
@@ -247,6 +256,23 @@ class MomentEngine:
                 timezone=zone,
             )
         return found
+
+    def refresh_in(self, conn: Connection, person_ids: Iterable[int]) -> None:
+        """Bring the traits of these people whose events changed up to date, inside the caller's write
+        transaction: a stated pause, a new order's revenue, a trait a rule's condition reads."""
+        if self._builder is not None:
+            dirty = self._store.traits.dirty_among(conn, person_ids)
+            if dirty:
+                self._builder.rebuild_in(conn, dirty)
+
+    def refresh(self, person_ids: Iterable[int]) -> None:
+        """`refresh_in`, in a write transaction of its own, when any of them needs it (the re-check)."""
+        if self._builder is None:
+            return
+        with self._store.engine.connect() as conn:
+            dirty = self._store.traits.dirty_among(conn, person_ids)
+        if dirty:
+            self._builder.rebuild(dirty)
 
     def person(self, conn: Connection, person_id: int, now: datetime) -> Person | None:
         """What respect reads of a person (and every rule's condition); None when they are gone (erased)."""

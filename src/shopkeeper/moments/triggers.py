@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +64,8 @@ class World:
     wishes_cache: dict[str, list[Wish]] = field(default_factory=dict)
     values_cache: dict[int, tuple[float, float]] = field(default_factory=dict)
     notified: dict[int, datetime] = field(default_factory=dict)  # wishes given a moment in this step
+    # brings these people's traits up to date inside the step's transaction (their new events counted)
+    refresh: Callable[[Connection, Iterable[int]], None] | None = None
 
     def preload(self, changes: Iterable[Change]) -> None:
         """Read, for every restock among `changes`, its items' variants and live wishes, and the value of
@@ -363,6 +365,11 @@ def _back_in_stock(world: World, rule: Rule, change: Change) -> list[Candidate]:
         if w not in fresh
     ]
     units = int(change.new_value or 0)
+    if len(fresh) > units and world.refresh is not None:  # the ranking decides: their revenue, up to date
+        stale = world.store.traits.dirty_among(world.conn, {w.person_id for w in fresh})
+        if stale:
+            world.refresh(world.conn, stale)
+            world.values_cache.update(wish_values(world, stale))
     ranked = rank_wishes(world, fresh)
     for position, wish in enumerate(ranked):
         if position < units:

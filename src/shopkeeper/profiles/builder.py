@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
+
 from shopkeeper.profiles import rejections
 from shopkeeper.profiles.derive import CatalogEntry, derive_traits, product_ids
 from shopkeeper.store import Store
@@ -46,6 +48,11 @@ class ProfileBuilder:
     def rebuild(self, person_ids: Sequence[int]) -> None:
         """Derive these people's traits from all their events, in one write transaction."""
         with write_transaction(self._store.engine) as conn:
+            self.rebuild_in(conn, person_ids)
+
+    def rebuild_in(self, conn: Connection, person_ids: Sequence[int]) -> None:
+        """`rebuild`, inside the caller's write transaction (the moment engine's)."""
+        if person_ids:
             grouped: dict[int, list[dict[str, Any]]] = {p: [] for p in person_ids}
             for person_id, payload in self._store.events.payloads_by_person(person_ids, conn):
                 grouped[person_id].append(payload)

@@ -123,6 +123,18 @@ class SqlTraits:
         query = select(profile_dirty.c.person_id).where(profile_dirty.c.person_id == person_id)
         return conn.scalar(query) is not None
 
+    @staticmethod
+    def dirty_among(conn: Connection, person_ids: Iterable[int]) -> list[int]:
+        """Which of these people are marked for a rebuild."""
+        ids = sorted(set(person_ids))
+        found: list[int] = []
+        for start in range(0, len(ids), _CHUNK):
+            query = select(profile_dirty.c.person_id).where(
+                profile_dirty.c.person_id.in_(ids[start : start + _CHUNK])
+            )
+            found += [int(p) for p in conn.scalars(query)]
+        return found
+
     def dirty(self, conn: Connection, limit: int | None = None) -> list[int]:
         query = select(profile_dirty.c.person_id).order_by(profile_dirty.c.person_id)
         if limit is not None:
