@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import read_json
@@ -36,6 +37,8 @@ from shopkeeper.errors import InvalidInput
 router = APIRouter(tags=["moments"])
 MAX_BODY = 64 * 1024
 Limit = Annotated[int, Query(ge=1, le=1000)]
+# An id of ours: a positive 64-bit integer (a bigger one would overflow the database's, not be unknown).
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 @router.put(
@@ -110,7 +113,7 @@ async def post_wish(person_ref: str, request: Request) -> dict[str, Any]:
     response_model=None,
     responses={**ok(WishOut, "The wish, dropped"), **errors(400, 401, 403, 404)},
 )
-async def drop_wish(person_ref: str, wish_id: int, request: Request) -> dict[str, Any]:
+async def drop_wish(person_ref: str, wish_id: RowId, request: Request) -> dict[str, Any]:
     _, ref = await authorize(request, person_ref)
     return await run_in_threadpool(app_state(request).shop.moments.drop_wish, ref, wish_id)
 
@@ -137,7 +140,7 @@ async def get_outbox(
         **errors(400, 401, 403),
     },
 )
-async def replay(outbox_id: int, request: Request, _: Admin) -> dict[str, Any]:
+async def replay(outbox_id: RowId, request: Request, _: Admin) -> dict[str, Any]:
     state = app_state(request)
     replayed = await run_in_threadpool(state.shop.moments.replay, [outbox_id])
     return {"replayed": replayed}
@@ -189,7 +192,7 @@ def _fields(body: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
     response_model=None,
     responses={**ok(TaskOut, "The task, claimed"), **errors(400, 401, 403, 404, 409)},
 )
-async def claim_task(task_id: int, request: Request, _: Admin) -> dict[str, Any]:
+async def claim_task(task_id: RowId, request: Request, _: Admin) -> dict[str, Any]:
     body = _fields(await read_json(request, MAX_BODY), {"assignee", "store"}, {"assignee"})
     moments = app_state(request).shop.moments
     return await run_in_threadpool(lambda: moments.claim(task_id, body["assignee"], store=body.get("store")))
@@ -202,7 +205,7 @@ async def claim_task(task_id: int, request: Request, _: Admin) -> dict[str, Any]
     response_model=None,
     responses={**ok(TaskOut, "The task, snoozed"), **errors(400, 401, 403, 404, 409)},
 )
-async def snooze_task(task_id: int, request: Request, _: Admin) -> dict[str, Any]:
+async def snooze_task(task_id: RowId, request: Request, _: Admin) -> dict[str, Any]:
     body = _fields(await read_json(request, MAX_BODY), {"until"}, {"until"})
     try:
         until = datetime.fromisoformat(body["until"])
@@ -219,7 +222,7 @@ async def snooze_task(task_id: int, request: Request, _: Admin) -> dict[str, Any
     response_model=None,
     responses={**ok(TaskOut, "The task, done"), **errors(400, 401, 403, 404, 409)},
 )
-async def done_task(task_id: int, request: Request, admin: Admin) -> dict[str, Any]:
+async def done_task(task_id: RowId, request: Request, admin: Admin) -> dict[str, Any]:
     body = _fields(await read_json(request, MAX_BODY), {"outcome", "note"}, {"outcome"})
     moments = app_state(request).shop.moments
     return await run_in_threadpool(
@@ -258,10 +261,10 @@ def _unsubscribe(request: Request, token: str) -> None:
 @router.get(
     "/unsubscribe",
     summary="The page an email's unsubscribe link opens: a button that withdraws email consent",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "The page"}},
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "The page"}, **errors(400)},
 )
-async def unsubscribe_page(token: Annotated[str, Query(max_length=4096)] = "") -> HTMLResponse:
+async def unsubscribe_page(token: Annotated[str, Query(max_length=4096)] = "") -> Response:
     """A GET never unsubscribes (mail scanners follow links); the button POSTs."""
     form = (
         '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
@@ -276,10 +279,10 @@ async def unsubscribe_page(token: Annotated[str, Query(max_length=4096)] = "") -
 @router.post(
     "/unsubscribe",
     summary="One-click unsubscribe (RFC 8058): withdraws the person's email_marketing consent",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "Done"}, **errors(400, 403)},
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "Done"}, **errors(400, 401, 403)},
 )
-async def unsubscribe(request: Request, token: Annotated[str, Query(max_length=4096)]) -> HTMLResponse:
+async def unsubscribe(request: Request, token: Annotated[str, Query(max_length=4096)]) -> Response:
     await run_in_threadpool(_unsubscribe, request, token)
     page = UNSUBSCRIBE_PAGE.format(
         title="You are unsubscribed", text="We will send you no more marketing emails.", form=""
