@@ -67,6 +67,7 @@ QUICK: dict[str, list[str]] = {
     "api_fuzz": ["--cases", "500"],  # its --quick (1,000 cases) runs in the slow tests already
     "cli_start": ["--quick"],
     "content": ["--quick"],
+    "moments": ["--quick"],
 }
 
 
