@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from shopkeeper.store.identity import Merge, PersonSummary
 
 if TYPE_CHECKING:
     from shopkeeper.channels.worker import OutboxWorker
-    from shopkeeper.content.service import ContentService, Message
+    from shopkeeper.content.service import ContentService, Message, Prepared
     from shopkeeper.content.template import Template
     from shopkeeper.decide.log import Decision
     from shopkeeper.decide.pipeline import Decider
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from shopkeeper.privacy.service import Actor, PrivacyService
     from shopkeeper.profiles.service import Profile, ProfileService
     from shopkeeper.store.models import ModelVersion
+
+
+PREPARED_SECONDS = 5.0  # a template saved while the worker sends is used from at most this much later
 
 
 def open_store(settings: Settings, *, serving: bool = False, bulk: bool = False) -> Store:
@@ -81,6 +85,7 @@ class Shop:
         self._experiments: ExperimentService | None = None
         self._content: ContentService | None = None
         self._moments: MomentService | None = None
+        self._prepared_cache: dict[str, tuple[float, Prepared]] = {}
         self._link_secret: bytes | None = None
         if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
             self.privacy  # noqa: B018 (and with it the ingestor)
@@ -300,13 +305,23 @@ class Shop:
                         item[key] = known.attributes[key]
                 context["item"] = item
         try:
-            return self.content.render(row.template, ref, context)
+            return self.content.render(self._prepared(row.template), ref, context)
         except NotFound as exc:
             from shopkeeper.content.service import Message  # noqa: PLC0415
 
             return Message(
                 row.template, None, ref, None, None, None, None, None, [], f"no template: {exc.message}"
             )
+
+    def _prepared(self, name: str) -> Prepared:
+        """The latest version of a template, prepared (read and linted) at most once every
+        `PREPARED_SECONDS` for the worker's sends: a batch renders from one version."""
+        now = time.monotonic()
+        cached = self._prepared_cache.get(name)
+        if cached is None or now - cached[0] > PREPARED_SECONDS:
+            cached = (now, self.content.prepare(name))
+            self._prepared_cache[name] = cached
+        return cached[1]
 
     def _staff_picks(self, ref: str) -> list[dict[str, Any]]:
         """The best next items for a staff task (not logged: staff see them, not the customer)."""

@@ -28,8 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shopkeeper.channels.delivery import Delivery
 from shopkeeper.channels.staff import Picks, task_context
-from shopkeeper.errors import ShopkeeperError
+from shopkeeper.errors import ShopkeeperError, StoreError
 from shopkeeper.moments.engine import MomentEngine
+from shopkeeper.moments.respect import Person, Verdict
 from shopkeeper.store import Store
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.outbox import OutboxRow
@@ -112,39 +113,36 @@ class OutboxWorker:
         with write_transaction(self._store.engine) as conn:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
         done = Delivered()
-        for row in claimed:
+        if not claimed:
+            return done
+        now = datetime.now(UTC)
+        self._engine.refresh({r.person_id for r in claimed})  # what they said or did since counts
+        with self._store.engine.connect() as conn:
+            checked = self._engine.recheck_many(conn, claimed, now)
+        for row, verdict, person in checked:
             try:
-                self._one(row, done)
-            except (SQLAlchemyError, ShopkeeperError):
+                self._one(row, verdict, person, done)
+            except (SQLAlchemyError, StoreError):
                 raise  # the database: the row's lease ends and it is taken again
             except Exception as exc:  # a poison message must not stop the queue: fail it, say what, go on
                 log.error("moment %s could not be delivered: %s", row.id, type(exc).__name__)
                 self._finish(row, done, status="failed", reason=f"internal error: {type(exc).__name__}")
         return done
 
-    def _one(self, row: OutboxRow, done: Delivered) -> None:
-        now = datetime.now(UTC)
-        self._engine.refresh([row.person_id])  # what they said or did since the moment was made counts
-        with self._store.engine.connect() as conn:
-            verdict = self._engine.recheck(conn, row, now)
-            person = self._engine.person(conn, row.person_id, now)
-        if verdict.status == "suppressed":
-            self._finish(row, done, status="suppressed", reason=verdict.reason)
+    def _one(self, row: OutboxRow, verdict: Verdict, person: Person | None, done: Delivered) -> None:
+        if verdict.status == "suppressed" or person is None:
+            self._finish(row, done, status="suppressed", reason=verdict.reason or "erased")
             return
         if verdict.status == "held":
             self._finish(row, done, status="held", reason=verdict.reason, due_at=verdict.due_at)
             return
         channel = verdict.channel
-        ref = self._person_ref(row.person_id)
-        if person is None or ref is None:
-            self._finish(row, done, status="suppressed", reason="erased")
-            return
         if channel == "staff":
-            self._task(row, ref, done, personalization=person.consent.get("personalization", False))
+            self._task(row, person.ref, done, personalization=person.consent.get("personalization", False))
         elif channel == "email" and self._email is not None and person.email:
-            self._send_email(row, ref, person.email, done)
+            self._send_email(row, person.ref, person.email, done)
         elif channel == "webhook" and self._webhook is not None:
-            self._send_webhook(row, ref, done)
+            self._send_webhook(row, person.ref, done)
         else:
             self._finish(row, done, status="suppressed", reason="no_channel")
 
@@ -227,41 +225,32 @@ class OutboxWorker:
     def _started(self, row: OutboxRow) -> Callable[[], None]:
         def record() -> None:
             with write_transaction(self._store.engine) as conn:
-                if self._store.outbox.get(conn, row.id) is None:
+                if not self._store.outbox.start(conn, row.id, datetime.now(UTC)):
                     raise Erased  # the person was erased meanwhile: nothing goes
-                self._store.outbox.attempt(conn, row.id, datetime.now(UTC), "started")
 
         return record
 
     def _outcome(self, row: OutboxRow, delivery: Delivery, done: Delivered) -> None:
         now = datetime.now(UTC)
+        attempts = row.attempts + 1  # this one, `started` above
+        values: dict[str, Any]
+        if delivery.outcome == "sent":
+            values = {"status": "sent", "sent_at": now, "reason": None}
+            done.sent += 1
+        elif delivery.outcome == "retry" and attempts < self._config.max_attempts:
+            wait = min(self._config.retry * 2 ** max(0, attempts - 1), MAX_BACKOFF)
+            values = {"status": "pending", "due_at": now + wait, "reason": f"retry: {delivery.detail}"[:500]}
+            done.retried += 1
+        else:
+            why = (
+                delivery.detail
+                if delivery.outcome == "failed"
+                else f"gave up after {attempts} attempts: {delivery.detail}"
+            )
+            values = {"status": "failed", "reason": why[:500]}
+            done.failed += 1
         with write_transaction(self._store.engine) as conn:
-            if self._store.outbox.get(conn, row.id) is None:
-                return
-            self._store.outbox.attempt(conn, row.id, now, delivery.outcome, delivery.detail)
-            attempts = (self._store.outbox.get(conn, row.id) or row).attempts
-            if delivery.outcome == "sent":
-                self._store.outbox.set(conn, row.id, now, status="sent", sent_at=now, reason=None)
-                done.sent += 1
-            elif delivery.outcome == "retry" and attempts < self._config.max_attempts:
-                wait = min(self._config.retry * 2 ** max(0, attempts - 1), MAX_BACKOFF)
-                self._store.outbox.set(
-                    conn,
-                    row.id,
-                    now,
-                    status="pending",
-                    due_at=now + wait,
-                    reason=f"retry: {delivery.detail}"[:500],
-                )
-                done.retried += 1
-            else:
-                why = (
-                    delivery.detail
-                    if delivery.outcome == "failed"
-                    else f"gave up after {attempts} attempts: {delivery.detail}"
-                )
-                self._store.outbox.set(conn, row.id, now, status="failed", reason=why[:500])
-                done.failed += 1
+            self._store.outbox.finish(conn, row.id, now, delivery.outcome, delivery.detail, values)
 
     def _finish(
         self,

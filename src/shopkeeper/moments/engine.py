@@ -26,7 +26,7 @@ from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.experiments.service import matches, unit_from
 from shopkeeper.moments import triggers
 from shopkeeper.moments.respect import RESPECT_TRAITS, WORDS, Counter, Person, RespectConfig, Verdict, judge
-from shopkeeper.moments.rules import Rule, default_rules, parse_rule
+from shopkeeper.moments.rules import PARAMS, Rule, default_rules, parse_rule
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.profiles.traits import resolve
@@ -249,6 +249,7 @@ class MomentEngine:
             zone = values.get("timezone") if isinstance(values.get("timezone"), str) else zones.get(person_id)
             found[person_id] = Person(
                 person_id=person_id,
+                ref=next((v for kind, v in stored.external if kind == "user_id"), stored.external[0][1]),
                 unit=unit_from(stored.unit_ids, stored.external[0][1]),
                 traits=values,
                 consent={**self._purposes.defaults(names), **stored.consent},
@@ -347,24 +348,33 @@ class MomentEngine:
     # ---- at send time ----------------------------------------------------------------------------------
 
     def recheck(self, conn: Connection, row: OutboxRow, now: datetime) -> Verdict:
-        """The verdict on a moment that is due: respect again (the person may have withdrawn consent,
-        paused, or been written to meanwhile), then its trigger (still in stock, still cheaper, cart
-        still not bought)."""
-        person = self.person(conn, row.person_id, now)
-        if person is None:
-            return Verdict("suppressed", row.channel, "erased", now)
+        """The verdict on one moment that is due (see `recheck_many`)."""
+        return self.recheck_many(conn, [row], now)[0][1]
+
+    def recheck_many(
+        self, conn: Connection, rows: list[OutboxRow], now: datetime
+    ) -> list[tuple[OutboxRow, Verdict, Person | None]]:
+        """The verdict on moments that are due, with their people, read once for the batch: respect again
+        (the person may have withdrawn consent, paused, or been written to meanwhile), then each
+        trigger (still in stock, still cheaper, cart still not bought)."""
         rules = self.rules(conn)
-        rule = rules.get(row.rule)
-        if rule is None:
-            rule = parse_rule(
-                row.rule, {"trigger": row.trigger, "channels": [row.channel or "staff"]}, origin="gone"
-            )
-        contacts = recent_contacts(conn, [row.person_id], now - CONTACT_MEMORY)
-        verdict = judge(self.config, person, rule, now, _counter(contacts, excluding=row.id))
-        if verdict.status == "suppressed":
-            return verdict
-        reason = self._trigger_still_holds(conn, row, now)
-        return verdict if reason is None else Verdict("suppressed", verdict.channel, reason, now)
+        conditions = {r.where["trait"] for r in rules.values() if r.where is not None}
+        people = self.people(conn, {r.person_id for r in rows}, now, extra=conditions)
+        contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
+        checked: list[tuple[OutboxRow, Verdict, Person | None]] = []
+        for row in rows:
+            person = people.get(row.person_id)
+            if person is None:
+                checked.append((row, Verdict("suppressed", row.channel, "erased", now), None))
+                continue
+            rule = rules.get(row.rule) or gone_rule(row)
+            verdict = judge(self.config, person, rule, now, _counter(contacts, excluding=row.id))
+            if verdict.status != "suppressed":
+                reason = self._trigger_still_holds(conn, row, now)
+                if reason is not None:
+                    verdict = Verdict("suppressed", verdict.channel, reason, now)
+            checked.append((row, verdict, person))
+        return checked
 
     def _trigger_still_holds(self, conn: Connection, row: OutboxRow, now: datetime) -> str | None:
         moments = self._store.moments
@@ -410,6 +420,27 @@ def _counter(contacts: dict[int, list[tuple[datetime, str, int]]], excluding: in
         )
 
     return count
+
+
+def gone_rule(row: OutboxRow) -> Rule:
+    """The rule of a moment whose rule was deleted or switched off after it was made: respect is checked
+    again as for any moment, on the channel it was given, with the trigger's default params."""
+    return Rule(
+        name=row.rule,
+        trigger=row.trigger,
+        channels=(row.channel or "staff",),
+        template=row.template,
+        delay_seconds=0,
+        priority=row.priority,
+        params=PARAMS[row.trigger](),
+        audience=None,
+        where=None,
+        consent=(),
+        transactional=row.transactional,
+        enabled=True,
+        description=None,
+        origin="gone",
+    )
 
 
 def _line(at: datetime, what: str, outcome: str, why: str) -> dict[str, Any]:

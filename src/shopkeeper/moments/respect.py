@@ -138,6 +138,7 @@ class Person:
     """What respect reads of a person: their resolved traits (value, source), consent, address, zone."""
 
     person_id: int
+    ref: str  # the id they are shown by: their first userId, else their first other id
     unit: str
     traits: dict[str, Any]  # key -> value (resolved)
     consent: dict[str, bool]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 
 from shopkeeper.store.schema import decisions, outbox, outbox_attempts, tasks
 from shopkeeper.store.traits import insert_ignoring_duplicates
@@ -78,6 +78,20 @@ class Attempt:
     at: datetime
     outcome: str
     detail: str | None
+
+
+# Built once: the worker runs them for every message.
+_START = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row"))
+    .values(attempts=outbox.c.attempts + 1, updated_at=bindparam("now"))
+)
+_ATTEMPT = insert(outbox_attempts).values(
+    outbox_id=bindparam("outbox_id"),
+    at=bindparam("at"),
+    outcome=bindparam("outcome"),
+    detail=bindparam("detail"),
+)
 
 
 def _row(r: Any) -> OutboxRow:
@@ -224,6 +238,30 @@ class SqlOutbox:
             conn.execute(
                 update(outbox).where(outbox.c.id == outbox_id).values(attempts=outbox.c.attempts + 1)
             )
+
+    @staticmethod
+    def start(conn: Connection, outbox_id: int, now: datetime) -> bool:
+        """Record that an attempt starts (right before the message leaves). False if the row is gone."""
+        counted = conn.execute(_START, {"row": outbox_id, "now": now}).rowcount
+        if counted:
+            conn.execute(_ATTEMPT, {"outbox_id": outbox_id, "at": now, "outcome": "started", "detail": None})
+        return bool(counted)
+
+    @staticmethod
+    def finish(
+        conn: Connection,
+        outbox_id: int,
+        now: datetime,
+        outcome: str,
+        detail: str | None,
+        values: dict[str, Any],
+    ) -> bool:
+        """Record an attempt's outcome and the row's new state. False if the row is gone (erased)."""
+        done = conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(updated_at=now, **values))
+        if done.rowcount:
+            detail = None if detail is None else detail[:1000]
+            conn.execute(_ATTEMPT, {"outbox_id": outbox_id, "at": now, "outcome": outcome, "detail": detail})
+        return bool(done.rowcount)
 
     @staticmethod
     def attempts(conn: Connection, outbox_ids: Sequence[int]) -> list[Attempt]:
