@@ -94,8 +94,8 @@ def _moments(shop: Shop, stop: threading.Event) -> None:
     """The server's moment engine and outbox worker (`SHOPKEEPER_SERVE_WORKER`), until the server stops."""
     from shopkeeper.channels.worker import run  # noqa: PLC0415
 
-    worker = shop.worker()
-    run(shop.moments.engine, worker, stop=stop.is_set)
+    with shop.worker() as worker:
+        run(shop.moments.engine, worker, stop=stop.is_set)
 
 
 def app_from_env() -> FastAPI:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,9 +50,13 @@ class Rendered(Protocol):
 class EmailSending(Protocol):
     def send(self, row: OutboxRow, to: str, before_data: Callable[[], None]) -> Delivery: ...
 
+    def close(self) -> None: ...
+
 
 class WebhookSending(Protocol):
     def send(self, row: OutboxRow, payload: dict[str, Any], before_send: Callable[[], None]) -> Delivery: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,23 @@ class OutboxWorker:
         self._webhook = webhook
         self._picks = picks
 
+    def close(self) -> None:
+        """Closes the channels' connections (the SMTP connection kept between messages). A later
+        `deliver` opens them again."""
+        for channel in (self._email, self._webhook):
+            if channel is not None:
+                channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def deliver(self, now: datetime | None = None) -> Delivered:
-        """Take up to a batch of due moments and deliver each."""
-        now = now or datetime.now(UTC)
+        """Take up to a batch of due moments and deliver each. Each is checked again as of `now` when it
+        is given (a test's clock), else as of the moment its turn comes."""
+        given, now = now, now or datetime.now(UTC)
         with self._store.engine.connect() as conn:  # most passes find nothing due: a read, no write lock
             due = self._store.outbox.next_due(conn)
         if due is None or due > now:
@@ -113,11 +131,11 @@ class OutboxWorker:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
         done = Delivered()
         for row in claimed:
-            self._one(row, done)
+            self._one(row, done, given)
         return done
 
-    def _one(self, row: OutboxRow, done: Delivered) -> None:
-        now = datetime.now(UTC)
+    def _one(self, row: OutboxRow, done: Delivered, at: datetime | None = None) -> None:
+        now = at or datetime.now(UTC)
         with self._store.engine.connect() as conn:
             verdict = self._engine.recheck(conn, row, now)
             person = self._engine.person(conn, row.person_id, now)

@@ -85,15 +85,22 @@ def parse_budget(text: str) -> Budget:
     channels = raw.get("channels", {})
     if not isinstance(channels, dict):
         raise InvalidInput("contact budget channels is an object", field="contact_budget")
+    for name, limits in channels.items():
+        if name not in CHANNEL_PURPOSE:
+            raise InvalidInput(
+                f"contact budget channels: {name!r} is not one of {', '.join(CHANNEL_PURPOSE)}",
+                field="contact_budget",
+            )
+        if not isinstance(limits, dict) or set(limits) - set(PERIODS):
+            raise InvalidInput(
+                f'contact budget channels.{name} is {{"day": n, "week": n}}', field="contact_budget"
+            )
     return Budget(
         day=count(raw.get("day", 1), "day"),
         week=count(raw.get("week", 2), "week"),
         channels={
-            str(name): {
-                period: count(n, f"{name}.{period}") for period, n in limits.items() if period in PERIODS
-            }
+            name: {period: count(n, f"{name}.{period}") for period, n in limits.items()}
             for name, limits in channels.items()
-            if isinstance(limits, dict)
         },
     )
 
