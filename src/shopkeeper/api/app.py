@@ -50,11 +50,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             # Load the newest model now, not on the first decision, so preparing starts at once.
             threading.Thread(target=shop.decider.bundle, name="shopkeeper-load", daemon=True).start()
         stop = threading.Event()
-        moments = None
+        moments = worker = None
         if settings.serve_worker:
-            worker = (
-                shop.worker()
-            )  # here, so that a bad SMTP or webhook setting stops the start, said plainly
+            # Built here, so that a bad SMTP or webhook setting stops the start, said plainly.
+            worker = shop.worker()
             moments = threading.Thread(
                 target=run,
                 args=(shop.moments.engine, worker),
@@ -65,8 +64,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             moments.start()
         yield
         stop.set()
-        if moments is not None:
+        if moments is not None and worker is not None:
             moments.join(timeout=settings.smtp_timeout * 3)
+            if not moments.is_alive():
+                worker.close()  # its SMTP connection; a thread still sending closes its own at exit
         state.deciding.shutdown(wait=True)
         shop.close()  # stores the waiting decisions; closes the store only if it opened it
 

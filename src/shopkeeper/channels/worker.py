@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,9 +51,13 @@ class Rendered(Protocol):
 class EmailSending(Protocol):
     def send(self, row: OutboxRow, to: str, before_data: Callable[[], None]) -> Delivery: ...
 
+    def close(self) -> None: ...
+
 
 class WebhookSending(Protocol):
     def send(self, row: OutboxRow, payload: dict[str, Any], before_send: Callable[[], None]) -> Delivery: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,23 @@ class OutboxWorker:
         self._webhook = webhook
         self._picks = picks
 
+    def close(self) -> None:
+        """Closes the channels' connections (the SMTP connection kept between messages). A later
+        `deliver` opens them again."""
+        for channel in (self._email, self._webhook):
+            if channel is not None:
+                channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def deliver(self, now: datetime | None = None) -> Delivered:
-        """Take up to a batch of due moments and deliver each."""
-        now = now or datetime.now(UTC)
+        """Take up to a batch of due moments and deliver each. They are checked again as of `now` when it
+        is given (a test's clock), else as of the moment they were taken."""
+        given, now = now, now or datetime.now(UTC)
         with self._store.engine.connect() as conn:  # most passes find nothing due: a read, no write lock
             due = self._store.outbox.next_due(conn)
         if due is None or due > now:
@@ -115,7 +133,7 @@ class OutboxWorker:
         done = Delivered()
         if not claimed:
             return done
-        now = datetime.now(UTC)
+        now = given or datetime.now(UTC)
         self._engine.refresh({r.person_id for r in claimed})  # what they said or did since counts
         with self._store.engine.connect() as conn:
             checked = self._engine.recheck_many(conn, claimed, now)

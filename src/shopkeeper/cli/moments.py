@@ -216,8 +216,8 @@ def worker(
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    with open_shop(db) as shop:
-        done = run(shop.moments.engine, shop.worker(), once=once, stop=stopping.is_set)
+    with open_shop(db) as shop, shop.worker() as delivering:
+        done = run(shop.moments.engine, delivering, once=once, stop=stopping.is_set)
     console.print(
         f"sent {done.sent}, retried {done.retried}, failed {done.failed}, "
         f"suppressed {done.suppressed}, held {done.held}"

@@ -87,15 +87,22 @@ def parse_budget(text: str) -> Budget:
     channels = raw.get("channels", {})
     if not isinstance(channels, dict):
         raise InvalidInput("contact budget channels is an object", field="contact_budget")
+    for name, limits in channels.items():
+        if name not in CHANNEL_PURPOSE:
+            raise InvalidInput(
+                f"contact budget channels: {name!r} is not one of {', '.join(CHANNEL_PURPOSE)}",
+                field="contact_budget",
+            )
+        if not isinstance(limits, dict) or set(limits) - set(PERIODS):
+            raise InvalidInput(
+                f'contact budget channels.{name} is {{"day": n, "week": n}}', field="contact_budget"
+            )
     return Budget(
         day=count(raw.get("day", 1), "day"),
         week=count(raw.get("week", 2), "week"),
         channels={
-            str(name): {
-                period: count(n, f"{name}.{period}") for period, n in limits.items() if period in PERIODS
-            }
+            name: {period: count(n, f"{name}.{period}") for period, n in limits.items()}
             for name, limits in channels.items()
-            if isinstance(limits, dict)
         },
     )
 
@@ -138,12 +145,12 @@ class Person:
     """What respect reads of a person: their resolved traits (value, source), consent, address, zone."""
 
     person_id: int
-    ref: str  # the id they are shown by: their first userId, else their first other id
     unit: str
     traits: dict[str, Any]  # key -> value (resolved)
     consent: dict[str, bool]
     email: str | None
     timezone: str | None
+    ref: str = ""  # the id they are shown by: their first userId, else their first other id
 
 
 @dataclass(frozen=True)
