@@ -106,6 +106,13 @@ class MomentEngine:
                 "for a condition on one trait",
                 field=f"{where}audience",
             )
+        unknown = [p for p in rule.consent if p not in self._purposes.names]
+        if unknown:
+            raise InvalidInput(
+                f"consent: {unknown[0]!r} is not one of this shop's purposes "
+                f"({', '.join(self._purposes.names)})",
+                field=f"{where}consent",
+            )
         return rule
 
     def save_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:

@@ -2,11 +2,11 @@
 when it is due to go.
 
 In order, the first that fails decides (its code is the moment's `reason`):
-1. `no_consent`: a purpose the rule needs is withdrawn, or no channel's purpose is allowed.
+1. `no_consent`: a purpose the rule itself needs (its `consent`) is withdrawn.
 2. `paused`: the person stated `pause_until` a day not yet past, or `contact_frequency` "never".
 3. The channel: the rule's first channel that the shop has set up (`no_channel`), whose purpose the person
-   allows (`no_consent`), that their stated `preferred_channels` include, and that can reach them
-   (`no_address`: an email needs an address).
+   allows (else `no_consent`, which wins over a missing address), that their stated `preferred_channels`
+   include, and that can reach them (`no_address`: an email needs an address).
 4. `budget`: one contact budget per person across every channel (a day and a week, and per channel), and
    their stated `contact_frequency` (daily, weekly, monthly, quarterly). Transactional rules are exempt.
 5. `quiet_hours`: in the person's time zone (stated, else seen in their events, else the shop's), a
@@ -186,7 +186,7 @@ def _judge(config: RespectConfig, person: Person, rule: Rule, due_at: datetime, 
     first = rule.channels[0]
     if any(not person.consent.get(p, False) for p in rule.consent):
         return Verdict("suppressed", first, "no_consent", due_at)
-    if _paused(person.traits, due_at):
+    if _paused(person.traits, due_at.astimezone(zone(person.timezone, config.shop_zone))):
         return Verdict("suppressed", first, "paused", due_at)
     channel, refused = _channel(config, person, rule)
     if channel is None:
@@ -201,6 +201,8 @@ def _judge(config: RespectConfig, person: Person, rule: Rule, due_at: datetime, 
 
 
 def _paused(traits: dict[str, Any], at: datetime) -> bool:
+    """Whether they asked for no contact: "never", or a pause that lasts through the day of `at` (a
+    local time: "pause until the 12th" is the 12th where they live)."""
     if traits.get("contact_frequency") == "never":
         return True
     until = traits.get("pause_until")
