@@ -48,6 +48,22 @@ POLICY: dict[str, str] = {
     "GET /v1/templates": ADMIN,
     "GET /v1/templates/{name}": ADMIN,
     "POST /v1/templates/{name}/preview": ADMIN,
+    "PUT /v1/moments/rules/{name}": ADMIN,
+    "GET /v1/moments/rules": ADMIN,
+    "GET /v1/moments/rules/{name}": ADMIN,
+    "GET /v1/people/{person_ref}/wishes": PERSONAL,
+    "POST /v1/people/{person_ref}/wishes": PERSONAL,
+    "DELETE /v1/people/{person_ref}/wishes/{wish_id}": PERSONAL,
+    "GET /v1/outbox": ADMIN,
+    "POST /v1/outbox/{outbox_id}/replay": ADMIN,
+    "GET /v1/tasks": ADMIN,
+    "POST /v1/tasks/{task_id}/claim": ADMIN,
+    "POST /v1/tasks/{task_id}/snooze": ADMIN,
+    "POST /v1/tasks/{task_id}/done": ADMIN,
+    # The token of an email's unsubscribe link is in the URL, not a header: the page is public, and
+    # tests/api/test_moments_http.py checks what a good, a bad and no token do.
+    "GET /unsubscribe": PUBLIC,
+    "POST /unsubscribe": PUBLIC,
     "GET /preferences": PUBLIC,
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
@@ -67,6 +83,11 @@ BODIES: dict[str, Any] = {
         "fields": {"first_name": {"slot": "first_name", "from": "firstName", "fallback": "there"}},
     },
     "POST /v1/templates/{name}/preview": {"people": [PERSON], "hostile": True},
+    "PUT /v1/moments/rules/{name}": {"trigger": "back_in_stock", "channels": ["staff"]},
+    "POST /v1/people/{person_ref}/wishes": {"item_id": "m1", "source": "stated"},
+    "POST /v1/tasks/{task_id}/claim": {"assignee": "mia"},
+    "POST /v1/tasks/{task_id}/snooze": {"until": "2099-01-01T00:00:00Z"},
+    "POST /v1/tasks/{task_id}/done": {"outcome": "contacted"},
     "POST /v1/batch": {"batch": [{"type": "track", "userId": "u9", "event": "x"}]},
     "POST /v1/alias": {"userId": "u9", "previousId": "u8"},
     "POST /v1/track": {"userId": "u9", "event": "x"},
@@ -126,6 +147,8 @@ def test_route_with_every_credential(live_server: LiveServer, route: str) -> Non
     }
     method, path = route.split(" ", 1)
     url = live_server.url + path.replace("{person_ref}", PERSON).replace("{item_id}", "m1")
+    for name, value in (("{name}", "r1"), ("{wish_id}", "1"), ("{outbox_id}", "1"), ("{task_id}", "1")):
+        url = url.replace(name, value)
     for credential in CREDENTIALS:
         if route == "DELETE /v1/people/{person_ref}" and _allowed(POLICY[route], credential):
             continue  # erasing is checked on its own below, so that the other credentials see a person

@@ -201,10 +201,10 @@ def why_now(
     c = row.context
     if row.trigger == "back_in_stock":
         wish = c.get("wish") or {}
-        asked = (
-            "asked about" if wish.get("source") in ("stated", "staff") else "looked at when it was sold out"
-        )
-        return f"{who} {asked} the {title}; it is back{_wanted(row, variant, title)}."
+        back = f"it is back{_wanted(row, variant, title)}."
+        if wish.get("source") in ("stated", "staff"):
+            return f"{who} asked about the {title}; {back}"
+        return f"{who} looked at the {title} when it was sold out; {back}"
     if row.trigger == "price_drop":
         return (
             f"{who} looked at the {title}; its price dropped from {c.get('before'):g} to {c.get('after'):g}."

@@ -13,6 +13,11 @@ moment that no longer holds is suppressed with its reason, and one due in quiet 
 A worker killed between the server's acceptance and the commit of `sent` sends that message again when
 its lease ends: the one duplicate no outbox can rule out. It carries the same `Message-ID`, and its
 attempts show the `started` without an outcome, so it can be told apart.
+
+A worker that is merely slow (a batch that takes longer than the lease) is not dead: another worker may
+claim its rows again once the lease ends. So the worker changes a row only while it still holds the
+lease it took (`held_until` in `store.outbox`), and the `started` record right before DATA renews that
+lease: a row that another worker has taken meanwhile is left to that one, not sent a second time.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ class OutboxWorker:
         self._email = email
         self._webhook = webhook
         self._picks = picks
+        self._leases: dict[int, datetime] = {}  # row id -> the end of this worker's lease on it
 
     def close(self) -> None:
         """Closes the channels' connections (the SMTP connection kept between messages). A later
@@ -130,6 +136,7 @@ class OutboxWorker:
             return Delivered()
         with write_transaction(self._store.engine) as conn:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
+        self._leases = {row.id: row.due_at for row in claimed}
         done = Delivered()
         if not claimed:
             return done
@@ -171,8 +178,18 @@ class OutboxWorker:
                 conn, self._store, row, ref, now, self._picks, personalization=personalization
             )
         with write_transaction(self._store.engine) as conn:
-            if self._store.outbox.get(conn, row.id) is None:
-                return  # erased meanwhile
+            if not self._store.outbox.set(
+                conn,
+                row.id,
+                now,
+                held_until=self._held(row),
+                status="sent",
+                channel="staff",
+                sent_at=now,
+                reason=None,
+                body_text=context["why_now"],
+            ):
+                return  # erased meanwhile, or another worker's now
             self._store.outbox.add_task(
                 conn,
                 {
@@ -183,16 +200,6 @@ class OutboxWorker:
                     "context": context,
                     "created_at": now,
                 },
-            )
-            self._store.outbox.set(
-                conn,
-                row.id,
-                now,
-                status="sent",
-                channel="staff",
-                sent_at=now,
-                reason=None,
-                body_text=context["why_now"],
             )
         done.sent += 1
 
@@ -209,6 +216,7 @@ class OutboxWorker:
                     conn,
                     row.id,
                     datetime.now(UTC),
+                    held_until=self._held(row),
                     channel="email",
                     subject=row.subject,
                     body_html=row.body_html,
@@ -218,7 +226,7 @@ class OutboxWorker:
                     return
         try:
             delivery = self._email.send(row, to, self._started(row))
-        except Erased:
+        except NotHeld:
             return
         self._outcome(row, delivery, done)
 
@@ -236,15 +244,25 @@ class OutboxWorker:
         }
         try:
             delivery = self._webhook.send(row, payload, self._started(row))
-        except Erased:
+        except NotHeld:
             return
         self._outcome(row, delivery, done)
 
+    def _held(self, row: OutboxRow) -> datetime:
+        """The end of the lease this worker holds on `row` (see the module docstring)."""
+        return self._leases.get(row.id, row.due_at)
+
     def _started(self, row: OutboxRow) -> Callable[[], None]:
+        """The `before_data` of a send: the attempt is recorded, and the lease renewed, if the row is
+        still this worker's; else NotHeld, and nothing goes."""
+
         def record() -> None:
+            now = datetime.now(UTC)
+            until = now + self._config.lease
             with write_transaction(self._store.engine) as conn:
-                if not self._store.outbox.start(conn, row.id, datetime.now(UTC)):
-                    raise Erased  # the person was erased meanwhile: nothing goes
+                if not self._store.outbox.start(conn, row.id, now, self._held(row), until):
+                    raise NotHeld  # erased meanwhile, or another worker's now: it does not go from here
+            self._leases[row.id] = until
 
         return record
 
@@ -254,11 +272,9 @@ class OutboxWorker:
         values: dict[str, Any]
         if delivery.outcome == "sent":
             values = {"status": "sent", "sent_at": now, "reason": None}
-            done.sent += 1
         elif delivery.outcome == "retry" and attempts < self._config.max_attempts:
             wait = min(self._config.retry * 2 ** max(0, attempts - 1), MAX_BACKOFF)
             values = {"status": "pending", "due_at": now + wait, "reason": f"retry: {delivery.detail}"[:500]}
-            done.retried += 1
         else:
             why = (
                 delivery.detail
@@ -266,9 +282,21 @@ class OutboxWorker:
                 else f"gave up after {attempts} attempts: {delivery.detail}"
             )
             values = {"status": "failed", "reason": why[:500]}
-            done.failed += 1
+        # What went, went, whoever holds the row now; a retry or a failure is this worker's to write only
+        # while the row is still its own (a send that outlived the lease leaves it to the other worker).
+        held = None if delivery.outcome == "sent" else self._held(row)
         with write_transaction(self._store.engine) as conn:
-            self._store.outbox.finish(conn, row.id, now, delivery.outcome, delivery.detail, values)
+            changed = self._store.outbox.finish(
+                conn, row.id, now, delivery.outcome, delivery.detail, values, held_until=held
+            )
+        if not changed:
+            return
+        if values["status"] == "sent":
+            done.sent += 1
+        elif values["status"] == "pending":
+            done.retried += 1
+        else:
+            done.failed += 1
 
     def _finish(
         self,
@@ -284,7 +312,9 @@ class OutboxWorker:
         values: dict[str, Any] = {"status": status, "reason": reason}
         values["due_at"] = due_at or now
         with write_transaction(self._store.engine) as conn:
-            if self._store.outbox.set(conn, row.id, now, **values) and detail:
+            if not self._store.outbox.set(conn, row.id, now, held_until=self._held(row), **values):
+                return  # erased meanwhile, or another worker's now
+            if detail:
                 self._store.outbox.attempt(conn, row.id, now, "suppressed", detail)
         if status == "held":
             done.held += 1
@@ -294,8 +324,9 @@ class OutboxWorker:
             done.suppressed += 1
 
 
-class Erased(Exception):
-    """The moment's person was erased while it was being delivered."""
+class NotHeld(Exception):
+    """The moment is not this worker's to send any more: its person was erased, or another worker
+    claimed it again after this worker's lease ended."""
 
 
 def _with_content(row: OutboxRow, rendered: Rendered) -> OutboxRow:

@@ -5,17 +5,23 @@ A worker claims due rows (`claim`): on PostgreSQL with `FOR UPDATE SKIP LOCKED`,
 workers share the queue without taking one row twice; on SQLite under the store's write lock (one writer
 at a time). A claimed row is `sending` with a lease: its `due_at` moves to the lease's end, and a worker
 that dies mid-send leaves it to be claimed again once the lease ends. Its attempts say what happened.
+
+The lease's end is also the worker's claim ticket (`held_until`): a worker changes a row it claimed only
+while the row is still `sending` with that `due_at`, and recording an attempt's start renews the lease.
+A worker that was slow past its lease, so that another worker claimed the row again, finds that out
+right before it would send, and leaves the row to the other worker instead of sending it a second time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.sql.dml import Update
 
 from shopkeeper.store.schema import decisions, outbox, outbox_attempts, tasks
 from shopkeeper.store.traits import insert_ignoring_duplicates
@@ -83,8 +89,10 @@ class Attempt:
 # Built once: the worker runs them for every message.
 _START = (
     update(outbox)
-    .where(outbox.c.id == bindparam("row"))
-    .values(attempts=outbox.c.attempts + 1, updated_at=bindparam("now"))
+    .where(
+        outbox.c.id == bindparam("row"), outbox.c.status == "sending", outbox.c.due_at == bindparam("held")
+    )
+    .values(attempts=outbox.c.attempts + 1, updated_at=bindparam("now"), due_at=bindparam("until"))
 )
 _ATTEMPT = insert(outbox_attempts).values(
     outbox_id=bindparam("outbox_id"),
@@ -92,6 +100,17 @@ _ATTEMPT = insert(outbox_attempts).values(
     outcome=bindparam("outcome"),
     detail=bindparam("detail"),
 )
+
+
+def _leased(query: Update, held_until: datetime | None) -> Update:
+    """`query` limited to the row while it is `sending` under the lease that ends at `held_until`."""
+    if held_until is None:
+        return query
+    return query.where(outbox.c.status == "sending", outbox.c.due_at == held_until)
+
+
+def _exists(conn: Connection, outbox_id: int) -> bool:
+    return conn.execute(select(outbox.c.id).where(outbox.c.id == outbox_id)).first() is not None
 
 
 def _row(r: Any) -> OutboxRow:
@@ -207,7 +226,7 @@ class SqlOutbox:
                 .where(outbox.c.id.in_([r.id for r in rows]))
                 .values(status="sending", due_at=now + lease, updated_at=now)
             )
-        return rows
+        return [replace(r, status="sending", due_at=now + lease, updated_at=now) for r in rows]
 
     @staticmethod
     def next_due(conn: Connection) -> datetime | None:
@@ -218,11 +237,15 @@ class SqlOutbox:
         return found
 
     @staticmethod
-    def set(conn: Connection, outbox_id: int, now: datetime, **values: Any) -> bool:
-        """Change a row (its status, reason, due time, content...). False if the row is gone (erased)."""
+    def set(
+        conn: Connection, outbox_id: int, now: datetime, *, held_until: datetime | None = None, **values: Any
+    ) -> bool:
+        """Change a row (its status, reason, due time, content...). False if the row is gone (erased), or,
+        with `held_until`, when it is no longer under that lease (another worker claimed it since)."""
         if "context" in values:
             values["context"] = orjson.dumps(values["context"], option=orjson.OPT_NON_STR_KEYS).decode()
-        done = conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(updated_at=now, **values))
+        query = _leased(update(outbox).where(outbox.c.id == outbox_id), held_until)
+        done = conn.execute(query.values(updated_at=now, **values))
         return bool(done.rowcount)
 
     @staticmethod
@@ -240,9 +263,13 @@ class SqlOutbox:
             )
 
     @staticmethod
-    def start(conn: Connection, outbox_id: int, now: datetime) -> bool:
-        """Record that an attempt starts (right before the message leaves). False if the row is gone."""
-        counted = conn.execute(_START, {"row": outbox_id, "now": now}).rowcount
+    def start(conn: Connection, outbox_id: int, now: datetime, held_until: datetime, until: datetime) -> bool:
+        """Record that an attempt starts (right before the message leaves), and renew the lease to `until`.
+        False, and nothing recorded, if the row is gone (erased) or no longer under the lease that ends at
+        `held_until` (another worker claimed it since): then this worker must not send it."""
+        counted = conn.execute(
+            _START, {"row": outbox_id, "now": now, "held": held_until, "until": until}
+        ).rowcount
         if counted:
             conn.execute(_ATTEMPT, {"outbox_id": outbox_id, "at": now, "outcome": "started", "detail": None})
         return bool(counted)
@@ -255,13 +282,18 @@ class SqlOutbox:
         outcome: str,
         detail: str | None,
         values: dict[str, Any],
+        *,
+        held_until: datetime | None = None,
     ) -> bool:
-        """Record an attempt's outcome and the row's new state. False if the row is gone (erased)."""
-        done = conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(updated_at=now, **values))
-        if done.rowcount:
+        """Record an attempt's outcome and the row's new state. False if the row is gone (erased). With
+        `held_until`, the state changes only while the row is under that lease; when another worker has
+        claimed it since, the outcome is still recorded, and that worker's attempt decides the state."""
+        query = _leased(update(outbox).where(outbox.c.id == outbox_id), held_until)
+        changed = bool(conn.execute(query.values(updated_at=now, **values)).rowcount)
+        if changed or (held_until is not None and _exists(conn, outbox_id)):
             detail = None if detail is None else detail[:1000]
             conn.execute(_ATTEMPT, {"outbox_id": outbox_id, "at": now, "outcome": outcome, "detail": detail})
-        return bool(done.rowcount)
+        return changed
 
     @staticmethod
     def attempts(conn: Connection, outbox_ids: Sequence[int]) -> list[Attempt]:
