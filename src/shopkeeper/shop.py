@@ -23,6 +23,8 @@ from shopkeeper.store.event_log import IngestResult
 from shopkeeper.store.identity import Merge, PersonSummary
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from shopkeeper.channels.worker import OutboxWorker
     from shopkeeper.content.service import ContentService, Message, Prepared
     from shopkeeper.content.template import Template
@@ -277,12 +279,26 @@ class Shop:
             self.store,
             self.moments.engine,
             config,
+            ledger=self._delivery_ledger(),
             render=self._render_moment,
             person_ref=self.moments.person_ref,
             email=email,
             webhook=webhook,
             picks=self._staff_picks,
         )
+
+    def _delivery_ledger(self) -> Engine | None:
+        """On SQLite, an engine whose commits skip the fsync (`synchronous=NORMAL`) for the worker's
+        record of each delivery; None elsewhere. Those commits still survive a crash of the process
+        (kill -9), and what a power cut could lose of them is only the news that a message went: it is
+        then sent again, with the same Message-ID, never lost. The moments themselves are written by
+        the engine's step, through the store's own engine, with every commit synced."""
+        database = self.store.engine.url.database
+        if self.store.backend != "sqlite" or not database or database == ":memory:":
+            return None
+        from shopkeeper.store.engine import make_engine  # noqa: PLC0415
+
+        return make_engine(self.settings.database_url, sqlite_synchronous="NORMAL")
 
     def _render_moment(self, row: Any, ref: str) -> Any:
         """A moment's email, made from its rule's template, with its item and the moment as context."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopkeeper.channels.delivery import Delivery
@@ -102,6 +103,7 @@ class OutboxWorker:
         email: EmailSending | None = None,
         webhook: WebhookSending | None = None,
         picks: Picks | None = None,
+        ledger: Engine | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -112,6 +114,9 @@ class OutboxWorker:
         self._webhook = webhook
         self._picks = picks
         self._leases: dict[int, datetime] = {}  # row id -> the end of this worker's lease on it
+        # Where the worker writes what became of each moment (claims, attempts, outcomes, tasks): the
+        # store's own engine, or one whose SQLite commits skip the fsync (see `Shop.worker`).
+        self._ledger = ledger or store.engine
 
     def close(self) -> None:
         """Closes the channels' connections (the SMTP connection kept between messages). A later
@@ -119,6 +124,8 @@ class OutboxWorker:
         for channel in (self._email, self._webhook):
             if channel is not None:
                 channel.close()
+        if self._ledger is not self._store.engine:
+            self._ledger.dispose()  # its pooled connections; a later `deliver` opens new ones
 
     def __enter__(self) -> Self:
         return self
@@ -134,7 +141,7 @@ class OutboxWorker:
             due = self._store.outbox.next_due(conn)
         if due is None or due > now:
             return Delivered()
-        with write_transaction(self._store.engine) as conn:
+        with write_transaction(self._ledger) as conn:
             claimed = self._store.outbox.claim(conn, now, self._config.lease, self._config.batch)
         self._leases = {row.id: row.due_at for row in claimed}
         done = Delivered()
@@ -177,7 +184,7 @@ class OutboxWorker:
             context = task_context(
                 conn, self._store, row, ref, now, self._picks, personalization=personalization
             )
-        with write_transaction(self._store.engine) as conn:
+        with write_transaction(self._ledger) as conn:
             if not self._store.outbox.set(
                 conn,
                 row.id,
@@ -211,7 +218,7 @@ class OutboxWorker:
                 self._finish(row, done, status="suppressed", reason="template_abort", detail=rendered.aborted)
                 return
             row = _with_content(row, rendered)
-            with write_transaction(self._store.engine) as conn:
+            with write_transaction(self._ledger) as conn:
                 if not self._store.outbox.set(
                     conn,
                     row.id,
@@ -259,7 +266,7 @@ class OutboxWorker:
         def record() -> None:
             now = datetime.now(UTC)
             until = now + self._config.lease
-            with write_transaction(self._store.engine) as conn:
+            with write_transaction(self._ledger) as conn:
                 if not self._store.outbox.start(conn, row.id, now, self._held(row), until):
                     raise NotHeld  # erased meanwhile, or another worker's now: it does not go from here
             self._leases[row.id] = until
@@ -285,7 +292,7 @@ class OutboxWorker:
         # What went, went, whoever holds the row now; a retry or a failure is this worker's to write only
         # while the row is still its own (a send that outlived the lease leaves it to the other worker).
         held = None if delivery.outcome == "sent" else self._held(row)
-        with write_transaction(self._store.engine) as conn:
+        with write_transaction(self._ledger) as conn:
             changed = self._store.outbox.finish(
                 conn, row.id, now, delivery.outcome, delivery.detail, values, held_until=held
             )
@@ -311,7 +318,7 @@ class OutboxWorker:
         now = datetime.now(UTC)
         values: dict[str, Any] = {"status": status, "reason": reason}
         values["due_at"] = due_at or now
-        with write_transaction(self._store.engine) as conn:
+        with write_transaction(self._ledger) as conn:
             if not self._store.outbox.set(conn, row.id, now, held_until=self._held(row), **values):
                 return  # erased meanwhile, or another worker's now
             if detail:
