@@ -36,6 +36,7 @@ from shopkeeper.store.moment_people import add_many, existing, newest_timezones,
 from shopkeeper.store.outbox import LIVE, OutboxRow, log_exposures
 
 FRESH = timedelta(days=2)
+REFRESH_AT_MOST = 1000  # people a step brings up to date before judging them (see `refresh_in`)
 CONTACT_MEMORY = timedelta(days=92)  # the longest look back of the budget: a stated quarterly frequency
 BATCH = 1000
 EVENTS, CHANGES = "events", "changes"
@@ -205,7 +206,7 @@ class MomentEngine:
             if candidate.dedupe[:255] not in taken:
                 taken.add(candidate.dedupe[:255])
                 fresh.append(candidate)
-        self.refresh_in(conn, {c.person_id for c in fresh})
+        self.refresh_in(conn, {c.person_id for c in fresh}, at_most=REFRESH_AT_MOST)
         conditions = {c.rule.where["trait"] for c in fresh if c.rule.where is not None}
         people = self.people(conn, {c.person_id for c in fresh}, now, extra=conditions)
         contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
@@ -265,12 +266,14 @@ class MomentEngine:
             )
         return found
 
-    def refresh_in(self, conn: Connection, person_ids: Iterable[int]) -> None:
+    def refresh_in(self, conn: Connection, person_ids: Iterable[int], *, at_most: int | None = None) -> None:
         """Bring the traits of these people whose events changed up to date, inside the caller's write
-        transaction: a stated pause, a new order's revenue, a trait a rule's condition reads."""
+        transaction: a stated pause, a new order's revenue, a trait a rule's condition reads. With
+        `at_most`, only when that few need it: a step that wakes thousands of wishes judges them on their
+        traits as stored, and the worker brings each person up to date before anything is sent to them."""
         if self._builder is not None:
             dirty = self._store.traits.dirty_among(conn, person_ids)
-            if dirty:
+            if dirty and (at_most is None or len(dirty) <= at_most):
                 self._builder.rebuild_in(conn, dirty)
 
     def refresh(self, person_ids: Iterable[int]) -> None:
