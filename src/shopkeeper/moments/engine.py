@@ -33,6 +33,7 @@ from shopkeeper.profiles.traits import resolve
 from shopkeeper.store import Store
 from shopkeeper.store.engine import trial_transaction, write_transaction
 from shopkeeper.store.moment_people import add_many, existing, newest_timezones, people_rows, recent_contacts
+from shopkeeper.store.moments import Variant, Wish
 from shopkeeper.store.outbox import LIVE, OutboxRow, log_exposures
 
 FRESH = timedelta(days=2)
@@ -56,6 +57,14 @@ class Stepped:
     @property
     def busy(self) -> bool:
         return self.events + self.changes > 0
+
+
+@dataclass(frozen=True)
+class _SendFacts:
+    """What the re-check of a batch of back-in-stock moments reads once: the items' variants, the wishes."""
+
+    variants: dict[str, list[Variant]]
+    wishes: dict[int, Wish]
 
 
 @dataclass(frozen=True)
@@ -371,6 +380,13 @@ class MomentEngine:
         conditions = {r.where["trait"] for r in rules.values() if r.where is not None}
         people = self.people(conn, {r.person_id for r in rows}, now, extra=conditions)
         contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
+        stocked = [r for r in rows if r.trigger == "back_in_stock" and r.item_id]
+        facts = _SendFacts(
+            variants=self._store.moments.variants(conn, {r.item_id for r in stocked if r.item_id}),
+            wishes={
+                w.id: w for w in self._store.moments.wishes_of(conn, sorted({r.person_id for r in stocked}))
+            },
+        )
         checked: list[tuple[OutboxRow, Verdict, Person | None]] = []
         for row in rows:
             person = people.get(row.person_id)
@@ -380,20 +396,20 @@ class MomentEngine:
             rule = rules.get(row.rule) or gone_rule(row)
             verdict = judge(self.config, person, rule, now, _counter(contacts, excluding=row.id))
             if verdict.status != "suppressed":
-                reason = self._trigger_still_holds(conn, row, now)
+                reason = self._trigger_still_holds(conn, row, facts)
                 if reason is not None:
                     verdict = Verdict("suppressed", verdict.channel, reason, now)
             checked.append((row, verdict, person))
         return checked
 
-    def _trigger_still_holds(self, conn: Connection, row: OutboxRow, now: datetime) -> str | None:
+    def _trigger_still_holds(self, conn: Connection, row: OutboxRow, facts: _SendFacts) -> str | None:
         moments = self._store.moments
         if row.trigger == "back_in_stock" and row.item_id:
-            variants = moments.variants(conn, [row.item_id]).get(row.item_id, [])
+            variants = facts.variants.get(row.item_id, [])
             variant = next((v for v in variants if v.variant_id == row.variant_id), None)
             if variant is None or (variant.stock is not None and variant.stock <= 0):
                 return "out_of_stock"
-            wish = next((w for w in moments.wishes_of(conn, [row.person_id]) if w.id == row.wish_id), None)
+            wish = None if row.wish_id is None else facts.wishes.get(row.wish_id)
             if wish is None or wish.status not in ("open", "notified"):
                 return "wish_closed"
         if row.trigger == "price_drop" and row.item_id:
