@@ -21,8 +21,12 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import charset as charsets
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -33,10 +37,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from shopkeeper.channels.delivery import Delivery, Outcome, safe_detail
 from shopkeeper.settings import Settings
 
-# policy.SMTP, except that a header set as written (`set_raw`) is never refolded. policy.SMTP refolds a
-# long List-Unsubscribe into RFC 2047 encoded words, which mail clients do not decode in that header, so
-# its links would stop working.
-MESSAGE_POLICY = email.policy.SMTP.clone(refold_source="none")
+# compat32 with CRLF line ends and no refolding: every header is written as `build_email` folded it. (A
+# refolded List-Unsubscribe becomes RFC 2047 encoded words, which mail clients do not decode in that
+# header, so its links would stop working.)
+MESSAGE_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=None)
+_UTF8_QP = charsets.Charset("utf-8")
+_UTF8_QP.body_encoding = charsets.QP  # quoted-printable bodies: every server relays them, 8BITMIME or not
 LONGEST_LINK = 900  # a header line holds at most 998 characters (RFC 5322)
 TIMED_OUT = "timeout: SMTP server did not answer"
 
@@ -84,7 +90,7 @@ def build_email(
     unsubscribe_url: str,
     one_click_url: str,
     shop_name: str = "",
-) -> EmailMessage:
+) -> Message:
     """One email to one person: the text part, then the HTML one (multipart/alternative), or the text
     alone when `html` is None.
 
@@ -110,18 +116,34 @@ def build_email(
     if not _MESSAGE_ID.fullmatch(message_id) or not message_id.isascii():
         raise ValueError("message_id must read <local@domain>, in ASCII")
     links = [_checked_link("one_click_url", one_click_url), _checked_link("unsubscribe_url", unsubscribe_url)]
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["From"] = Address(display_name=shop_name, addr_spec=_addr_spec("mail_from", mail_from))
-    message["To"] = Address(addr_spec=_addr_spec("to", to))
-    message["Subject"] = subject
+    sender = _addr_spec("mail_from", mail_from)
+    recipient = _addr_spec("to", to)
+    # compat32's classes: the same message as EmailMessage's, built three times faster (its header
+    # registry parses every header it is given), which one worker sending hundreds a second notices.
+    # Each header is written as the wire will carry it, so nothing is refolded.
+    message: Message
+    if html is None:
+        message = MIMEText(text, "plain", _UTF8_QP, policy=MESSAGE_POLICY)  # type: ignore[arg-type]
+    else:
+        message = MIMEMultipart("alternative", policy=MESSAGE_POLICY)
+        message.attach(MIMEText(text, "plain", _UTF8_QP, policy=MESSAGE_POLICY))  # type: ignore[arg-type]
+        message.attach(MIMEText(html, "html", _UTF8_QP, policy=MESSAGE_POLICY))  # type: ignore[arg-type]
+    message["From"] = email.utils.formataddr((shop_name, sender), charset="utf-8") if shop_name else sender
+    message["To"] = recipient
+    message["Subject"] = _encoded("Subject", subject)
     message["Date"] = email.utils.format_datetime(datetime.now(UTC))
     message["Message-ID"] = message_id
-    message.set_raw("List-Unsubscribe", ",\n ".join(f"<{link}>" for link in links))
+    message["List-Unsubscribe"] = ",\r\n ".join(f"<{link}>" for link in links)  # a link a line
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(text, cte="quoted-printable")
-    if html is not None:
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
+
+
+def _encoded(name: str, value: str) -> str:
+    """A header value as written on the wire: as it is when it is short ASCII, else RFC 2047 encoded
+    words, folded to fit the line after the header's name."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return value
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
 def _refuse_line_breaks(name: str, value: str) -> None:
@@ -173,7 +195,7 @@ class SmtpSender:
         self.config = config
         self._connection: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage, *, before_data: Callable[[], None] | None = None) -> Delivery:
+    def send(self, message: Message, *, before_data: Callable[[], None] | None = None) -> Delivery:
         """Sends `message` to its To and Cc addresses and says what came of it.
 
         `before_data` runs once the server has taken the sender and every recipient, right before the
@@ -182,7 +204,7 @@ class SmtpSender:
         propagates, and nothing was sent.
         """
         recipients = _recipients(message)
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        data = message.as_bytes(policy=MESSAGE_POLICY)
         try:
             refusal = self._open_envelope(recipients)
         except OSError as error:  # smtplib's errors are OSErrors too
@@ -291,7 +313,7 @@ class SmtpSender:
             connection.close()
 
 
-def _recipients(message: EmailMessage) -> list[str]:
+def _recipients(message: Message) -> list[str]:
     """The addresses of `message`'s To and Cc headers. ValueError when there are none."""
     headers = [str(value) for name in ("To", "Cc") for value in message.get_all(name, [])]
     recipients = [address for _, address in email.utils.getaddresses(headers) if address]

@@ -4,7 +4,7 @@ its one-click unsubscribe) and webhooks (the moment as signed JSON)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from shopkeeper.channels.delivery import Delivery
@@ -37,7 +37,7 @@ class EmailChannel:
             return Delivery("failed", f"cannot write to this address: {exc}"[:200])
         return self._sender.send(message, before_data=before_data)
 
-    def _message(self, row: OutboxRow, to: str, centre: str, one_click: str) -> EmailMessage:
+    def _message(self, row: OutboxRow, to: str, centre: str, one_click: str) -> Message:
         return build_email(
             to=to,
             mail_from=self._config.mail_from,
