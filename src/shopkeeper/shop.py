@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shopkeeper.moments.service import MomentService
     from shopkeeper.privacy.service import Actor, PrivacyService
     from shopkeeper.profiles.service import Profile, ProfileService
+    from shopkeeper.store.catalog import Item
     from shopkeeper.store.models import ModelVersion
 
 
@@ -88,6 +89,7 @@ class Shop:
         self._content: ContentService | None = None
         self._moments: MomentService | None = None
         self._prepared_cache: dict[str, tuple[float, Prepared]] = {}
+        self._items_cache: dict[str, tuple[float, Item | None]] = {}
         self._link_secret: bytes | None = None
         if serving:  # a server builds everything at start, before it freezes its heap; a command on first use
             self.privacy  # noqa: B018 (and with it the ingestor)
@@ -306,7 +308,7 @@ class Shop:
 
         context: dict[str, Any] = {"moment": row.context}
         if row.item_id:
-            known = self.store.catalog.get_many([row.item_id]).get(row.item_id)
+            known = self._item_for_messages(row.item_id)
             if known is not None:
                 item: dict[str, Any] = {
                     "item_id": known.item_id,
@@ -328,6 +330,19 @@ class Shop:
             return Message(
                 row.template, None, ref, None, None, None, None, None, [], f"no template: {exc.message}"
             )
+
+    def _item_for_messages(self, item_id: str) -> Item | None:
+        """An item as the worker's messages show it, read at most once every `PREPARED_SECONDS` (a
+        restock's moments name the same few items; the content layer checks the price against the
+        catalog's own, cached as long)."""
+        now = time.monotonic()
+        cached = self._items_cache.get(item_id)
+        if cached is None or now - cached[0] > PREPARED_SECONDS:
+            if len(self._items_cache) >= 10_000:
+                self._items_cache.clear()
+            cached = (now, self.store.catalog.get_many([item_id]).get(item_id))
+            self._items_cache[item_id] = cached
+        return cached[1]
 
     def _prepared(self, name: str) -> Prepared:
         """The latest version of a template, prepared (read and linted) at most once every

@@ -212,27 +212,22 @@ class OutboxWorker:
 
     def _send_email(self, row: OutboxRow, ref: str, to: str, done: Delivered) -> None:
         assert self._email is not None
+        content: dict[str, Any] = {}
         if row.body_text is None:
             rendered = self._render(row, ref)
             if rendered.aborted is not None or rendered.text is None:
                 self._finish(row, done, status="suppressed", reason="template_abort", detail=rendered.aborted)
                 return
             row = _with_content(row, rendered)
-            with write_transaction(self._ledger) as conn:
-                if not self._store.outbox.set(
-                    conn,
-                    row.id,
-                    datetime.now(UTC),
-                    held_until=self._held(row),
-                    channel="email",
-                    subject=row.subject,
-                    body_html=row.body_html,
-                    body_text=row.body_text,
-                    template_version=row.template_version,
-                ):
-                    return
+            content = {  # kept with the attempt's start, so that a retry sends this very message
+                "channel": "email",
+                "subject": row.subject,
+                "body_html": row.body_html,
+                "body_text": row.body_text,
+                "template_version": row.template_version,
+            }
         try:
-            delivery = self._email.send(row, to, self._started(row))
+            delivery = self._email.send(row, to, self._started(row, content))
         except NotHeld:
             return
         self._outcome(row, delivery, done)
@@ -259,9 +254,10 @@ class OutboxWorker:
         """The end of the lease this worker holds on `row` (see the module docstring)."""
         return self._leases.get(row.id, row.due_at)
 
-    def _started(self, row: OutboxRow) -> Callable[[], None]:
-        """The `before_data` of a send: the attempt is recorded, and the lease renewed, if the row is
-        still this worker's; else NotHeld, and nothing goes."""
+    def _started(self, row: OutboxRow, content: dict[str, Any] | None = None) -> Callable[[], None]:
+        """The `before_data` of a send: the attempt is recorded, the lease renewed and the message's
+        `content` kept with it (one commit), if the row is still this worker's; else NotHeld, and nothing
+        goes."""
 
         def record() -> None:
             now = datetime.now(UTC)
@@ -269,6 +265,8 @@ class OutboxWorker:
             with write_transaction(self._ledger) as conn:
                 if not self._store.outbox.start(conn, row.id, now, self._held(row), until):
                     raise NotHeld  # erased meanwhile, or another worker's now: it does not go from here
+                if content:
+                    self._store.outbox.set(conn, row.id, now, held_until=until, **content)
             self._leases[row.id] = until
 
         return record
