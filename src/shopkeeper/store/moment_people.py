@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select
 
-from shopkeeper.store.outbox import LIVE
+from shopkeeper.store.outbox import LIVE, outbox_row
 from shopkeeper.store.schema import consents, events, identities, outbox, people, traits
 from shopkeeper.store.traits import TraitRecord, to_record
 
@@ -135,27 +135,7 @@ def add_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]
     statement per 500; their ids by dedupe key."""
     if not rows:
         return {}
-    prepared = [
-        {
-            "reason": None,
-            "item_id": None,
-            "variant_id": None,
-            "wish_id": None,
-            "template": None,
-            "template_version": None,
-            "subject": None,
-            "body_text": None,
-            "body_html": None,
-            "message_id": None,
-            "sent_at": None,
-            "attempts": 0,
-            **row,
-            "context": orjson.dumps(row.get("context", {}), option=orjson.OPT_NON_STR_KEYS).decode(),
-            "dedupe": row["dedupe"][:255],
-            "updated_at": row["created_at"],
-        }
-        for row in rows
-    ]
+    prepared = [outbox_row(row) for row in rows]
     inserted = conn.execute(
         outbox.insert().returning(outbox.c.dedupe, outbox.c.id, sort_by_parameter_order=True), prepared
     )

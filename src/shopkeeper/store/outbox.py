@@ -162,6 +162,29 @@ def _task(r: Any) -> Task:
     )
 
 
+def outbox_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A moment's values as an outbox row: every column the caller left out at its default, the context
+    as JSON, the dedupe key cut to the column's size."""
+    return {
+        "reason": None,
+        "item_id": None,
+        "variant_id": None,
+        "wish_id": None,
+        "template": None,
+        "template_version": None,
+        "subject": None,
+        "body_text": None,
+        "body_html": None,
+        "message_id": None,
+        "sent_at": None,
+        "attempts": 0,
+        **values,
+        "context": orjson.dumps(values.get("context", {}), option=orjson.OPT_NON_STR_KEYS).decode(),
+        "dedupe": values["dedupe"][:255],
+        "updated_at": values["created_at"],
+    }
+
+
 class SqlOutbox:
     """The outbox, its attempts and the tasks. Writes run in the caller's write transaction."""
 
@@ -173,24 +196,7 @@ class SqlOutbox:
     @staticmethod
     def add(conn: Connection, values: dict[str, Any]) -> int | None:
         """Add a moment. None when one with the same `dedupe` is there already (it is not made twice)."""
-        row = {
-            "reason": None,
-            "item_id": None,
-            "variant_id": None,
-            "wish_id": None,
-            "template": None,
-            "template_version": None,
-            "subject": None,
-            "body_text": None,
-            "body_html": None,
-            "message_id": None,
-            "sent_at": None,
-            "attempts": 0,
-            **values,
-            "context": orjson.dumps(values.get("context", {}), option=orjson.OPT_NON_STR_KEYS).decode(),
-            "dedupe": values["dedupe"][:255],
-            "updated_at": values["created_at"],
-        }
+        row = outbox_row(values)
         done = conn.execute(insert_ignoring_duplicates(conn, outbox).values(row))
         if not done.rowcount:
             return None
