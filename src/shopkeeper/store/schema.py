@@ -492,3 +492,48 @@ tasks = Table(
     Index(None, "status", "due_at"),
     Index(None, "person_id"),
 )
+
+# Persona discovery: each run's figures, the personas (ids kept across runs, names a marketer may fix), and
+# each person's persona now (also an inferred `persona` trait, which the person may reject).
+persona_runs = Table(
+    "persona_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("method", String(16), nullable=False),  # rfm | kmeans
+    Column("seed", Integer, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: k, coverage, silhouette, stability, churn, seconds
+)
+
+personas = Table(
+    "personas",
+    metadata,
+    Column("persona_id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("renamed", Integer, nullable=False),  # 1: a marketer named it, and the name stays across runs
+    Column("run_id", BigInteger, nullable=False),  # the newest run that found it
+    Column("active", Integer, nullable=False),  # 0: the newest run did not find it
+    Column("body", Text, nullable=False),  # JSON: rule, agreement, description, size, shares, tops, members
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+persona_members = Table(
+    "persona_members",
+    metadata,
+    Column("person_id", BigId, primary_key=True),
+    Column("persona_id", String(16), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Index(None, "persona_id"),
+)
+
+# Saved audiences: a name and a condition in the audience language (docs/audiences.md).
+audiences = Table(
+    "audiences",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("condition", Text, nullable=False),  # JSON
+    Column("description", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
