@@ -192,6 +192,19 @@ class Settings(BaseSettings):
         description="`shopkeeper serve` runs the moment engine and the outbox worker in the background. "
         "Turn it off when `shopkeeper worker` processes do it (PostgreSQL).",
     )
+    audience_warn_share: float = Field(
+        0.10,
+        ge=0.0,
+        le=1.0,
+        description="The reach guard warns when an audience holds less than this share of the active "
+        "customers (an event in the last 90 days).",
+    )
+    personas_small_shop: int = Field(
+        1000,
+        ge=0,
+        description="With fewer customers than this, personas are RFM groups (champions, loyal, new, at "
+        "risk, lapsed) rather than clusters.",
+    )
 
     def with_database(self, url: str | None) -> Settings:
         """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""

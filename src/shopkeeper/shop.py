@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from shopkeeper.experiments.service import ExperimentService
     from shopkeeper.moments.engine import MomentEngine
     from shopkeeper.moments.service import MomentService
+    from shopkeeper.personas.audiences import AudienceService
+    from shopkeeper.personas.service import PersonaService
     from shopkeeper.privacy.service import Actor, PrivacyService
     from shopkeeper.profiles.service import Profile, ProfileService
     from shopkeeper.store.catalog import Item
@@ -88,6 +90,8 @@ class Shop:
         self._experiments: ExperimentService | None = None
         self._content: ContentService | None = None
         self._moments: MomentService | None = None
+        self._personas: PersonaService | None = None
+        self._audiences: AudienceService | None = None
         self._prepared_cache: dict[str, tuple[float, Prepared]] = {}
         self._items_cache: dict[str, tuple[float, Item | None]] = {}
         self._link_secret: bytes | None = None
@@ -176,8 +180,34 @@ class Shop:
                 )
 
                 holdout = holdout_from(self.settings.holdout_share, self.settings.holdout_salt)
-                self._experiments = ExperimentService(self.store, self.profiles, holdout=holdout)
+                self._experiments = ExperimentService(
+                    self.store, self.profiles, holdout=holdout, targeting=self.audiences
+                )
             return self._experiments
+
+    @property
+    def personas(self) -> PersonaService:
+        """Personas: the few groups that cover most customers, and each customer's."""
+        with self._building:
+            if self._personas is None:
+                from shopkeeper.personas.service import PersonaService  # noqa: PLC0415 (scikit-learn: on use)
+
+                self._personas = PersonaService(self.store, small_shop=self.settings.personas_small_shop)
+            return self._personas
+
+    @property
+    def audiences(self) -> AudienceService:
+        """Saved audiences, their reach and the reach guard; targeting for experiments, moments, decide."""
+        with self._building:
+            if self._audiences is None:
+                from shopkeeper.experiments.service import holdout_from  # noqa: PLC0415
+                from shopkeeper.personas.audiences import AudienceService  # noqa: PLC0415
+
+                holdout = holdout_from(self.settings.holdout_share, self.settings.holdout_salt)
+                self._audiences = AudienceService(
+                    self.store, self.purposes, holdout, warn_share=self.settings.audience_warn_share
+                )
+            return self._audiences
 
     @property
     def decider(self) -> Decider:
@@ -262,7 +292,12 @@ class Shop:
             channels=frozenset(channels),
         )
         return MomentEngine(
-            self.store, self.purposes, config, defaults=settings.default_rules, builder=self.profiles.builder
+            self.store,
+            self.purposes,
+            config,
+            defaults=settings.default_rules,
+            builder=self.profiles.builder,
+            audiences=self.audiences,
         )
 
     def worker(self) -> OutboxWorker:

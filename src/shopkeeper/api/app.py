@@ -17,7 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shopkeeper.api import centre, decide, experiments, items, moments, people, privacy, templates, tracking
+from shopkeeper.api import (
+    centre,
+    decide,
+    experiments,
+    items,
+    moments,
+    people,
+    personas,
+    privacy,
+    templates,
+    tracking,
+)
 from shopkeeper.api.guards import BodyDeadline, UnexpectedErrors
 from shopkeeper.api.limits import RateLimits, limits_from
 from shopkeeper.api.logs import install_log_redaction
@@ -88,6 +99,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(items.router)
     app.include_router(decide.router)
     app.include_router(experiments.router)
+    app.include_router(personas.router)
     app.include_router(templates.router)
     app.include_router(centre.router)
     _add_health(app, state)

@@ -53,7 +53,7 @@ class ExperimentIn(BaseModel):
     placement: Name
     variants: Annotated[list[VariantIn], Field(min_length=2, max_length=20)]
     weights: list[Any] | None = None  # checked by new_experiment: positive numbers, one per variant
-    audience: dict[str, Any] | None = None
+    audience: dict[str, Any] | Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
     bandit: StrictBool = False
     reward: Literal["conversion", "revenue"] = "conversion"  # a bandit's reward
     window_days: Annotated[StrictInt, Field(ge=1, le=365)] = DEFAULT_WINDOW_DAYS
@@ -87,6 +87,7 @@ async def create_experiment(body: ExperimentIn, request: Request, _: Admin) -> R
         window_days=body.window_days,
         floor=body.floor,
         outcome_events=body.outcome_events,
+        targeting=state.shop.audiences,
     )
     created = await run_in_threadpool(state.decider.experiments.create, experiment)
     return _json(created.to_json(), 201)

@@ -425,9 +425,20 @@ class SampleRatioOut(Strict):
 
 
 class ReachOut(Strict):
+    """Whom an experiment's audience covers. A saved audience or condition adds its fuller reach (the
+    fields of `GET /v1/audiences/{name}/reach`)."""
+
     people: int
     covered: int
     share: float | None
+    audience: str | None = None
+    size: int | None = None
+    known: dict[str, Json] | None = None
+    active: dict[str, Json] | None = None
+    revenue: dict[str, Json] | None = None
+    reachable: dict[str, Json] | None = None
+    holdout: dict[str, Json] | None = None
+    guard: dict[str, Json] | None = None
 
 
 class OffPolicyOut(Strict):

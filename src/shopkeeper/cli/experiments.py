@@ -66,8 +66,8 @@ def create(
         str | None,
         typer.Option(
             "--audience",
-            help='Only people whose resolved trait passes: {"trait": "favourite_categories", '
-            '"contains": "Mugs"} or {"trait": "order_count", "gte": 2}.',
+            help="Only an audience: a saved audience's name (`shopkeeper audiences create`), or a "
+            'condition in the audience language, e.g. {"trait": "order_count", "gte": 2}.',
         ),
     ] = None,
     bandit: Annotated[
@@ -94,11 +94,14 @@ def create(
         try:
             rule = orjson.loads(audience)
         except orjson.JSONDecodeError:
-            raise InvalidInput("--audience must be a JSON object", field="audience") from None
+            if audience.lstrip().startswith(("{", "[")):
+                raise InvalidInput("--audience is not valid JSON", field="audience") from None
+            rule = audience  # a saved audience's name
     from shopkeeper.experiments.service import new_experiment  # noqa: PLC0415 (numpy, scipy: only here)
     from shopkeeper.shop import Shop  # noqa: PLC0415 (the services: on first use)
 
     settings = settings_for(db)
+    shop = Shop.from_settings(settings)
     experiment = new_experiment(
         name,
         placement,
@@ -111,8 +114,9 @@ def create(
         window_days=window_days,
         floor=floor,
         outcome_events=event or [],
+        targeting=shop.audiences,
     )
-    with Shop.from_settings(settings) as shop:
+    with shop:
         created = shop.experiments.create(experiment)
     if as_json:
         print_json(created.to_json())

@@ -17,6 +17,7 @@ from shopkeeper.cli import (
     lift,
     moments,
     people,
+    personas,
     serve,
     train,
 )
@@ -45,6 +46,8 @@ app.add_typer(content.app, name="content")
 app.add_typer(moments.moments, name="moments")
 app.add_typer(moments.tasks, name="tasks")
 app.add_typer(moments.outbox, name="outbox")
+app.add_typer(personas.personas, name="personas")
+app.add_typer(personas.audiences, name="audiences")
 app.command("worker")(moments.worker)
 app.command("train")(train.train)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,17 @@ REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or nor
 BANDITS = ("bandit", "bandit_revenue")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
+
+
+class Targeting(Protocol):
+    """Audiences, as experiments use them (`shopkeeper.personas.audiences.AudienceService` is one; `Shop`
+    hands it over). A target is a saved audience (`{"audience": NAME}`) or a condition written in place."""
+
+    def target(self, raw: Any, *, field: str = "audience") -> dict[str, Any] | None: ...
+
+    def contains(self, conn: Connection | None, target: dict[str, Any] | None, person_id: int | None) -> bool: ...
+
+    def target_reach(self, target: dict[str, Any] | None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -132,9 +143,11 @@ def new_experiment(
     window_days: int = DEFAULT_WINDOW_DAYS,
     floor: float = DEFAULT_FLOOR,
     outcome_events: Sequence[str] = (),
+    targeting: Targeting | None = None,
 ) -> Experiment:
     """Check everything a new experiment says, precisely, and build it (running from now). `placements`
-    names the shop's placements (a dict of them will do)."""
+    names the shop's placements (a dict of them will do). With `targeting`, the audience is a saved
+    audience's name or a condition in the audience language; without, a rule on one trait."""
     if not isinstance(name, str) or not _NAME.match(name) or name in _RESERVED:
         raise InvalidInput(
             f"experiment name {name!r}: use 1-64 letters, digits, '_', '.' or '-' "
@@ -179,7 +192,7 @@ def new_experiment(
         status="running",
         variants=tuple(parsed),
         weights=tuple(float(w) for w in weights),
-        audience=parse_audience(audience),
+        audience=parse_audience(audience) if targeting is None else targeting.target(audience),
         outcome_events=tuple(dict.fromkeys(events)),
         window_days=window_days,
         floor=float(floor),
@@ -203,8 +216,10 @@ class ExperimentService:
         holdout: Holdout | None = None,
         poll_seconds: float = 5.0,
         bandit_seconds: float = 60.0,
+        targeting: Targeting | None = None,
     ) -> None:
         self._store = store
+        self.targeting = targeting
         self._profiles = profiles or ProfileService(store)
         self.holdout = holdout or Holdout()
         self.experiments = store.experiments
@@ -266,7 +281,20 @@ class ExperimentService:
         if self.holdout.contains(unit):
             return Assignment(unit, HOLDOUT, HOLDOUT, self.holdout.share)
         outside = Assignment(unit, PERSONALIZED, PERSONALIZED, 1 - self.holdout.share)
-        if experiment is None or not self._in_audience(conn, experiment, person_id):
+        if experiment is None:
+            return outside
+        inside = self._in_audience(conn, experiment, person_id)
+        compared = (experiment.audience or {}).get("compare")
+        if compared is not None:  # broad vs narrow: the audience, and an equal random sample of the rest
+            if inside:
+                index, propensity = 0, 1.0
+            elif unit_float(experiment.salt, unit) < float(compared):
+                index, propensity = 1, float(compared)
+            else:
+                return outside
+            variant = experiment.variants[index]
+            return Assignment(unit, PERSONALIZED, variant.name, propensity, experiment.name, variant.options)
+        if not inside:
             return outside
         if experiment.kind in BANDITS:
             shares = self.bandit_propensities(experiment)
@@ -285,8 +313,18 @@ class ExperimentService:
             return True
         if person_id is None:
             return False
+        if self.targeting is not None:
+            target = {"audience": rule["audience"]} if "audience" in rule else rule
+            return self.targeting.contains(conn, target, person_id)
+        if "trait" not in rule:
+            return False  # a saved audience, and no audiences to read it with
         found = self._profiles.traits_of(person_id, keys=(rule["trait"],), conn=conn).get(rule["trait"])
         return matches(rule, None if found is None else found.value)
+
+    def _reach(self, rule: dict[str, Any] | None) -> dict[str, Any]:
+        if self.targeting is None or rule is None:
+            return audience_reach(self.experiments, rule)
+        return self.targeting.target_reach({"audience": rule["audience"]} if "audience" in rule else rule)
 
     def bandit_propensities(self, experiment: Experiment) -> npt.NDArray[np.float64]:
         """Each arm's chance under Thompson sampling with the floor, from conversions within the window
@@ -351,7 +389,7 @@ class ExperimentService:
                 outcome_events=[],
             )
             exposures = self.experiments.exposures(spec.arms, cohort=True)
-            reach = audience_reach(self.experiments, None)
+            reach = self._reach(None)
         else:
             experiment = self.experiments.get(name)
             spec = ReportSpec(
@@ -367,7 +405,7 @@ class ExperimentService:
                 audience=experiment.audience,
             )
             exposures = self.experiments.exposures(spec.arms, experiment=name)
-            reach = audience_reach(self.experiments, experiment.audience)
+            reach = self._reach(experiment.audience)
         since, until = outcome_span(exposures, spec.window_days)
         outcomes = self.experiments.outcomes(since, until, spec.outcome_events)
         report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))

@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import Connection
 
 from shopkeeper.errors import InvalidInput, NotFound
-from shopkeeper.experiments.service import matches, unit_from
+from shopkeeper.experiments.service import Targeting, matches, unit_from
 from shopkeeper.moments import triggers
 from shopkeeper.moments.respect import RESPECT_TRAITS, WORDS, Counter, Person, RespectConfig, Verdict, judge
 from shopkeeper.moments.rules import PARAMS, Rule, default_rules, parse_rule
@@ -85,8 +85,10 @@ class MomentEngine:
         *,
         defaults: bool = True,
         builder: ProfileBuilder | None = None,
+        audiences: Targeting | None = None,
     ) -> None:
         self._store = store
+        self._audiences = audiences  # rules' `audience` and `where` beyond one trait (None: one trait only)
         self._purposes = purposes
         self.config = config
         self._defaults = defaults
@@ -110,12 +112,20 @@ class MomentEngine:
     def check_rule(self, name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
         """A rule as `save_rule` would save it, checked against this shop (its audiences) too."""
         rule = parse_rule(name, raw, origin=origin, where=where)
-        if rule.audience is not None:
+        needs_audiences = rule.audience is not None or (rule.where is not None and not one_trait(rule.where))
+        if needs_audiences and self._audiences is None:
             raise InvalidInput(
-                f"no audience named {rule.audience!r}: this shop has no saved audiences yet; use `where` "
-                "for a condition on one trait",
-                field=f"{where}audience",
+                "this engine reads no audiences: use `where` with a condition on one trait",
+                field=f"{where}audience" if rule.audience is not None else f"{where}where",
             )
+        if rule.audience is not None and self._audiences is not None:
+            try:
+                self._audiences.target(rule.audience, field=f"{where}audience")
+            except NotFound:
+                raise InvalidInput(
+                    f"no audience named {rule.audience!r}; `shopkeeper audiences list` shows them",
+                    field=f"{where}audience",
+                ) from None
         unknown = [p for p in rule.consent if p not in self._purposes.names]
         if unknown:
             raise InvalidInput(
@@ -216,13 +226,13 @@ class MomentEngine:
                 taken.add(candidate.dedupe[:255])
                 fresh.append(candidate)
         self.refresh_in(conn, {c.person_id for c in fresh}, at_most=REFRESH_AT_MOST)
-        conditions = {c.rule.where["trait"] for c in fresh if c.rule.where is not None}
+        conditions = trait_keys(c.rule for c in fresh)
         people = self.people(conn, {c.person_id for c in fresh}, now, extra=conditions)
         contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
         judged: list[tuple[triggers.Candidate, Verdict, Person]] = []
         for candidate in fresh:
             person = people.get(candidate.person_id)
-            if person is None or not _in_condition(candidate.rule, person):
+            if person is None or not self._in_condition(conn, candidate.rule, person):
                 continue
             due = max(candidate.at + timedelta(seconds=candidate.rule.delay_seconds), now)
             verdict = (
@@ -296,8 +306,24 @@ class MomentEngine:
 
     def person(self, conn: Connection, person_id: int, now: datetime) -> Person | None:
         """What respect reads of a person (and every rule's condition); None when they are gone (erased)."""
-        conditions = {r.where["trait"] for r in self.rules(conn).values() if r.where is not None}
+        conditions = trait_keys(self.rules(conn).values())
         return self.people(conn, [person_id], now, extra=conditions).get(person_id)
+
+    def _in_condition(self, conn: Connection, rule: Rule, person: Person) -> bool:
+        """Whether the person is in the rule's audience and meets its `where` (one trait, read with the
+        person; anything more, through the audiences)."""
+        where = rule.where
+        if where is not None and one_trait(where):
+            if not matches(where, person.traits.get(where["trait"])):
+                return False
+        elif where is not None and (
+            self._audiences is None or not self._audiences.contains(conn, where, person.person_id)
+        ):
+            return False
+        if rule.audience is None:
+            return True
+        target = {"audience": rule.audience}
+        return self._audiences is not None and self._audiences.contains(conn, target, person.person_id)
 
     # ---- a rule's replay ----------------------------------------------------------------------------
 
@@ -377,7 +403,7 @@ class MomentEngine:
         (the person may have withdrawn consent, paused, or been written to meanwhile), then each
         trigger (still in stock, still cheaper, cart still not bought)."""
         rules = self.rules(conn)
-        conditions = {r.where["trait"] for r in rules.values() if r.where is not None}
+        conditions = trait_keys(rules.values())
         people = self.people(conn, {r.person_id for r in rows}, now, extra=conditions)
         contacts = recent_contacts(conn, list(people), now - CONTACT_MEMORY)
         stocked = [r for r in rows if r.trigger == "back_in_stock" and r.item_id]
@@ -473,8 +499,14 @@ def _line(at: datetime, what: str, outcome: str, why: str) -> dict[str, Any]:
     return {"at": at.isoformat(), "what": what, "outcome": outcome, "why": why}
 
 
-def _in_condition(rule: Rule, person: Person) -> bool:
-    return rule.where is None or matches(rule.where, person.traits.get(rule.where["trait"]))
+def one_trait(condition: dict[str, Any]) -> bool:
+    """Whether a condition is a test of one resolved trait (read with the person, no audience needed)."""
+    return "trait" in condition and set(condition) <= {"trait", "equals", "contains", "gte", "lte"}
+
+
+def trait_keys(rules: Iterable[Rule]) -> set[str]:
+    """The traits the rules' one-trait conditions read."""
+    return {r.where["trait"] for r in rules if r.where is not None and one_trait(r.where)}
 
 
 def _row(candidate: triggers.Candidate, verdict: Verdict, now: datetime) -> dict[str, Any]:

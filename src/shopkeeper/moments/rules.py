@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shopkeeper.errors import InvalidInput
-from shopkeeper.experiments.service import parse_audience
+from shopkeeper.personas.conditions import parse_condition
 
 Trigger = Literal[
     "back_in_stock", "price_drop", "new_arrival", "milestone", "abandoned_cart", "winback", "ask"
@@ -101,7 +101,7 @@ class RuleIn(BaseModel):
     priority: Annotated[int, Field(ge=0, le=100)] = 50
     params: dict[str, Any] = Field(default_factory=dict)
     audience: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    where: dict[str, Any] | None = None  # a condition on one trait, as experiments' audiences
+    where: dict[str, Any] | None = None  # a condition in the audience language (docs/audiences.md)
     consent: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
     transactional: bool = False
     enabled: bool = True
@@ -191,14 +191,7 @@ def parse_rule(name: str, raw: Any, *, origin: str, where: str = "") -> Rule:
             "a milestone rule names at least one of orders, spend, anniversary, or trait and value",
             field=f"{where}params",
         )
-    audience_rule = None
-    if rule.where is not None:
-        try:
-            audience_rule = parse_audience(rule.where)
-        except InvalidInput as exc:
-            raise InvalidInput(
-                exc.message.replace("an audience", "a condition"), field=f"{where}where"
-            ) from None
+    audience_rule = None if rule.where is None else parse_condition(rule.where, field=f"{where}where")
     delay = rule.delay_seconds if rule.delay_seconds is not None else DEFAULT_DELAY.get(rule.trigger, 0)
     return Rule(
         name=name,

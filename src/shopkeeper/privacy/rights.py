@@ -147,6 +147,7 @@ def erase(
         external = [value for _, value in store.identities.external_ids(everyone, conn)]
         counts = store.privacy.erase(conn, everyone, external)
         counts["wishes"] = store.moments.erase(conn, everyone)
+        store.personas.erase(conn, everyone)  # their persona, and their place among its typical members
         counts.update(store.outbox.erase(conn, everyone))  # pending messages and open tasks die with them
         models = store.models.latest_version(conn)
         audit(conn, actor, "erase", person_id, **counts)

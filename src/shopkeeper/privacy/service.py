@@ -23,6 +23,7 @@ from shopkeeper.profiles import rejections
 from shopkeeper.profiles.service import ProfileService, trait_to_json
 from shopkeeper.profiles.traits import SOURCE_WORDS, DecayPolicy, expired_traits, policy_for
 from shopkeeper.store import Store
+from shopkeeper.store.personas import PERSONA_TRAIT
 from shopkeeper.store.engine import write_transaction
 from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.traits import TraitRecord
@@ -259,6 +260,8 @@ class PrivacyService:
                 None,
             )
             rejections.reject(conn, person_id, guess, key, value)
+            if key == PERSONA_TRAIT:  # a model's guess, not rebuilt from events: it goes now
+                self._store.personas.drop_guess(conn, [person_id])
             audit(conn, actor, "reject_guess", person_id, key=key)
         self._on_change([person_id])
         return self.profile(ref, actor, audited=False)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # each loads with its first use: a command that needs three i
     from shopkeeper.store.moments import SqlMoments
     from shopkeeper.store.outbox import SqlOutbox
     from shopkeeper.store.privacy import SqlPrivacy
+    from shopkeeper.store.personas import SqlPersonas
     from shopkeeper.store.serving import SqlServing
     from shopkeeper.store.templates import SqlTemplates
 
@@ -46,8 +47,8 @@ __all__ = [
 class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
     `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes),
-    `serving` (what decide reads), `templates`, `moments` (wishes, rules, the engine's reads) and `outbox`
-    (messages, attempts, tasks)."""
+    `serving` (what decide reads), `templates`, `moments` (wishes, rules, the engine's reads), `outbox`
+    (messages, attempts, tasks) and `personas` (runs, personas, members)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -82,6 +83,12 @@ class Store:
         from shopkeeper.store.experiments import SqlExperiments  # noqa: PLC0415
 
         return SqlExperiments(self.engine)
+
+    @cached_property
+    def personas(self) -> SqlPersonas:
+        from shopkeeper.store.personas import SqlPersonas  # noqa: PLC0415
+
+        return SqlPersonas(self.engine)
 
     @cached_property
     def privacy(self) -> SqlPrivacy:

@@ -1,0 +1,87 @@
+"""What an audience's reach is measured against: the people known, the people active, the revenue, who
+may be contacted for a purpose, and each person's unit (for the holdout). Arrays of person ids come back
+sorted, so that callers can intersect them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from sqlalchemy import Connection, func, select
+
+from shopkeeper.store.interactions import PURCHASE
+from shopkeeper.store.schema import consents, events, identities, interactions, people, traits
+
+Ids = npt.NDArray[np.int64]
+_UNIT_KINDS = ("user_id", "anonymous_id")
+
+
+def _ids(values: object) -> Ids:
+    return np.unique(np.fromiter((int(v) for v in values), dtype=np.int64))  # type: ignore[attr-defined]
+
+
+def known(conn: Connection) -> Ids:
+    """Every live person (not merged into another)."""
+    return _ids(conn.scalars(select(people.c.person_id).where(people.c.merged_into.is_(None))))
+
+
+def active_since(conn: Connection, since: datetime) -> Ids:
+    """Everyone with an event (a visit, a view, an order) since `since`."""
+    return _ids(conn.scalars(select(events.c.person_id).where(events.c.timestamp >= since).distinct()))
+
+
+def buyers_since(conn: Connection, since: datetime) -> Ids:
+    """Everyone who bought something since `since`."""
+    query = select(interactions.c.person_id).where(interactions.c.kind == PURCHASE, interactions.c.at >= since)
+    return _ids(conn.scalars(query.distinct()))
+
+
+def revenue(conn: Connection) -> tuple[Ids, npt.NDArray[np.float64]]:
+    """Each person's revenue (the `revenue` trait, net of refunds), for those with one: (ids, amounts)."""
+    query = select(traits.c.person_id, traits.c.value).where(
+        traits.c.key == "revenue", traits.c.source == "observed"
+    )
+    found: dict[int, float] = {}
+    for person, value in conn.execute(query):
+        amount = orjson.loads(value)
+        if isinstance(amount, int | float) and not isinstance(amount, bool) and np.isfinite(amount):
+            found[int(person)] = float(amount)
+    ids = np.array(sorted(found), dtype=np.int64)
+    return ids, np.array([found[int(p)] for p in ids], dtype=np.float64)
+
+
+def choices(conn: Connection, purpose: str) -> dict[int, bool]:
+    """Each person's newest choice on a purpose (theirs, or made before a merge by someone merged into
+    them); people who never chose are left out (the shop's default applies to them)."""
+    owner = func.coalesce(people.c.merged_into, consents.c.person_id)
+    query = (
+        select(owner, consents.c.granted)
+        .select_from(consents.outerjoin(people, people.c.person_id == consents.c.person_id))
+        .where(consents.c.purpose == purpose)
+        .order_by(consents.c.id)
+    )
+    found: dict[int, bool] = {}
+    for person, granted in conn.execute(query):
+        found[int(person)] = bool(granted)  # oldest first: the newest wins
+    return found
+
+
+def units(conn: Connection, person_ids: Ids) -> dict[int, str]:
+    """Each person's experiment unit: their first userId, else their first anonymousId (theirs or of
+    anyone merged into them)."""
+    owner = func.coalesce(people.c.merged_into, identities.c.person_id)
+    query = (
+        select(owner, identities.c.kind, identities.c.value)
+        .select_from(identities.join(people, people.c.person_id == identities.c.person_id))
+        .where(identities.c.kind.in_(_UNIT_KINDS))
+        .order_by(identities.c.id)
+    )
+    wanted = set(person_ids.tolist())
+    first: dict[int, dict[str, str]] = {}
+    for person, kind, value in conn.execute(query):
+        if int(person) in wanted:
+            first.setdefault(int(person), {}).setdefault(kind, value)
+    return {p: ids.get("user_id") or ids["anonymous_id"] for p, ids in first.items()}
