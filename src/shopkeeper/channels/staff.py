@@ -99,7 +99,7 @@ def task_context(
         "variant": variant,
         "facts": [fact(traits[k], now) for k in FACT_KEYS if k in traits],
         "history": _history(store, conn, row.person_id, now) if personalization else {},
-        "persona": None,  # personas arrive with `shopkeeper personas`
+        "persona": _persona(traits.get("persona")),
         "last_contact": None
         if last is None or last.sent_at is None
         else {
@@ -254,3 +254,17 @@ def say(
     if row.trigger == "milestone":
         return f"{hello}thank you for shopping with us all this time."
     return f"{hello}we thought of you."
+
+
+def _persona(trait: ResolvedTrait | None) -> dict[str, Any] | None:
+    """The person's persona (a guess, shown only with personalization consent): its name and rule."""
+    if trait is None:
+        return None
+    evidence = trait.record.evidence or {}
+    return {
+        "id": evidence.get("persona_id"),
+        "name": trait.value,
+        "rule": evidence.get("rule"),
+        "confidence": trait.record.confidence,
+        "source": trait.record.source,
+    }

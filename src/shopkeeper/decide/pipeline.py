@@ -42,7 +42,7 @@ from shopkeeper.decide.rules import (
     personalizes,
     stated,
 )
-from shopkeeper.errors import InvalidInput
+from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.experiments import HOLDOUT
 from shopkeeper.experiments.service import Assignment, ExperimentService, unit_from
 from shopkeeper.privacy.consent import Purposes
@@ -55,12 +55,14 @@ from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.serving import Found, Lookup
 
 log = logging.getLogger("shopkeeper.decide")
+PERSONA = "\x00persona"  # the persona's favourites among the first-choice members (no category's name)
 
 CANDIDATES_PER_SLOT = 8
 PEOPLE_KEPT = 10_000  # people whose state a process keeps (least recently decided go first)
 RANKED_KEEP = 100  # the model's best items kept per person: enough for n = 12 at 8 candidates a slot
 # The traits the rules read; only these are fetched and resolved.
 RULE_TRAITS = (
+    "persona",  # the persona's favourites for a person with little history, and a reason that cites it
     "size",
     "sizes",
     "disliked_categories",
@@ -374,6 +376,8 @@ class Decider:
         how_many = CANDIDATES_PER_SLOT * n
         exclude = past.owned_array if not where.repeats else None
         members = self._members(bundle, stated_categories) if stated_categories and not personalized else {}
+        persona = traits.get("persona") if consented and not arm.baseline else None
+        favourites = self._persona_items(bundle, persona) if persona is not None else None
         if personalized:
             assert state is not None
             picks, picked_scores = self._ranked(bundle, state, past, how_many, exclude)
@@ -385,6 +389,9 @@ class Decider:
         elif not consented:
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
             said.append(reasons.without_consent(bundle.version))
+        elif favourites is not None and len(favourites):
+            # Little history of their own: their persona's favourites first (then their stated categories').
+            picks, picked_scores = self._popular(bundle, how_many, exclude, {**members, PERSONA: favourites})
         else:
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
         candidates = [bundle.item_ids[i] for i in picks]
@@ -405,10 +412,34 @@ class Decider:
         )
         if not personalized and not arm.baseline and consented:
             said.insert(0, reasons.cold_start(bundle.version, items, stated_categories))
+        if persona is not None and favourites is not None and len(favourites):
+            chosen = {bundle.item_ids[i] for i in favourites.tolist()}
+            liked = sum(1 for item in items if item.item_id in chosen)
+            if liked:
+                said.append(reasons.popular_with_persona(persona, liked, len(items)))
         owned = past.owned
         if not where.repeats and owned:
             said.append(reasons.left_out_owned(len(owned), where.name))
         return Decision(str(uuid.uuid4()), where.name, person_id, items, said, bundle.version, personalized)
+
+    def _persona_items(self, bundle: ModelBundle, persona: ResolvedTrait) -> IntArray | None:
+        """The model's items among the person's persona's favourites (what most of its members bought),
+        kept until the catalog, the model or the persona changes."""
+        persona_id = persona.record.evidence.get("persona_id") if persona.record.evidence else None
+        if not isinstance(persona_id, str):
+            return None
+        key = ("persona", bundle.version, persona_id, persona.record.evidence.get("run"))
+        found = self._catalog.memo(key)
+        if found is None:
+            try:
+                top = self._store.personas.get(persona_id).body.get("top_items", [])
+            except NotFound:
+                top = []
+            found = np.asarray(
+                [i for item in top if (i := bundle.index.get(str(item.get("item_id")))) is not None], np.int64
+            )
+            self._catalog.keep(key, found)
+        return found
 
     def _members(self, bundle: ModelBundle, categories: list[str]) -> dict[str, IntArray]:
         """The model's items in each of these categories, kept until the catalog or the model changes."""

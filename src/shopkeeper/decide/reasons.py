@@ -18,6 +18,7 @@ from shopkeeper.wording import counted
 
 if TYPE_CHECKING:
     from shopkeeper.decide.log import DecidedItem
+    from shopkeeper.profiles.traits import ResolvedTrait
     from shopkeeper.experiments.service import Assignment
 
 
@@ -130,6 +131,26 @@ def cold_start(version: int, items: Sequence[DecidedItem], categories: Sequence[
         text += ". Nothing in the categories you told us you like could be shown"
     return Reason(
         text, {**provenance, "trait": "favourite_categories", "source": "stated", "in_categories": liked}
+    )
+
+
+def popular_with_persona(persona: ResolvedTrait, liked: int, shown: int) -> Reason:
+    """Some of the items are what the person's persona buys most: say so, with who the persona is (its
+    rule), and that it is a guess the person can reject."""
+    evidence = persona.record.evidence or {}
+    rule = evidence.get("rule")
+    who = f": people who {rule}" if isinstance(rule, str) and rule else ""
+    return Reason(
+        f"{'All' if liked == shown else counted(liked, 'item') + ' of'} these "
+        f"{'are' if liked != 1 else 'is'} popular with {persona.value}{who}; we guessed you are one of "
+        "them (you can tell us that is not you)",
+        {
+            "trait": "persona",
+            "source": persona.record.source,
+            "persona_id": evidence.get("persona_id"),
+            "confidence": persona.record.confidence,
+            "items": liked,
+        },
     )
 
 

@@ -13,30 +13,27 @@ import orjson
 from sqlalchemy import Connection, func, select
 
 from shopkeeper.store.interactions import PURCHASE
-from shopkeeper.store.schema import consents, events, identities, interactions, people, traits
+from shopkeeper.store.audiences import active_people, known_people, person_ids
+from shopkeeper.store.schema import consents, identities, interactions, people, traits
 
 Ids = npt.NDArray[np.int64]
 _UNIT_KINDS = ("user_id", "anonymous_id")
 
 
-def _ids(values: object) -> Ids:
-    return np.unique(np.fromiter((int(v) for v in values), dtype=np.int64))  # type: ignore[attr-defined]
-
-
 def known(conn: Connection) -> Ids:
     """Every live person (not merged into another)."""
-    return _ids(conn.scalars(select(people.c.person_id).where(people.c.merged_into.is_(None))))
+    return person_ids(conn, known_people())
 
 
 def active_since(conn: Connection, since: datetime) -> Ids:
     """Everyone with an event (a visit, a view, an order) since `since`."""
-    return _ids(conn.scalars(select(events.c.person_id).where(events.c.timestamp >= since).distinct()))
+    return person_ids(conn, active_people(since))
 
 
 def buyers_since(conn: Connection, since: datetime) -> Ids:
     """Everyone who bought something since `since`."""
     query = select(interactions.c.person_id).where(interactions.c.kind == PURCHASE, interactions.c.at >= since)
-    return _ids(conn.scalars(query.distinct()))
+    return person_ids(conn, query.distinct())
 
 
 def revenue(conn: Connection) -> tuple[Ids, npt.NDArray[np.float64]]:
