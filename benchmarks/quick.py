@@ -50,6 +50,7 @@ NEEDS_DATA: dict[str, Path] = {
     "import_orders": ONLINE_RETAIL,
     "profiles": ONLINE_RETAIL,
     "ingest_http": ONLINE_RETAIL,
+    "personas": ONLINE_RETAIL,
 }
 
 # script -> the arguments of its quick mode
@@ -68,6 +69,7 @@ QUICK: dict[str, list[str]] = {
     "cli_start": ["--quick"],
     "content": ["--quick"],
     "moments": ["--quick"],
+    "personas": ["--quick"],
 }
 
 
