@@ -111,7 +111,7 @@ def test_create_decide_report_and_stop_over_http(live_server: LiveServer) -> Non
         ({"weights": [1]}, 400, "weights"),
         ({"weights": ["a", "b", "c"]}, 400, "weights"),
         ({"weights": [1, True, 1]}, 400, "weights"),
-        ({"audience": {"trait": "order_count", "gte": "x"}}, 400, "audience"),
+        ({"audience": {"trait": "order_count", "gte": "x"}}, 400, "audience.gte"),
         ({"window_days": 0}, 400, "window_days"),
         ({"bandit": "yes"}, 400, "bandit"),
         ({"floor": "0.1"}, 400, "floor"),

@@ -60,6 +60,17 @@ POLICY: dict[str, str] = {
     "POST /v1/tasks/{task_id}/claim": ADMIN,
     "POST /v1/tasks/{task_id}/snooze": ADMIN,
     "POST /v1/tasks/{task_id}/done": ADMIN,
+    # Personas and audiences describe every customer: the admin key only, never a person's link.
+    "POST /v1/personas/discover": ADMIN,
+    "GET /v1/personas": ADMIN,
+    "GET /v1/personas/{persona_id}": ADMIN,
+    "PATCH /v1/personas/{persona_id}": ADMIN,
+    "GET /v1/audiences": ADMIN,
+    "PUT /v1/audiences/{name}": ADMIN,
+    "GET /v1/audiences/{name}": ADMIN,
+    "DELETE /v1/audiences/{name}": ADMIN,
+    "GET /v1/audiences/{name}/reach": ADMIN,
+    "POST /v1/audiences/{name}/compare": ADMIN,
     # The token of an email's unsubscribe link is in the URL, not a header: the page is public, and
     # tests/api/test_moments_http.py checks what a good, a bad and no token do.
     "GET /unsubscribe": PUBLIC,
@@ -88,6 +99,8 @@ BODIES: dict[str, Any] = {
     "POST /v1/tasks/{task_id}/claim": {"assignee": "mia"},
     "POST /v1/tasks/{task_id}/snooze": {"until": "2099-01-01T00:00:00Z"},
     "POST /v1/tasks/{task_id}/done": {"outcome": "contacted"},
+    "PATCH /v1/personas/{persona_id}": {"name": "Regulars"},
+    "PUT /v1/audiences/{name}": {"where": {"purchased": "Mugs"}},
     "POST /v1/batch": {"batch": [{"type": "track", "userId": "u9", "event": "x"}]},
     "POST /v1/alias": {"userId": "u9", "previousId": "u8"},
     "POST /v1/track": {"userId": "u9", "event": "x"},
@@ -147,7 +160,7 @@ def test_route_with_every_credential(live_server: LiveServer, route: str) -> Non
     }
     method, path = route.split(" ", 1)
     url = live_server.url + path.replace("{person_ref}", PERSON).replace("{item_id}", "m1")
-    for name, value in (("{name}", "r1"), ("{wish_id}", "1"), ("{outbox_id}", "1"), ("{task_id}", "1")):
+    for name, value in (("{name}", "r1"), ("{wish_id}", "1"), ("{outbox_id}", "1"), ("{task_id}", "1"), ("{persona_id}", "p1")):
         url = url.replace(name, value)
     for credential in CREDENTIALS:
         if route == "DELETE /v1/people/{person_ref}" and _allowed(POLICY[route], credential):

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import parse_json, read_body, read_json
@@ -133,13 +131,9 @@ async def list_audiences(request: Request, _: Admin) -> dict[str, Any]:
     summary="Save an audience (a condition in the audience language); answers its reach and the guard",
     openapi_extra=json_body(AUDIENCE_SCHEMA),
     response_model=None,
-    responses={
-        **ok(AudienceOut, "Replaced"),
-        **ok(AudienceOut, "Created", 201),
-        **errors(400, 401, 403, 413),
-    },
+    responses={**ok(AudienceOut, "The audience as saved (`created`: whether it is new)"), **errors(400, 401, 403, 413)},
 )
-async def put_audience(name: AudienceName, request: Request, _: Admin) -> Response:
+async def put_audience(name: AudienceName, request: Request, _: Admin) -> dict[str, Any]:
     body = _object(await read_json(request, MAX_BODY), {"where", "description"})
     if "where" not in body:
         raise InvalidInput('send {"where": a condition, "description": optional text}', field="where")
@@ -147,11 +141,7 @@ async def put_audience(name: AudienceName, request: Request, _: Admin) -> Respon
     found, created = await run_in_threadpool(
         lambda: audiences.put(name, body["where"], body.get("description"))
     )
-    return Response(
-        orjson.dumps(found | {"created": created}),
-        status_code=201 if created else 200,
-        media_type="application/json",
-    )
+    return found | {"created": created}
 
 
 @router.get(
