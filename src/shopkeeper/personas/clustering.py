@@ -9,9 +9,10 @@ fitted on a sample of at most 20,000 customers (2 initialisations) and applied t
 
 - Choosing k: each k from 3 to 10 is fitted (fewer when the customers have fewer distinct rows). Its
   personas are its largest clusters taken in size order until they cover `target` of the customers, and
-  at least 3 of them; its remaining clusters become "everyone else" (-1). Its silhouette is taken on
-  3,000 of the fitted rows. Among the ks whose silhouette is within 0.05 of the best, the one needing the
-  fewest personas wins (ties: the higher silhouette). A given `k` fits exactly k clusters, all personas.
+  at least 3 of them, and every cluster of 10% of the customers or more; its remaining (small) clusters
+  become "everyone else" (-1). Its silhouette is taken on 3,000 of the fitted rows. Among the ks whose
+  silhouette is within 0.05 of the best, the one needing the fewest personas wins (ties: the higher
+  coverage, then the higher silhouette). A given `k` fits exactly k clusters, all personas.
 - Rules: see `rules.tree_rule`; a persona's `rule_agreement` is the F1 of its printed rule against its
   members; the overall `agreement` is the share of customers whose group by the rules alone (the first
   rule, in persona order, that selects them, else everyone else) is their group.
@@ -65,6 +66,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 CANDIDATE_K = range(3, 11)
 MIN_PERSONAS = 3
+LARGEST_REST = 0.10  # a cluster with this share of customers is never "everyone else"
 FIT_SAMPLE = 20_000
 SILHOUETTE_SAMPLE = 3_000
 SILHOUETTE_SLACK = 0.05
@@ -215,7 +217,8 @@ def _personas(raw: IntArray, n_clusters: int, target: float, every_cluster: bool
     order = np.argsort(-sizes, kind="stable")
     covered = np.cumsum(sizes[order]) / max(int(sizes.sum()), 1)
     count = n_clusters if every_cluster else int(np.searchsorted(covered, target - 1e-12) + 1)
-    count = min(max(count, MIN_PERSONAS), int(np.count_nonzero(sizes)))
+    large = int(np.count_nonzero(sizes >= LARGEST_REST * max(int(sizes.sum()), 1)))
+    count = min(max(count, MIN_PERSONAS, large), int(np.count_nonzero(sizes)))
     mapping = np.full(n_clusters, -1, dtype=np.int64)
     mapping[order[:count]] = np.arange(count)
     return mapping
@@ -247,7 +250,8 @@ def _kmeans(x: FloatArray, k: int | None, target: float, random_state: int) -> _
         )
     top = max(score for _count, score, _mapping, _raw in scored)
     eligible = [item for item in scored if item[1] >= top - SILHOUETTE_SLACK]
-    best = min(eligible, key=lambda item: (item[0], -item[1]))
+    coverage = {id(item): float(np.mean(item[2][item[3]] >= 0)) for item in eligible}
+    best = min(eligible, key=lambda item: (item[0], -coverage[id(item)], -item[1]))
     _count, silhouette, mapping, raw = best
     n_clusters = len(mapping)
 
