@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     placements_json: str = Field(
         "",
         description='Extra or changed placements, as JSON: {"sidebar": {"n": 4, "max_per_category": 2, '
-        '"repeats": false}}. Built in: web, email, staff, new_for_you.',
+        '"repeats": false}}; `"audience": NAME` personalizes a placement for a saved audience only. Built '
+        "in: web, email, staff, new_for_you.",
     )
 
     secret_key: str = Field(

@@ -160,7 +160,13 @@ def test_route_with_every_credential(live_server: LiveServer, route: str) -> Non
     }
     method, path = route.split(" ", 1)
     url = live_server.url + path.replace("{person_ref}", PERSON).replace("{item_id}", "m1")
-    for name, value in (("{name}", "r1"), ("{wish_id}", "1"), ("{outbox_id}", "1"), ("{task_id}", "1"), ("{persona_id}", "p1")):
+    for name, value in (
+        ("{name}", "r1"),
+        ("{wish_id}", "1"),
+        ("{outbox_id}", "1"),
+        ("{task_id}", "1"),
+        ("{persona_id}", "p1"),
+    ):
         url = url.replace(name, value)
     for credential in CREDENTIALS:
         if route == "DELETE /v1/people/{person_ref}" and _allowed(POLICY[route], credential):

@@ -33,7 +33,10 @@ AUDIENCE_SCHEMA: dict[str, Any] = {
     "required": ["where"],
     "additionalProperties": False,
     "properties": {
-        "where": {"type": "object", "description": "A condition in the audience language (docs/audiences.md)"},
+        "where": {
+            "type": "object",
+            "description": "A condition in the audience language (docs/audiences.md)",
+        },
         "description": {"type": ["string", "null"], "maxLength": 500},
     },
 }

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.api.body import parse_json, read_body, read_json
+from shopkeeper.api.people import Admin
 from shopkeeper.api.persona_schemas import (
     AUDIENCE_SCHEMA,
     COMPARE_SCHEMA,
@@ -25,7 +25,6 @@ from shopkeeper.api.persona_schemas import (
     PersonaOut,
     PersonasOut,
 )
-from shopkeeper.api.people import Admin
 from shopkeeper.api.schemas import errors, json_body, ok
 from shopkeeper.api.state import app_state
 from shopkeeper.errors import InvalidInput
@@ -60,8 +59,10 @@ def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
     summary="Discover personas now: the fewest groups that cover the target share of customers",
     openapi_extra={"requestBody": json_body(DISCOVER_SCHEMA)["requestBody"] | {"required": False}},
     response_model=None,
-    responses={**ok(DiscoverOut, "The run: k, coverage, separation, stability, churn, personas"),
-               **errors(400, 401, 403, 413)},
+    responses={
+        **ok(DiscoverOut, "The run: k, coverage, separation, stability, churn, personas"),
+        **errors(400, 401, 403, 413),
+    },
 )
 async def discover(request: Request, _: Admin) -> dict[str, Any]:
     raw = await _optional_json(request)
@@ -131,7 +132,10 @@ async def list_audiences(request: Request, _: Admin) -> dict[str, Any]:
     summary="Save an audience (a condition in the audience language); answers its reach and the guard",
     openapi_extra=json_body(AUDIENCE_SCHEMA),
     response_model=None,
-    responses={**ok(AudienceOut, "The audience as saved (`created`: whether it is new)"), **errors(400, 401, 403, 413)},
+    responses={
+        **ok(AudienceOut, "The audience as saved (`created`: whether it is new)"),
+        **errors(400, 401, 403, 413),
+    },
 )
 async def put_audience(name: AudienceName, request: Request, _: Admin) -> dict[str, Any]:
     body = _object(await read_json(request, MAX_BODY), {"where", "description"})

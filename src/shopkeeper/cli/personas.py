@@ -150,9 +150,7 @@ def print_reach(found: dict[str, Any]) -> None:
         f"{_pct(active['share'])} of {active['of']:,} active (last {active['days']} days), "
         f"{_pct(revenue['share'])} of revenue."
     )
-    reachable = ", ".join(
-        f"{purpose} {entry['people']:,}" for purpose, entry in found["reachable"].items()
-    )
+    reachable = ", ".join(f"{purpose} {entry['people']:,}" for purpose, entry in found["reachable"].items())
     console.print(f"Reachable (consented, less the holdout's {found['holdout']['people']:,}): {reachable}.")
     for warning in found["guard"]["warnings"]:
         console.print(f"[yellow]{warning}[/yellow]")
@@ -163,7 +161,9 @@ def create_audience(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The audience's name.")],
     where: Annotated[
         str,
-        typer.Option("--where", metavar="JSON", help="The condition, in the audience language (docs/audiences)."),
+        typer.Option(
+            "--where", metavar="JSON", help="The condition, in the audience language (docs/audiences)."
+        ),
     ],
     description: Annotated[str | None, typer.Option("--description", help="What it is for.")] = None,
     db: DbOption = None,

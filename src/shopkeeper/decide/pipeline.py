@@ -265,16 +265,26 @@ class Decider:
         if pause is not None:
             return Decision(str(uuid.uuid4()), where.name, person_id, [], [pause], None, False)
         held_out = arm.cohort == HOLDOUT
-        if held_out:
-            traits = {}  # the holdout sees the shop's plain baseline: nothing about them is used
+        outside = where.audience is not None and consented and not self._in_audience(where, person_id)
+        if held_out or outside:
+            traits = {}  # the holdout, and people outside the placement's audience, see the plain baseline
         if bundle is None:
             decision = Decision(
                 str(uuid.uuid4()), where.name, person_id, [], [reasons.no_model()], None, False
             )
         else:
-            mine = state if state is not None and consented and not held_out else None
+            mine = state if state is not None and consented and not held_out and not outside else None
             decision = self._with_model(
-                bundle, where, n, person_id, traits, mine, consented=consented, arm=arm, context=context
+                bundle,
+                where,
+                n,
+                person_id,
+                traits,
+                mine,
+                consented=consented,
+                arm=arm,
+                context=context,
+                outside=outside,
             )
         note = reasons.in_experiment(arm)
         if note is not None:
@@ -368,6 +378,7 @@ class Decider:
         consented: bool,
         arm: Assignment,
         context: dict[str, Any] | None,
+        outside: bool = False,
     ) -> Decision:
         past = self._past(bundle, state) if state is not None else Past.of(bundle, None, [])
         personalized = personalizes(past, consented=consented, baseline=arm.baseline)
@@ -410,7 +421,9 @@ class Decider:
             category_members=members,
             context=context,
         )
-        if not personalized and not arm.baseline and consented:
+        if outside and where.audience is not None:
+            said.insert(0, reasons.outside_audience(where.name, where.audience, bundle.version))
+        elif not personalized and not arm.baseline and consented:
             said.insert(0, reasons.cold_start(bundle.version, items, stated_categories))
         if persona is not None and favourites is not None and len(favourites):
             chosen = {bundle.item_ids[i] for i in favourites.tolist()}
@@ -421,6 +434,16 @@ class Decider:
         if not where.repeats and owned:
             said.append(reasons.left_out_owned(len(owned), where.name))
         return Decision(str(uuid.uuid4()), where.name, person_id, items, said, bundle.version, personalized)
+
+    def _in_audience(self, where: Placement, person_id: int | None) -> bool:
+        """Whether the person is in the placement's audience (read through the experiments' targeting)."""
+        targeting = self.experiments.targeting
+        if targeting is None or person_id is None or where.audience is None:
+            return False
+        try:
+            return targeting.contains(None, {"audience": where.audience}, person_id)
+        except NotFound:  # the audience was deleted: nobody is in it, so everyone sees the baseline
+            return False
 
     def _persona_items(self, bundle: ModelBundle, persona: ResolvedTrait) -> IntArray | None:
         """The model's items among the person's persona's favourites (what most of its members bought),
@@ -439,7 +462,7 @@ class Decider:
                 [i for item in top if (i := bundle.index.get(str(item.get("item_id")))) is not None], np.int64
             )
             self._catalog.keep(key, found)
-        return found
+        return np.asarray(found, np.int64)
 
     def _members(self, bundle: ModelBundle, categories: list[str]) -> dict[str, IntArray]:
         """The model's items in each of these categories, kept until the catalog or the model changes."""

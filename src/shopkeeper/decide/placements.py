@@ -21,6 +21,7 @@ class Placement:
     max_per_category: int = 3  # the diversity cap
     in_stock_only: bool = True
     purpose: str | None = None  # the consent a channel that reaches out needs (email_marketing, ...)
+    audience: str | None = None  # a saved audience: only its members get personalized picks here
 
 
 DEFAULT_PLACEMENTS: dict[str, Placement] = {

@@ -18,8 +18,8 @@ from shopkeeper.wording import counted
 
 if TYPE_CHECKING:
     from shopkeeper.decide.log import DecidedItem
-    from shopkeeper.profiles.traits import ResolvedTrait
     from shopkeeper.experiments.service import Assignment
+    from shopkeeper.profiles.traits import ResolvedTrait
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,15 @@ def cold_start(version: int, items: Sequence[DecidedItem], categories: Sequence[
         text += ". Nothing in the categories you told us you like could be shown"
     return Reason(
         text, {**provenance, "trait": "favourite_categories", "source": "stated", "in_categories": liked}
+    )
+
+
+def outside_audience(placement: str, audience: str, version: int) -> Reason:
+    """The placement personalizes only for an audience the person is not in: the shop's popular items."""
+    return Reason(
+        f"{placement} is personalized for the audience {audience}, which you are not in, so these are "
+        "popular right now",
+        {**_popularity(version), "audience": audience, "member": False},
     )
 
 

@@ -53,9 +53,7 @@ def compare(
         experiment = experiments.experiments.get(title)
     except NotFound:
         share = min(1.0, narrow_size / broad_size)
-        experiment = new_experiment(
-            title, placement, [(NARROW, {}), (BROAD, {})], placements=placements
-        )
+        experiment = new_experiment(title, placement, [(NARROW, {}), (BROAD, {})], placements=placements)
         experiment = replace(experiment, audience={"audience": name, "compare": round(share, 6)})
         experiment = experiments.create(experiment)
         started = True
@@ -76,8 +74,9 @@ def summarize(
         f"narrow ({name}): {narrow.get('people', 0):,} people shown it so far, "
         f"revenue per person {_money(per_narrow)}; the whole audience ({narrow_size:,}) would bring "
         f"{_money(total_narrow)}",
-        f"broad (an equal random sample of the other {broad_size:,}): {broad.get('people', 0):,} people shown "
-        f"it so far, revenue per person {_money(per_broad)}; the whole base would bring {_money(total_broad)}",
+        f"broad (an equal random sample of the other {broad_size:,}): {broad.get('people', 0):,} people "
+        f"shown it so far, revenue per person {_money(per_broad)}; the whole base would bring "
+        f"{_money(total_broad)}",
     ]
     enough = min(narrow.get("people", 0), broad.get("people", 0)) >= K_ANONYMITY
     if not enough:
@@ -102,10 +101,18 @@ def summarize(
         "started": started,
         "placement": report["placement"],
         "audience": name,
-        "narrow": {"size": narrow_size, "shown": narrow.get("people", 0), "revenue_per_person": per_narrow,
-                   "total": total_narrow},
-        "broad": {"size": broad_size, "shown": broad.get("people", 0), "revenue_per_person": per_broad,
-                  "total": total_broad},
+        "narrow": {
+            "size": narrow_size,
+            "shown": narrow.get("people", 0),
+            "revenue_per_person": per_narrow,
+            "total": total_narrow,
+        },
+        "broad": {
+            "size": broad_size,
+            "shown": broad.get("people", 0),
+            "revenue_per_person": per_broad,
+            "total": total_broad,
+        },
         "verdict": verdict,
         "headline": headline,
         "summary": lines + list(report.get("summary", [])),

@@ -9,11 +9,12 @@ order) are grouped; everyone else is outside every persona.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,7 @@ class PersonaService:
         people = sorted(p for p in orders if p in first_seen)
         as_of = min(self._now(), max((at for p in people for at, _ in orders[p]), default=self._now()))
         row_of = {p: i for i, p in enumerate(people)}
-        weights: dict[int, Counter[str]] = defaultdict(Counter)
+        weights: defaultdict[int, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
         bought: dict[int, Counter[str]] = defaultdict(Counter)
         for person, item, category, kind, at, _quantity in sql.interactions(conn):
             if person not in row_of:
@@ -348,7 +349,9 @@ def _summary(
         source = earlier.get(previous_ids[before]) if 0 <= before < len(previous_ids) else None
         was = source.name if source is not None else "everyone else"
         now = names.get(after, "everyone else")
-        churn.append({"from": was, "to": now, "count": int(count), "text": f"{count:,} moved from {was} to {now}"})
+        churn.append(
+            {"from": was, "to": now, "count": int(count), "text": f"{count:,} moved from {was} to {now}"}
+        )
     return {
         "k": int(found.k),
         "coverage": round(float(found.coverage), 4),
@@ -378,7 +381,7 @@ def _persona_id(raw: str) -> str:
     return raw
 
 
-def _days(span: Any) -> float:
+def _days(span: timedelta) -> float:
     return max(span.total_seconds() / 86400.0, 0.0)
 
 
@@ -386,5 +389,5 @@ def _rhythm(times: Sequence[datetime]) -> float:
     """The median days between a customer's orders; NaN with fewer than two."""
     if len(times) < 2:
         return float("nan")
-    gaps = [(b - a).total_seconds() / 86400.0 for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() / 86400.0 for a, b in itertools.pairwise(times)]
     return float(np.median(gaps))

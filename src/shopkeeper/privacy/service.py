@@ -23,8 +23,8 @@ from shopkeeper.profiles import rejections
 from shopkeeper.profiles.service import ProfileService, trait_to_json
 from shopkeeper.profiles.traits import SOURCE_WORDS, DecayPolicy, expired_traits, policy_for
 from shopkeeper.store import Store
-from shopkeeper.store.personas import PERSONA_TRAIT
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.personas import PERSONA_TRAIT
 from shopkeeper.store.privacy import SqlPrivacy
 from shopkeeper.store.traits import TraitRecord
 

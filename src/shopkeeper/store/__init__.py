@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # each loads with its first use: a command that needs three i
     from shopkeeper.store.models import SqlModelRegistry
     from shopkeeper.store.moments import SqlMoments
     from shopkeeper.store.outbox import SqlOutbox
-    from shopkeeper.store.privacy import SqlPrivacy
     from shopkeeper.store.personas import SqlPersonas
+    from shopkeeper.store.privacy import SqlPrivacy
     from shopkeeper.store.serving import SqlServing
     from shopkeeper.store.templates import SqlTemplates
 

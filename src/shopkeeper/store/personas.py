@@ -303,4 +303,3 @@ def _persona(row: Any) -> PersonaRow:
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
-

@@ -12,8 +12,8 @@ import numpy.typing as npt
 import orjson
 from sqlalchemy import Connection, func, select
 
-from shopkeeper.store.interactions import PURCHASE
 from shopkeeper.store.audiences import active_people, known_people, person_ids
+from shopkeeper.store.interactions import PURCHASE
 from shopkeeper.store.schema import consents, identities, interactions, people, traits
 
 Ids = npt.NDArray[np.int64]
@@ -32,7 +32,9 @@ def active_since(conn: Connection, since: datetime) -> Ids:
 
 def buyers_since(conn: Connection, since: datetime) -> Ids:
     """Everyone who bought something since `since`."""
-    query = select(interactions.c.person_id).where(interactions.c.kind == PURCHASE, interactions.c.at >= since)
+    query = select(interactions.c.person_id).where(
+        interactions.c.kind == PURCHASE, interactions.c.at >= since
+    )
     return person_ids(conn, query.distinct())
 
 
