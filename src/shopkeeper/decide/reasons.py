@@ -150,9 +150,9 @@ def popular_with_persona(persona: ResolvedTrait, liked: int, shown: int) -> Reas
     rule = evidence.get("rule")
     who = f": people who {rule}" if isinstance(rule, str) and rule else ""
     return Reason(
-        f"{'All' if liked == shown else counted(liked, 'item') + ' of'} these "
-        f"{'are' if liked != 1 else 'is'} popular with {persona.value}{who}; we guessed you are one of "
-        "them (you can tell us that is not you)",
+        f"{'All' if liked == shown else liked} of these {'is' if liked == 1 and shown != 1 else 'are'} "
+        f"popular with “{persona.value}”{who}; we guessed you are one of them (you can tell us that is "
+        "not you)",
         {
             "trait": "persona",
             "source": persona.record.source,

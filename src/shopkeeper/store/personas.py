@@ -280,9 +280,9 @@ class SqlPersonas:
         ).rowcount
         for persona_id, body in conn.execute(select(personas.c.persona_id, personas.c.body)).all():
             kept = orjson.loads(body)
-            typical = kept.get("typical", [])
+            typical = kept.get("typical_members", [])
             if any(int(p) in everyone for p in typical):
-                kept["typical"] = [p for p in typical if int(p) not in everyone]
+                kept["typical_members"] = [p for p in typical if int(p) not in everyone]
                 conn.execute(
                     update(personas).where(personas.c.persona_id == persona_id).values(body=_json(kept))
                 )
