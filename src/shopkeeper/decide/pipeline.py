@@ -55,6 +55,7 @@ from shopkeeper.store.models import SqlModelRegistry
 from shopkeeper.store.serving import Found, Lookup
 
 log = logging.getLogger("shopkeeper.decide")
+THIN = 3  # fewer items than this in a person's history: their persona's favourites come first
 PERSONA = "\x00persona"  # the persona's favourites among the first-choice members (no category's name)
 
 CANDIDATES_PER_SLOT = 8
@@ -393,6 +394,10 @@ class Decider:
             assert state is not None
             picks, picked_scores = self._ranked(bundle, state, past, how_many, exclude)
             said.append(reasons.ranked_for_you(bundle.model.name, bundle.version, bundle.trained_until))
+            if persona is not None and favourites is not None and len(favourites) and len(past.had) < THIN:
+                # Little history of their own yet: what their persona buys most comes first.
+                picks, picked_scores = favourites_first(favourites, picks, picked_scores, exclude)
+                said.append(reasons.thin_history(persona, len(past.had)))
         elif arm.baseline and consented:
             # The holdout, or an experiment's popularity arm: the non-personal baseline, said plainly.
             picks, picked_scores = self._popular(bundle, how_many, exclude, members)
@@ -509,6 +514,18 @@ class Decider:
         """Nothing for a channel the person has not agreed to; not logged, since nothing is shown."""
         reason = reasons.not_agreed(where.name, purpose)
         return Decision(str(uuid.uuid4()), where.name, person_id, [], [reason], None, False)
+
+
+def favourites_first(
+    favourites: IntArray, picks: IntArray, scores: FloatArray, exclude: IntArray | None
+) -> tuple[IntArray, FloatArray]:
+    """The persona's favourites (less what is excluded), then the model's picks that are not among them;
+    the favourites score above every pick, in their own order."""
+    first = favourites if exclude is None else favourites[~np.isin(favourites, exclude)]
+    rest = ~np.isin(picks, first)
+    top = float(scores.max()) if len(scores) else 0.0
+    lifted = top + np.arange(len(first), 0, -1, dtype=np.float64)
+    return np.concatenate([first, picks[rest]]), np.concatenate([lifted, scores[rest]])
 
 
 def _context_json(context: dict[str, Any] | None) -> str | None:

@@ -143,6 +143,15 @@ def outside_audience(placement: str, audience: str, version: int) -> Reason:
     )
 
 
+def thin_history(persona: ResolvedTrait, items: int) -> Reason:
+    """A person with little history: their persona's favourites came first."""
+    return Reason(
+        f"You have bought or looked at only {counted(items, 'item')} with us so far, so what people like "
+        f"you (“{persona.value}”) buy most comes first",
+        {"trait": "persona", "source": persona.record.source, "history_items": items, "rule": "thin_history"},
+    )
+
+
 def popular_with_persona(persona: ResolvedTrait, liked: int, shown: int) -> Reason:
     """Some of the items are what the person's persona buys most: say so, with who the persona is (its
     rule), and that it is a guess the person can reject."""

@@ -241,6 +241,13 @@ class PersonaService:
             "top_items": row.body.get("top_items", []),
         }
 
+    def of_person_id(self, external_id: str) -> str | None:
+        """The persona id of the person behind an external id now, or None."""
+        with self._store.engine.connect() as conn:
+            person = self._store.identities.find_person(external_id, conn)
+            member = None if person is None else self._store.personas.member(conn, person)
+        return None if member is None else member.persona_id
+
     def money(self, value: float) -> str:
         """An amount as a rule or a description says it: the shop's currency, no pence."""
         return f"{self._currency_symbol}{value:,.0f}"
