@@ -192,7 +192,11 @@ class Shop:
             if self._personas is None:
                 from shopkeeper.personas.service import PersonaService  # noqa: PLC0415 (scikit-learn: on use)
 
-                self._personas = PersonaService(self.store, small_shop=self.settings.personas_small_shop)
+                self._personas = PersonaService(
+                    self.store,
+                    small_shop=self.settings.personas_small_shop,
+                    refresh=self.profiles.builder.refresh_dirty,
+                )
             return self._personas
 
     @property
@@ -205,7 +209,11 @@ class Shop:
 
                 holdout = holdout_from(self.settings.holdout_share, self.settings.holdout_salt)
                 self._audiences = AudienceService(
-                    self.store, self.purposes, holdout, warn_share=self.settings.audience_warn_share
+                    self.store,
+                    self.purposes,
+                    holdout,
+                    warn_share=self.settings.audience_warn_share,
+                    refresh=self.profiles.builder.refresh_dirty,
                 )
             return self._audiences
 

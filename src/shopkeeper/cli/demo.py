@@ -13,6 +13,7 @@ from rich.table import Table
 from shopkeeper.cli._common import console, safe_url
 from shopkeeper.cli._running import port_in_use, running, server_url
 from shopkeeper.cli.demo_moments import MAIL_FOLDER, show_moments, with_mail_folder
+from shopkeeper.cli.demo_personas import show_personas
 from shopkeeper.cli.import_orders import replay_note
 from shopkeeper.cli.serve import run_server
 
@@ -74,6 +75,7 @@ def _demo(settings: Settings, db: str, host: str, port: int, *, serve: bool) -> 
             f"{published.summary['purchases']:,} purchases in "
             f"{published.summary['fit_seconds']:.1f} s."
         )
+        show_personas(shop)
         for user_id in _customers(shop):
             _show(shop, user_id)
         _show_newcomer(shop)

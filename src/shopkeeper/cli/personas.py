@@ -25,7 +25,7 @@ def _pct(share: float | None) -> str:
     return "-" if share is None else f"{share:.0%}"
 
 
-def _persona_table(found: list[dict[str, Any]]) -> Table:
+def persona_table(found: list[dict[str, Any]]) -> Table:
     table = Table("id", "name", "people", "customers", "revenue", "who (the rule, its agreement)", "buys")
     for p in found:
         table.add_row(
@@ -40,7 +40,7 @@ def _persona_table(found: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _run_line(run: dict[str, Any]) -> str:
+def run_line(run: dict[str, Any]) -> str:
     silhouette = "-" if run["silhouette"] is None else f"{run['silhouette']:.2f}"
     stability = "-" if run["stability_ari"] is None else f"{run['stability_ari']:.2f}"
     how = "RFM groups (a small shop)" if run["method"] == "rfm" else "clusters"
@@ -78,8 +78,8 @@ def discover(
     if as_json:
         print_json(found)
         return
-    console.print(_run_line(found))
-    console.print(_persona_table(found["personas"]))
+    console.print(run_line(found))
+    console.print(persona_table(found["personas"]))
     for moved in found["churn"][:5]:
         console.print(f"Since the last run: {moved['text']}.")
     console.print(f"Done in {found['seconds']:.1f} s. Rename one: shopkeeper personas rename ID NAME")
@@ -96,8 +96,8 @@ def list_personas(db: DbOption = None, as_json: JsonOption = False) -> None:
     if found["run"] is None:
         console.print("No personas yet: run `shopkeeper personas discover`.")
         return
-    console.print(_run_line(found["run"]))
-    console.print(_persona_table(found["personas"]))
+    console.print(run_line(found["run"]))
+    console.print(persona_table(found["personas"]))
 
 
 @personas.command("show")

@@ -76,8 +76,12 @@ class AudienceService:
         *,
         warn_share: float = WARN_SHARE,
         now: Callable[[], datetime] | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self._store = store
+        # Rebuilds the profiles whose events changed, before a count over everyone reads their traits
+        # (an import leaves them to be built on first read).
+        self._refresh = refresh or (lambda: None)
         self._purposes = purposes
         self._holdout = holdout
         self._warn_share = warn_share
@@ -107,6 +111,7 @@ class AudienceService:
         return _audience_json(row) | {"reach": self.reach_of(row.condition, name=name)}
 
     def list(self) -> list[dict[str, Any]]:
+        self._refresh()
         found = []
         for row in self.saved.list():
             found.append(_audience_json(row) | {"size": self.members.count(row.condition)})
@@ -168,6 +173,10 @@ class AudienceService:
 
     # ---- reach ---------------------------------------------------------------------------------
 
+    def refresh(self) -> None:
+        """Bring every profile up to date (see `refresh` in the constructor)."""
+        self._refresh()
+
     def base(self) -> Base:
         now = self._now()
         with self._store.engine.connect() as conn:
@@ -182,6 +191,7 @@ class AudienceService:
 
     def reach_of(self, condition: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
         """The reach of a condition, and the guard's word on it (see the module docstring)."""
+        self._refresh()
         ids = self.members.members(condition)
         base = self.base()
         size = int(ids.size)

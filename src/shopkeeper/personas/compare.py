@@ -36,6 +36,7 @@ def compare(
     """Start (first call) or report (later calls) the broad-vs-narrow comparison of an audience."""
     check_name(name)
     condition = audiences.condition_of({"audience": name})
+    audiences.refresh()
     narrow_size = audiences.members.count(condition)
     known = int(audiences.target_reach(None)["people"])
     broad_size = known - narrow_size

@@ -55,8 +55,10 @@ class PersonaService:
         *,
         now: Callable[[], datetime] | None = None,
         small_shop: int = SMALL_SHOP,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self._store = store
+        self._refresh = refresh or (lambda: None)  # rebuilds stale profiles before their traits are read
         self._now = now or (lambda: datetime.now(UTC))
         self._small_shop = small_shop
         self._currency_symbol = ""
@@ -71,6 +73,7 @@ class PersonaService:
         if not 0.3 <= target <= 0.95:
             raise InvalidInput("the target coverage is a share from 0.3 to 0.95", field="target")
         started = time.perf_counter()
+        self._refresh()
         sql = self._store.personas
         with self._store.engine.connect() as conn:
             facts = self.facts(conn)
