@@ -22,7 +22,7 @@ CATEGORIES = {"regular": "Party > Balloons", "bigspender": "Candles", "newbie": 
 
 
 def _order(user: str, n: int, days_ago: float, price: float, category: str) -> dict[str, Any]:
-    item = f"{category.split(' > ')[0].lower()}-{n % 2}"
+    item = f"{category.split(' > ', maxsplit=1)[0].lower()}-{n % 2}"
     return {
         "type": "track",
         "userId": user,
