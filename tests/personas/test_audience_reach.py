@@ -10,7 +10,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 from tests.personas.persona_shop import build
 
-from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.experiments.service import new_experiment
 from shopkeeper.personas.audiences import smallest_lift
 from shopkeeper.personas.compare import compare
@@ -105,6 +105,8 @@ def test_experiments_target_a_saved_audience_and_compare_broad_with_narrow(shop:
         arms[user] = shop.experiments.assign(None, "web", person, user, None, consented=True, unit=user).arm
     assert {arms[u] for u in people["regular"]} <= {"a", "b"}
     assert {arms[u] for u in people["newbie"]} == {"personalized"}
+    with pytest.raises(Conflict):
+        shop.audiences.delete("regulars")
     shop.experiments.stop("party-test")
     started = compare(shop.audiences, shop.experiments, PLACEMENTS, "regulars")
     assert started["started"] and started["verdict"] == "not proven yet"
@@ -135,6 +137,9 @@ def test_moment_rules_target_audiences(shop: Shop) -> None:
     shop.audiences.put("big", {"trait": "revenue", "gte": 1000})
     saved = shop.moments.put_rule("vip-note", rule | {"audience": "big"}, origin="test")
     assert saved["audience"] == "big"
+    with pytest.raises(Conflict) as used:
+        shop.audiences.delete("big")
+    assert "moment rule vip-note" in used.value.message
     where = {"all": [{"purchased": "Party"}, {"event": "Order Completed", "at_least": 2}]}
     saved = shop.moments.put_rule("party-note", rule | {"audience": None, "where": where}, origin="test")
     assert saved["where"]["all"][1]["at_least"] == 2

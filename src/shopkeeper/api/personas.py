@@ -162,7 +162,7 @@ async def get_audience(name: AudienceName, request: Request, _: Admin) -> dict[s
     "/v1/audiences/{name}",
     summary="Delete an audience",
     response_model=None,
-    responses={**ok(DeletedOut, "Deleted"), **errors(400, 401, 403, 404)},
+    responses={**ok(DeletedOut, "Deleted"), **errors(400, 401, 403, 404, 409)},
 )
 async def delete_audience(name: AudienceName, request: Request, _: Admin) -> dict[str, Any]:
     audiences = app_state(request).shop.audiences

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from shopkeeper.errors import InvalidInput
+from shopkeeper.errors import Conflict, InvalidInput
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.power import cohens_h, normal_power
 from shopkeeper.personas.conditions import describe, parse_condition
@@ -118,7 +118,24 @@ class AudienceService:
         return found
 
     def delete(self, name: str) -> bool:
-        deleted = self.saved.delete(check_name(name))
+        """Delete an audience that nothing targets (a running experiment or a moment rule that names it
+        must be changed or stopped first: Conflict)."""
+        self.saved.get(check_name(name))
+        users = [
+            f"experiment {e.name}"
+            for e in self._store.experiments.list(status="running")
+            if (e.audience or {}).get("audience") == name
+        ]
+        users += [
+            f"moment rule {rule}"
+            for rule, (body, _origin, _at) in self._store.moments.rules().items()
+            if isinstance(body, dict) and body.get("audience") == name
+        ]
+        if users:
+            raise Conflict(
+                f"{name} is still targeted by {', '.join(users)}; stop or change them first", field="name"
+            )
+        deleted = self.saved.delete(name)
         with self._lock:
             self._conditions.pop(name, None)
         return deleted
