@@ -68,6 +68,7 @@ QUICK: dict[str, list[str]] = {
     "cli_start": ["--quick"],
     "content": ["--quick"],
     "moments": ["--quick"],
+    "audiences": ["--quick"],
 }
 
 
