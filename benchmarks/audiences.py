@@ -258,7 +258,7 @@ def main() -> None:
     table = Table(title=f"Audience size over {args.events:,} SIMULATED events (best of {repeats} warm)")
     for column in ("backend", "ours s", "hand SQL s", "ratio", "count", "load s"):
         table.add_column(column, justify="left" if column == "backend" else "right")
-    backends = [("sqlite", "")] + [("postgresql", postgres_answers())]
+    backends = [("sqlite", ""), ("postgresql", postgres_answers())]
     for backend, why_not in backends:
         measure_name = f"audience size over 1M events ({backend})"
         if why_not:
