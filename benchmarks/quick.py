@@ -70,6 +70,7 @@ QUICK: dict[str, list[str]] = {
     "content": ["--quick"],
     "moments": ["--quick"],
     "personas": ["--quick"],
+    "audiences": ["--quick"],
 }
 
 

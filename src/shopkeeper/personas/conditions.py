@@ -137,7 +137,7 @@ def _number(raw: dict[str, Any], key: str, path: str, *, lowest: float | None = 
 
 
 def _days(raw: dict[str, Any], path: str) -> float | int:
-    days = _number(raw, "within_days", path)
+    days = _number(raw, "within_days", path, lowest=None)
     if not 0 < days <= MAX_DAYS:
         raise InvalidInput(
             f"{path}.within_days: expected a number of days above 0 and at most {MAX_DAYS}",

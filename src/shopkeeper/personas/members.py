@@ -119,13 +119,24 @@ class _Evaluation:
         only = scope.tolist() if named and scope is not None else None
         if kind == "trait":
             found = self.trait(leaf, only)
-        elif kind == "consent" and leaf["consent"] == NECESSARY:  # always granted, cannot be withdrawn
-            found = self.everyone(scope) if leaf["granted"] else _EMPTY
+        elif kind == "consent":
+            found = self.consent(leaf, scope, only)
         else:
             found = sql.person_ids(self.conn, self.statement(kind, leaf, only))
         if scope is None or named:  # named: the query asked about those people only
             return found
         return np.intersect1d(found, scope, assume_unique=True)
+
+    def consent(self, leaf: dict[str, Any], scope: Ids | None, only: list[int] | None) -> Ids:
+        """Who chose `granted` last; and, when that is the shop's default, everyone else who never chose.
+        `necessary` is always granted and cannot be withdrawn."""
+        purpose, granted = leaf["consent"], leaf["granted"]
+        if purpose == NECESSARY:
+            return self.everyone(scope) if granted else _EMPTY
+        if granted != self.default_granted:
+            return sql.person_ids(self.conn, sql.consent_choices(purpose, granted=granted, only=only))
+        other = sql.person_ids(self.conn, sql.consent_choices(purpose, granted=not granted, only=only))
+        return np.setdiff1d(self.everyone(scope), other, assume_unique=True)
 
     def trait(self, leaf: dict[str, Any], only: list[int] | None) -> Ids:
         key, source = leaf["trait"], leaf.get("source")
@@ -156,9 +167,6 @@ class _Evaluation:
             return sql.purchase_people(test, only)
         if kind == "persona":
             return sql.persona_people(leaf["persona"], only)
-        if kind == "consent":
-            granted, default = leaf["granted"], self.default_granted
-            return sql.consent_people(leaf["consent"], granted=granted, default_granted=default, only=only)
         if kind == "wish":
             return sql.wish_people(None if leaf["wish"] is True else leaf["wish"], leaf["status"], only)
         if kind == "moment":

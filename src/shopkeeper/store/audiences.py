@@ -1,9 +1,13 @@
 """Audiences in the database: one query per kind of condition leaf, and the saved audiences themselves.
 
 Each `*_people` function builds a `SELECT person_id` of the live people (not merged away, not erased) a
-leaf covers, optionally restricted to some person ids; `person_ids` runs one. Events and interactions are
-re-pointed when people merge, so their person ids are live already; consents, persona members, wishes
-and outbox rows may still name a person merged away, and are read through `people.merged_into`.
+leaf covers, optionally restricted to some person ids; `person_ids` runs one and makes the ids distinct.
+The queries over events and interactions ask for no DISTINCT: SQLite would then walk the person index
+(all of it) rather than the time index or the table, 10x slower over 1M events (benchmarks/audiences.py).
+
+Events and interactions are re-pointed when people merge, so their person ids are live already;
+consents, persona members, wishes and outbox rows may still name a person merged away, and are read
+through `people.merged_into`.
 `shopkeeper.personas.members` combines the leaves (docs/audiences.md).
 """
 
@@ -25,7 +29,6 @@ from sqlalchemy import (
     Select,
     Table,
     delete,
-    except_,
     func,
     insert,
     literal,
@@ -108,7 +111,7 @@ def active_people(since: datetime, only: Only = None) -> Select[Any]:
     where = [events.c.timestamp >= since]
     if only is not None:
         where.append(events.c.person_id.in_(list(only)))
-    return select(events.c.person_id).where(*where).distinct()
+    return select(events.c.person_id).where(*where)
 
 
 def event_people(
@@ -127,7 +130,7 @@ def event_people(
         where.append(events.c.person_id.in_(list(only)))
     statement = select(events.c.person_id).where(*where)
     if at_least <= 1 and at_most is None:
-        return statement.distinct()
+        return statement  # repeats and all: `person_ids` makes them distinct (see the module docstring)
     having = [func.count() >= at_least]
     if at_most is not None:
         having.append(func.count() <= at_most)
@@ -170,7 +173,7 @@ def purchase_people(test: PurchaseTest, only: Only = None) -> Select[Any]:
         source = interactions.outerjoin(items, items.c.item_id == interactions.c.item_id)
     statement = select(interactions.c.person_id).select_from(source).where(*where)
     if test.at_least <= 1 and not spend:
-        return statement.distinct()
+        return statement
     having = []
     if test.at_least > 1:
         having.append(func.count(interactions.c.message_id.distinct()) >= test.at_least)
@@ -187,9 +190,9 @@ def persona_people(persona: str, only: Only = None) -> Select[Any]:
     return _owned(persona_members, [persona_members.c.persona_id == persona], only)
 
 
-def consent_people(purpose: str, *, granted: bool, default_granted: bool, only: Only = None) -> Select[Any]:
-    """The people whose choice on `purpose` now is `granted`: the newest entry of the person and those
-    merged into them, or, with none, the shop's default (`default_granted`)."""
+def consent_choices(purpose: str, *, granted: bool, only: Only = None) -> Select[Any]:
+    """The people whose newest entry on `purpose` (theirs or of anyone merged into them) is `granted`.
+    People with no entry are left out: what they count as is the shop's default, the caller's to apply."""
     owner = _owner()
     where = [consents.c.purpose == purpose]
     if only is not None:
@@ -202,17 +205,11 @@ def consent_people(purpose: str, *, granted: bool, default_granted: bool, only: 
         .group_by(owner)
         .subquery()
     )
-
-    def chose(value: bool) -> Select[Any]:
-        return (
-            select(newest.c.owner)
-            .join(consents, consents.c.id == newest.c.id)
-            .where(consents.c.granted == int(value))
-        )
-
-    if granted != default_granted:
-        return chose(granted)
-    return except_(known_people(only), chose(not granted)).subquery().select()
+    return (
+        select(newest.c.owner)
+        .join(consents, consents.c.id == newest.c.id)
+        .where(consents.c.granted == int(granted))
+    )
 
 
 def wish_people(item: str | None, status: str, only: Only = None) -> Select[Any]:
