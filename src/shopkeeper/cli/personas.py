@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
-from shopkeeper.errors import InvalidInput
+from shopkeeper.errors import InvalidInput, NotFound
 
 personas = typer.Typer(
     help="Personas: discover the few groups that cover most customers, list, show and rename them.",
@@ -221,7 +221,9 @@ def delete_audience(
 ) -> None:
     """Delete an audience (what targets it must be changed first)."""
     with open_shop(db) as shop:
-        shop.audiences.delete(name)
+        deleted = shop.audiences.delete(name)
+    if not deleted:
+        raise NotFound(f"no audience is named {name!r}", field="name")
     if as_json:
         print_json({"deleted": True, "name": name})
         return
