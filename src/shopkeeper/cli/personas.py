@@ -73,6 +73,8 @@ def discover(
             wanted = int(k)
         except ValueError:
             raise InvalidInput("--k is auto or a number of personas from 2 to 12", field="k") from None
+    if not 0 <= seed < 2**31:
+        raise InvalidInput("--seed is a whole number from 0 to 2147483647", field="seed")
     with open_shop(db) as shop:
         found = shop.personas.discover(k=wanted, seed=seed, target=target)
     if as_json:
