@@ -228,6 +228,7 @@ def test_discover_on_the_sample_takes_the_rfm_path_and_keeps_the_contract(sample
     assert shown["active"] is True and shown["renamed"] is False
 
 
+@pytest.mark.slow  # k-means with its stability resampling: seconds
 def test_with_the_small_shop_setting_lowered_discovery_clusters(sample_db: Path, tmp_path: Path) -> None:
     with sample_front(sample_db, tmp_path, personas_small_shop=50) as front:
         found = front.ok("POST", "/v1/personas/discover", {"k": 3, "seed": 1})
@@ -313,8 +314,8 @@ def test_discover_on_a_small_shop_both_backends_and_its_errors(small: Front) -> 
     assert small.ok("GET", f"/v1/personas/{pid}")["name"] == found["personas"][0]["name"]
 
 
-def test_discover_with_no_customers_is_a_400(live_server: LiveServer) -> None:
-    front = Front(live_server.url, live_server.admin_key, live_server.write_key, live_server.store)
+def test_discover_with_no_customers_is_a_400(server: Server) -> None:
+    front = Front(server.url, server.admin_key, server.write_key, server.store)
     assert_error(front.call("POST", "/v1/personas/discover"), 400, "customers")
     assert front.ok("GET", "/v1/personas") == {"run": None, "personas": []}
 
@@ -464,6 +465,7 @@ def test_nesting_at_the_limit_is_fine_and_malformed_json_is_a_400(server: Server
 # ---- broad vs narrow -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 70 decisions over HTTP
 def test_compare_starts_then_reports_and_decide_splits_members_and_others(sample: Front) -> None:
     found = sample.ok("POST", "/v1/personas/discover")
     lapsed = next(p for p in found["personas"] if p["name"] == "Lapsed customers")

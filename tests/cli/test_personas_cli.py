@@ -127,6 +127,7 @@ def test_a_rename_stays_across_runs_and_bad_names_are_refused(
     assert ok_json(capsys, "personas", "show", champions, "--db", db)["name"] == "Big spenders"
 
 
+@pytest.mark.slow  # k-means with its stability resampling: seconds
 def test_with_the_small_shop_setting_lowered_discover_clusters(
     capsys: pytest.CaptureFixture[str], db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
