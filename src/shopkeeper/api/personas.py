@@ -27,7 +27,7 @@ from shopkeeper.api.persona_schemas import (
 )
 from shopkeeper.api.schemas import errors, json_body, ok
 from shopkeeper.api.state import app_state
-from shopkeeper.errors import InvalidInput
+from shopkeeper.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["personas"])
 MAX_BODY = 64 * 1024
@@ -166,7 +166,8 @@ async def get_audience(name: AudienceName, request: Request, _: Admin) -> dict[s
 )
 async def delete_audience(name: AudienceName, request: Request, _: Admin) -> dict[str, Any]:
     audiences = app_state(request).shop.audiences
-    await run_in_threadpool(audiences.delete, name)
+    if not await run_in_threadpool(audiences.delete, name):
+        raise NotFound(f"no audience is named {name!r}", field="name")
     return {"deleted": True, "name": name}
 
 

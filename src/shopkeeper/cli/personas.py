@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
-from shopkeeper.errors import InvalidInput
+from shopkeeper.errors import InvalidInput, NotFound
 
 personas = typer.Typer(
     help="Personas: discover the few groups that cover most customers, list, show and rename them.",
@@ -73,6 +73,8 @@ def discover(
             wanted = int(k)
         except ValueError:
             raise InvalidInput("--k is auto or a number of personas from 2 to 12", field="k") from None
+    if not 0 <= seed < 2**31:
+        raise InvalidInput("--seed is a whole number from 0 to 2147483647", field="seed")
     with open_shop(db) as shop:
         found = shop.personas.discover(k=wanted, seed=seed, target=target)
     if as_json:
@@ -221,7 +223,9 @@ def delete_audience(
 ) -> None:
     """Delete an audience (what targets it must be changed first)."""
     with open_shop(db) as shop:
-        shop.audiences.delete(name)
+        deleted = shop.audiences.delete(name)
+    if not deleted:
+        raise NotFound(f"no audience is named {name!r}", field="name")
     if as_json:
         print_json({"deleted": True, "name": name})
         return
