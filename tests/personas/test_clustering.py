@@ -274,7 +274,7 @@ def test_the_previous_number_of_personas_is_kept_when_acceptable() -> None:
     kept = discover(inputs, bootstraps=0, previous=truth)
     assert kept.k == 4
     assert adjusted_rand_score(truth, kept.labels) == pytest.approx(1.0)
-    assert sorted(g.previous for g in kept.groups) == [0, 1, 2, 3]
+    assert sorted(g.previous for g in kept.groups if g.previous is not None) == [0, 1, 2, 3]
 
 
 def test_the_previous_number_of_personas_is_dropped_when_not_acceptable() -> None:
