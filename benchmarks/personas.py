@@ -12,9 +12,10 @@ revenue decayed with a 90-day half-life. The file has no channels: every channel
    them (the whole call: features, k selection, rules, 5 bootstraps). Anchor: one sklearn KMeans
    (n_clusters=6, n_init=1) fit + predict on the same feature matrix, in the same run. Goal: <= 30 s.
 2. The real customers (data up to 2011-09-30): k, coverage, silhouette, stability, each persona.
-3. Stability across seeds: the ARI between the labels of random_state 0 and 1.
+3. Stability across seeds: the ARI between the labels of random_state 0 and 1, and their ks.
 4. Stability across months: data up to 2011-08-31 against up to 2011-09-30, September's run matched to
-   August's through `previous`: the matches, the largest moves, and the ARI on the customers of both.
+   August's through `previous` (so August's number of personas is kept when acceptable): the ks, the
+   matches, the largest moves, and the ARI on the customers of both.
 
 `--quick` skips part 4 (part 1 keeps its 100,000 people and 5 bootstraps).
 
@@ -250,7 +251,13 @@ def main() -> None:
         f"<= {GOAL_SECONDS:g} s",
     )
     table.add_row(f"real customers, up to 2011-09-30 ({september.n:,})", summary(found), "", "", "")
-    table.add_row("same data, random_state 0 vs 1", f"ARI of labels {seeds_ari:.3f}", "", "", "")
+    table.add_row(
+        "same data, random_state 0 vs 1",
+        f"ARI of labels {seeds_ari:.3f} (k {found.k} and {other_seed.k})",
+        "",
+        "",
+        "",
+    )
     console.print(table)
     console.print(persona_table(f"Real customers up to 2011-09-30: {summary(found)}", found))
     console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -288,6 +295,7 @@ def months(console: Console, lines: list[Line], categories_of: dict[str, str], i
         moves.add_row(f"{move.people:,}", names_then[move.previous], names_now[move.current])
     console.print(moves)
     console.print(
+        f"k {found_august.k} -> {found.k}; "
         f"ARI between August's and September's labels on the {int(common.sum()):,} customers of both: "
         f"{ari:.3f}; "
         f"moved between unmatched groups: {sum(move.people for move in found.churn):,}"

@@ -253,3 +253,31 @@ def test_the_feature_matrix_is_scaled_and_named() -> None:
         and "country: France" in names
     )
     assert np.median(x[:, 0]) == pytest.approx(0.0)
+
+
+def four_groups(gap: float, n: int = 400, seed: int = 3) -> tuple[PersonaInputs, np.ndarray]:
+    """Four groups: loyal, lapsed one-time, and two of 3-order customers whose last order was 40 days
+    ago and 40 + `gap` days ago; the last two merge at k = 3."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1, 2, 3], n)
+    frequency = np.array([12, 1, 3, 3])[truth].astype(float)
+    recency = np.array([5, 400, 40, 40 + gap])[truth] * np.exp(rng.normal(0, 0.1, 4 * n))
+    monetary = frequency * 60 * np.exp(rng.normal(0, 0.1, 4 * n))
+    return people(recency, frequency, monetary, recency + 300, np.ones((4 * n, 4))), truth
+
+
+def test_the_previous_number_of_personas_is_kept_when_acceptable() -> None:
+    # gap 160: silhouette 0.83 at k = 3 and 0.81 at k = 4 (within 0.05), so alone the fewest (3) win, and
+    # a previous run of 4 personas keeps 4: the planted groups exactly.
+    inputs, truth = four_groups(160)
+    assert discover(inputs, bootstraps=0).k == 3
+    kept = discover(inputs, bootstraps=0, previous=truth)
+    assert kept.k == 4
+    assert adjusted_rand_score(truth, kept.labels) == pytest.approx(1.0)
+    assert sorted(g.previous for g in kept.groups if g.previous is not None) == [0, 1, 2, 3]
+
+
+def test_the_previous_number_of_personas_is_dropped_when_not_acceptable() -> None:
+    # gap 40: silhouette 0.88 at k = 3 and 0.78 at k = 4, so 4 personas are not acceptable
+    inputs, truth = four_groups(40)
+    assert discover(inputs, bootstraps=0, previous=truth).k == 3

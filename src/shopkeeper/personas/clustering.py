@@ -5,14 +5,20 @@ they get label -1 ("everyone else") and confidence 0. `coverage` is the share of
 
 Small shops (fewer than `small_shop` customers) get RFM groups, fixed rules on days since last order and
 orders (see `rfm_rules`). Other shops get k-means on the scaled features (`features.feature_matrix`),
-fitted on a sample of at most 20,000 customers (2 initialisations) and applied to every customer:
+fitted on a sample of at most 20,000 customers and applied to every customer:
 
-- Choosing k: each k from 3 to 10 is fitted (fewer when the customers have fewer distinct rows). Its
-  personas are its largest clusters taken in size order until they cover `target` of the customers, and
-  at least 3 of them, and every cluster of 10% of the customers or more; its remaining (small) clusters
-  become "everyone else" (-1). Its silhouette is taken on 3,000 of the fitted rows. Among the ks whose
-  silhouette is within 0.05 of the best, the one needing the fewest personas wins (ties: the higher
-  coverage, then the higher silhouette). A given `k` fits exactly k clusters, all personas.
+- Choosing k: each k from 3 to 10 is fitted (fewer when the customers have fewer distinct rows) with 6
+  initialisations, the lowest inertia kept (with 2, k flipped between 3 and 4 with the seed on Online
+  Retail, where every k's silhouette is within ~0.06 of the best). Its personas are its largest clusters
+  taken in size order until they cover `target` of the customers, and at least 3 of them, and every
+  cluster of 10% of the customers or more; its remaining (small) clusters become "everyone else" (-1).
+  Its silhouette is taken on 3,000 of the fitted rows (`SELECTION_SEEDS` > 1 would fit each k once per
+  seed and take the median silhouette). A k is *acceptable* when its silhouette is within 0.05 of the
+  best and its personas cover `target` of the customers. With `previous`, the previous run's number of
+  personas (its distinct labels >= 0) wins whenever a k giving that many is acceptable, so that personas
+  do not reshuffle between runs for a tie; otherwise, among the ks within 0.05 of the best, the one
+  needing the fewest personas wins (ties: the higher coverage, then the higher silhouette). A given `k`
+  fits exactly k clusters (2 initialisations), all personas.
 - Rules: see `rules.tree_rule`; a persona's `rule_agreement` is the F1 of its printed rule against its
   members; the overall `agreement` is the share of customers whose group by the rules alone (the first
   rule, in persona order, that selects them, else everyone else) is their group.
@@ -70,6 +76,9 @@ LARGEST_REST = 0.10  # a cluster with this share of customers is never "everyone
 FIT_SAMPLE = 20_000
 SILHOUETTE_SAMPLE = 3_000
 SILHOUETTE_SLACK = 0.05
+SELECTION_SEEDS = 1  # the candidate fits' seeds: random_state, random_state + 1, ...
+SELECTION_INIT = 6  # initialisations per seed (the best inertia is kept)
+GIVEN_K_INIT = 2  # a given k is not chosen: its one fit keeps 2 initialisations
 TYPICAL = 5
 
 
@@ -133,7 +142,11 @@ def discover(
     bootstraps: int = 5,
     money: Callable[[float], str] = lambda v: f"{v:,.0f}",
 ) -> Discovery:
-    """Find personas among `inputs`' customers; see the module docstring for every rule."""
+    """Find personas among `inputs`' customers; see the module docstring for every rule.
+
+    `previous`: each person's group in the previous run (-1: none). Its matches and moves are reported
+    (`Group.previous`, `Discovery.churn`), and its number of personas is kept when acceptable (see
+    "Choosing k")."""
     if k is not None and not 1 <= k <= 50:
         raise InvalidInput("k must be between 1 and 50", field="k")
     if not 0 < target <= 1:
@@ -146,7 +159,9 @@ def discover(
     if len(customers) < small_shop:
         method, clustering = "rfm", _rfm(found, customers, money)
     else:
-        method, clustering = "kmeans", _kmeans(found.scaled[customers], k, target, random_state)
+        previous_k = None if prior is None else len(np.unique(prior[prior >= 0]))
+        clustering = _kmeans(found.scaled[customers], k, target, random_state, previous_k)
+        method = "kmeans"
         readable = _rows(found.readable, customers)
         rules = [
             tree_rule(readable, clustering.labels == g, random_state=random_state, money=money)
@@ -231,7 +246,9 @@ def _silhouette(x: FloatArray, labels: IntArray, random_state: int) -> float | N
     return float(silhouette_score(x, labels, sample_size=size, random_state=random_state))
 
 
-def _kmeans(x: FloatArray, k: int | None, target: float, random_state: int) -> _Clustering:
+def _kmeans(
+    x: FloatArray, k: int | None, target: float, random_state: int, previous_k: int | None
+) -> _Clustering:
     """Fit every candidate k on one sample, predict every customer, and keep the k that the rule picks."""
     rng = np.random.default_rng(random_state)
     fit_rows = np.sort(rng.choice(len(x), min(len(x), FIT_SAMPLE), replace=False))
@@ -239,29 +256,58 @@ def _kmeans(x: FloatArray, k: int | None, target: float, random_state: int) -> _
     candidates = (
         [min(k, distinct)] if k is not None else [c for c in CANDIDATE_K if c < distinct] or [distinct]
     )
-    scored: list[tuple[int, float, IntArray, IntArray]] = []  # (personas, silhouette, mapping, raw)
+    seeds = [random_state] if k is not None else [random_state + s for s in range(SELECTION_SEEDS)]
+    n_init = GIVEN_K_INIT if k is not None else SELECTION_INIT
+    scored: list[_Candidate] = []
     for n_clusters in candidates:
-        model = KMeans(n_clusters=n_clusters, n_init=2, random_state=random_state).fit(x[fit_rows])
+        fits = [
+            KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x[fit_rows]) for seed in seeds
+        ]
+        model = min(fits, key=lambda fit: float(fit.inertia_))
         raw = model.predict(x).astype(np.int64)
-        silhouette = _silhouette(x[fit_rows], raw[fit_rows], random_state)
+        values = [
+            _silhouette(x[fit_rows], np.asarray(fit.labels_, dtype=np.int64), seed)
+            for fit, seed in zip(fits, seeds, strict=True)
+        ]
+        known = [value for value in values if value is not None]
         mapping = _personas(raw, n_clusters, target, every_cluster=k is not None)
         scored.append(
-            (int((mapping >= 0).sum()), -math.inf if silhouette is None else silhouette, mapping, raw)
+            _Candidate(
+                personas=int((mapping >= 0).sum()),
+                silhouette=float(np.median(known)) if known else -math.inf,
+                coverage=float(np.mean(mapping[raw] >= 0)),
+                mapping=mapping,
+                raw=raw,
+            )
         )
-    top = max(score for _count, score, _mapping, _raw in scored)
-    eligible = [item for item in scored if item[1] >= top - SILHOUETTE_SLACK]
-    coverage = {id(item): float(np.mean(item[2][item[3]] >= 0)) for item in eligible}
-    best = min(eligible, key=lambda item: (item[0], -coverage[id(item)], -item[1]))
-    _count, silhouette, mapping, raw = best
-    n_clusters = len(mapping)
+    best = _choose(scored, target, previous_k)
+    n_clusters = len(best.mapping)
 
     def refit(rows: IntArray, seed: int) -> IntArray:
         sample = rows if len(rows) <= FIT_SAMPLE else rows[:FIT_SAMPLE]
         model = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(x[sample])
         return np.asarray(model.predict(x), dtype=np.int64)
 
-    labels = mapping[raw]
-    return _Clustering(labels, raw, [], None if silhouette == -math.inf else silhouette, refit, None)
+    silhouette = None if best.silhouette == -math.inf else best.silhouette
+    return _Clustering(best.mapping[best.raw], best.raw, [], silhouette, refit, None)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    personas: int
+    silhouette: float  # -inf when it cannot be taken
+    coverage: float
+    mapping: IntArray
+    raw: IntArray
+
+
+def _choose(scored: list[_Candidate], target: float, previous_k: int | None) -> _Candidate:
+    """See "Choosing k": the acceptable ks, then the previous run's number of personas, then the fewest."""
+    top = max(item.silhouette for item in scored)
+    eligible = [item for item in scored if item.silhouette >= top - SILHOUETTE_SLACK]
+    acceptable = [item for item in eligible if item.coverage >= target - 1e-12]
+    kept = [item for item in acceptable if item.personas == previous_k]
+    return min(kept or eligible, key=lambda item: (item.personas, -item.coverage, -item.silhouette))
 
 
 # ---- small shops: RFM ------------------------------------------------------------------------------------

@@ -6,13 +6,16 @@ A group is placed by the *rank* of its members' median against all customers (0 
 counted half), so the words do not depend on a shop's currency or scale:
 
 - lifecycle word: "Lapsed" when the median days since last order ranks >= 0.75; "At-risk" when it ranks
-  >= 0.55 and orders rank >= 0.5; "New" when days as customer rank <= 0.25; "Loyal" when orders rank >=
-  0.7; "Big-spending" when revenue ranks >= 0.7; "Active" when days since last order rank <= 0.35; else
+  >= 0.55 and orders rank >= 0.5; "Cooling" when it ranks >= 0.6; "New" when days as customer rank <=
+  0.25; "Loyal" when orders rank >= 0.7; "Big-spending" when revenue ranks >= 0.7; "Active" when days
+  since last order rank <= 0.35; "Repeat" when the median member ordered twice or more; else
   "Occasional".
 - noun: "big-basket buyers" when revenue per order ranks >= 0.9; "<category> buyers" when the members'
   mean share of their top category is >= 30% and at least 1.5 times all customers' mean share of it;
   "one-time buyers" when the median member ordered once; "<country> customers" when >= 80% of members
-  are in one country that is not the most common one overall; else "customers".
+  are in one country that is not the most common one overall; "big spenders" when revenue ranks >= 0.8;
+  "mid-spend customers" when it ranks 0.4-0.8; "low spenders" when it ranks <= 0.25; else "customers".
+  (A noun that repeats the lifecycle word, "Big-spending big spenders", is skipped.)
 
 Names are unique within a run: see `unique_names`.
 """
@@ -50,10 +53,12 @@ def lifecycle(portrait: Portrait) -> list[str]:
     tests = [
         ("Lapsed", portrait.recency_rank >= 0.75),
         ("At-risk", portrait.recency_rank >= 0.55 and portrait.orders_rank >= 0.5),
+        ("Cooling", portrait.recency_rank >= 0.6),
         ("New", portrait.tenure_rank <= 0.25),
         ("Loyal", portrait.orders_rank >= 0.7),
         ("Big-spending", portrait.revenue_rank >= 0.7),
         ("Active", portrait.recency_rank <= 0.35),
+        ("Repeat", portrait.median_orders >= 2),
     ]
     return [word for word, fits in tests if fits] + ["Occasional"]
 
@@ -69,12 +74,28 @@ def nouns(portrait: Portrait) -> list[str]:
         found.append("one-time buyers")
     if portrait.country:
         found.append(f"{portrait.country} customers")
+    if portrait.revenue_rank >= 0.8:
+        found.append("big spenders")
+    elif portrait.revenue_rank >= 0.4:
+        found.append("mid-spend customers")
+    elif portrait.revenue_rank <= 0.25:
+        found.append("low spenders")
     return [*found, "customers"]
 
 
+REPEATS = {("Big-spending", "big spenders")}
+
+
+def _pairs(portrait: Portrait) -> tuple[list[str], list[str]]:
+    """The fitting lifecycle words and, for the first of them, the nouns that do not repeat it."""
+    words = lifecycle(portrait)
+    return words, [noun for noun in nouns(portrait) if (words[0], noun) not in REPEATS]
+
+
 def name(portrait: Portrait) -> str:
-    """A short name such as "Loyal party buyers" or "Lapsed one-time buyers"."""
-    return f"{lifecycle(portrait)[0]} {nouns(portrait)[0]}"
+    """A short name such as "Loyal party buyers", "Lapsed one-time buyers" or "Loyal big spenders"."""
+    words, kinds = _pairs(portrait)
+    return f"{words[0]} {kinds[0]}"
 
 
 def unique_names(portraits: Sequence[Portrait]) -> list[str]:
@@ -83,8 +104,9 @@ def unique_names(portraits: Sequence[Portrait]) -> list[str]:
     then a number."""
     out: list[str] = []
     for portrait in portraits:
-        words, kinds = lifecycle(portrait), nouns(portrait)
-        candidates = [f"{words[0]} {noun}" for noun in kinds] + [f"{word} {kinds[0]}" for word in words[1:]]
+        words, kinds = _pairs(portrait)
+        others = [f"{word} {kinds[0]}" for word in words[1:] if (word, kinds[0]) not in REPEATS]
+        candidates = [f"{words[0]} {noun}" for noun in kinds] + others
         chosen = next((c for c in candidates if c not in out), None)
         number = 2
         while chosen is None or chosen in out:
