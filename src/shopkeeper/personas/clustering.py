@@ -11,7 +11,9 @@ fitted on a sample of at most 20,000 customers and applied to every customer:
   initialisations, the lowest inertia kept (with 2, k flipped between 3 and 4 with the seed on Online
   Retail, where every k's silhouette is within ~0.06 of the best). Its personas are its largest clusters
   taken in size order until they cover `target` of the customers, and at least 3 of them, and every
-  cluster of 10% of the customers or more; its remaining (small) clusters become "everyone else" (-1).
+  cluster of 10% of the customers or more, and any cluster that brings 20% of the revenue or more (a
+  few big spenders are a persona, never "everyone else"); its remaining (small) clusters become
+  "everyone else" (-1).
   Its silhouette is taken on 3,000 of the fitted rows (`SELECTION_SEEDS` > 1 would fit each k once per
   seed and take the median silhouette). A k is *acceptable* when its silhouette is within 0.05 of the
   best and its personas cover `target` of the customers. With `previous`, the previous run's number of
@@ -73,6 +75,7 @@ BoolArray = npt.NDArray[np.bool_]
 CANDIDATE_K = range(3, 11)
 MIN_PERSONAS = 3
 LARGEST_REST = 0.10  # a cluster with this share of customers is never "everyone else"
+RICHEST_REST = 0.20  # nor is one that brings this share of the revenue
 FIT_SAMPLE = 20_000
 SILHOUETTE_SAMPLE = 3_000
 SILHOUETTE_SLACK = 0.05
@@ -160,7 +163,8 @@ def discover(
         method, clustering = "rfm", _rfm(found, customers, money)
     else:
         previous_k = None if prior is None else len(np.unique(prior[prior >= 0]))
-        clustering = _kmeans(found.scaled[customers], k, target, random_state, previous_k)
+        revenue = np.maximum(inputs.monetary[customers], 0.0)
+        clustering = _kmeans(found.scaled[customers], k, target, random_state, previous_k, revenue)
         method = "kmeans"
         readable = _rows(found.readable, customers)
         rules = [
@@ -226,16 +230,25 @@ def _replace_previous(group: Group, match: int | None) -> Group:
 # ---- k-means ---------------------------------------------------------------------------------------------
 
 
-def _personas(raw: IntArray, n_clusters: int, target: float, every_cluster: bool) -> IntArray:
-    """Raw cluster -> persona index (by size, largest first) or -1; see "Choosing k"."""
+def _personas(
+    raw: IntArray, n_clusters: int, target: float, every_cluster: bool, revenue: FloatArray | None = None
+) -> IntArray:
+    """Raw cluster -> persona index (by size, largest first) or -1; see "Choosing k". A cluster that
+    brings `RICHEST_REST` of the revenue or more is a persona too, however small."""
     sizes = np.bincount(raw, minlength=n_clusters)
     order = np.argsort(-sizes, kind="stable")
     covered = np.cumsum(sizes[order]) / max(int(sizes.sum()), 1)
     count = n_clusters if every_cluster else int(np.searchsorted(covered, target - 1e-12) + 1)
     large = int(np.count_nonzero(sizes >= LARGEST_REST * max(int(sizes.sum()), 1)))
     count = min(max(count, MIN_PERSONAS, large), int(np.count_nonzero(sizes)))
+    kept = np.zeros(n_clusters, dtype=bool)
+    kept[order[:count]] = True
+    if revenue is not None and float(revenue.sum()) > 0:
+        earned = np.bincount(raw, weights=revenue, minlength=n_clusters) / float(revenue.sum())
+        kept |= (earned >= RICHEST_REST) & (sizes > 0)
     mapping = np.full(n_clusters, -1, dtype=np.int64)
-    mapping[order[:count]] = np.arange(count)
+    chosen = [c for c in order if kept[c]]
+    mapping[chosen] = np.arange(len(chosen))
     return mapping
 
 
@@ -247,7 +260,12 @@ def _silhouette(x: FloatArray, labels: IntArray, random_state: int) -> float | N
 
 
 def _kmeans(
-    x: FloatArray, k: int | None, target: float, random_state: int, previous_k: int | None
+    x: FloatArray,
+    k: int | None,
+    target: float,
+    random_state: int,
+    previous_k: int | None,
+    revenue: FloatArray | None = None,
 ) -> _Clustering:
     """Fit every candidate k on one sample, predict every customer, and keep the k that the rule picks."""
     rng = np.random.default_rng(random_state)
@@ -270,7 +288,7 @@ def _kmeans(
             for fit, seed in zip(fits, seeds, strict=True)
         ]
         known = [value for value in values if value is not None]
-        mapping = _personas(raw, n_clusters, target, every_cluster=k is not None)
+        mapping = _personas(raw, n_clusters, target, every_cluster=k is not None, revenue=revenue)
         scored.append(
             _Candidate(
                 personas=int((mapping >= 0).sum()),
