@@ -76,6 +76,7 @@ CANDIDATE_K = range(3, 11)
 MIN_PERSONAS = 3
 LARGEST_REST = 0.10  # a cluster with this share of customers is never "everyone else"
 RICHEST_REST = 0.20  # nor is one that brings this share of the revenue
+REFIT_INIT = 3  # initialisations of each bootstrap refit (with 1, a poor fit read as instability)
 FIT_SAMPLE = 20_000
 SILHOUETTE_SAMPLE = 3_000
 SILHOUETTE_SLACK = 0.05
@@ -303,7 +304,7 @@ def _kmeans(
 
     def refit(rows: IntArray, seed: int) -> IntArray:
         sample = rows if len(rows) <= FIT_SAMPLE else rows[:FIT_SAMPLE]
-        model = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(x[sample])
+        model = KMeans(n_clusters=n_clusters, n_init=REFIT_INIT, random_state=seed).fit(x[sample])
         return np.asarray(model.predict(x), dtype=np.int64)
 
     silhouette = None if best.silhouette == -math.inf else best.silhouette
