@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import func, select
 from tests.api.tracking_support import Server
 from tests.conftest import LiveServer, serving
+from tests.personas.persona_shop import PERSONA_KEYS, RFM_NAMES, import_sample
 
-from shopkeeper.events.importers import import_orders, open_sample
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.settings import Settings
@@ -43,18 +43,6 @@ RUN_KEYS = {
     "everyone_else",
     "personas",
 }
-PERSONA_KEYS = {
-    "id",
-    "name",
-    "rule",
-    "rule_agreement",
-    "size",
-    "share_customers",
-    "share_revenue",
-    "description",
-    "top_categories",
-}
-RFM_NAMES = {"Champions", "Loyal customers", "New customers", "At risk", "Lapsed customers"}
 
 
 # ---- shops --------------------------------------------------------------------------------------------
@@ -92,15 +80,7 @@ def assert_error(response: httpx.Response, status: int, field: str | None) -> di
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample, replayed to end today, with its profiles built: imported once per module."""
-    path = tmp_path_factory.mktemp("personas-sample") / "sample.db"
-    store = Store.open(f"sqlite:///{path}")
-    try:
-        with open_sample() as source:
-            import_orders(store, source, replay_until=datetime.now(UTC))
-        ProfileBuilder(store).refresh_dirty()
-    finally:
-        store.close()
-    return path
+    return import_sample(tmp_path_factory.mktemp("personas-sample") / "sample.db")
 
 
 @contextmanager

@@ -7,43 +7,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.cli.in_process import run_main
+from tests.personas.persona_shop import PERSONA_KEYS, import_sample
 
 from shopkeeper import Shop
-from shopkeeper.events.importers import import_orders, open_sample
-from shopkeeper.profiles.builder import ProfileBuilder
-from shopkeeper.store import Store
-
-PERSONA_KEYS = {
-    "id",
-    "name",
-    "rule",
-    "rule_agreement",
-    "size",
-    "share_customers",
-    "share_revenue",
-    "description",
-    "top_categories",
-}
 
 
 @pytest.fixture(scope="module")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample replayed to end today, profiles built: imported once for this module."""
-    path = tmp_path_factory.mktemp("personas-cli") / "sample.db"
-    store = Store.open(f"sqlite:///{path}")
-    try:
-        with open_sample() as source:
-            import_orders(store, source, replay_until=datetime.now(UTC))
-        ProfileBuilder(store).refresh_dirty()
-    finally:
-        store.close()
-    return path
+    return import_sample(tmp_path_factory.mktemp("personas-cli") / "sample.db")
 
 
 @pytest.fixture

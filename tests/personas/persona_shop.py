@@ -11,10 +11,14 @@ and `browser-*` (5): views only, no orders.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from shopkeeper.catalog.items import parse_items
+from shopkeeper.events.importers import import_orders, open_sample
+from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.shop import Shop
+from shopkeeper.store import Store
 
 NOW = datetime.now(UTC)
 KINDS = {"regular": 12, "bigspender": 6, "newbie": 10, "lapsed": 12}
@@ -78,3 +82,30 @@ def build(shop: Shop) -> dict[str, list[str]]:
     shop.ingestor.ingest(messages)
     shop.profiles.builder.rebuild_all()
     return people
+
+
+# The contract of `shopkeeper personas discover --json` (issue 16), for the HTTP and CLI tests.
+PERSONA_KEYS = {
+    "id",
+    "name",
+    "rule",
+    "rule_agreement",
+    "size",
+    "share_customers",
+    "share_revenue",
+    "description",
+    "top_categories",
+}
+RFM_NAMES = {"Champions", "Loyal customers", "New customers", "At risk", "Lapsed customers"}
+
+
+def import_sample(path: Path) -> Path:
+    """The bundled sample at `path`, replayed to end today, with its profiles built."""
+    store = Store.open(f"sqlite:///{path}")
+    try:
+        with open_sample() as source:
+            import_orders(store, source, replay_until=datetime.now(UTC))
+        ProfileBuilder(store).refresh_dirty()
+    finally:
+        store.close()
+    return path
