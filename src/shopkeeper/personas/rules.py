@@ -140,6 +140,8 @@ def phrase(column: Column, low: float, high: float, money: Callable[[float], str
     if column.kind == RECENCY:
         if has_low and has_high:
             return f"last order {low:.0f}-{high:.0f} days ago"
+        if has_high and high < 1:
+            return "last order today"
         return f"last order within {high:.0f} days" if has_high else f"no order for {low:.0f}+ days"
     if column.kind == TENURE:
         if has_low and has_high:
