@@ -194,6 +194,33 @@ def test_that_is_not_me_drops_a_guess(page: Page, shop: Shop) -> None:
     assert any(r.get("key") == key for r in explained["rejected_guesses"])
 
 
+def test_a_person_sees_their_persona_and_can_say_it_is_not_them(page: Page, shop: Shop) -> None:
+    user_id = shop.new_person()
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user_id,
+        "properties": {"order_id": f"{user_id}-1", "revenue": 9.0, "products": [{"product_id": "m1"}]},
+    }
+    assert httpx.post(f"{shop.url}/v1/track", json=order, auth=(shop.write_key, ""), timeout=10).is_success
+    with shop.admin() as admin:
+        assert admin.post("/v1/personas/discover").status_code == 200
+        persona = [t for t in admin.get(f"/v1/people/{user_id}").json()["traits"] if t["key"] == "persona"]
+    assert persona and persona[0]["source"] == "inferred"
+    open_centre(page, shop, user_id)
+    guessed = page.locator("#traits-inferred")
+    item = guessed.locator("li", has_text="The kind of customer we think you are")
+    expect(item).to_contain_text(str(persona[0]["value"]))
+    item.get_by_role("button", name=re.compile(r"^That's not me")).first.click()
+    expect(status(page)).to_contain_text("We will not guess")
+    with shop.admin() as admin:
+        traits = admin.get(f"/v1/people/{user_id}").json()["traits"]
+        assert all(t["key"] != "persona" for t in traits)
+        assert admin.post("/v1/personas/discover").status_code == 200  # a later run does not give it back
+        traits = admin.get(f"/v1/people/{user_id}").json()["traits"]
+    assert all(t["key"] != "persona" for t in traits)
+
+
 def test_a_wish_shows_with_its_item_and_can_be_dropped(page: Page, shop: Shop) -> None:
     user_id = shop.new_person()
     item = {

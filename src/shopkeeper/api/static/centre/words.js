@@ -32,6 +32,7 @@ export const LABELS = {
   last_viewed_items: "Products you looked at recently",
   last_carted_items: "Products in your basket recently",
   country: "Country",
+  persona: "The kind of customer we think you are",
   email: "Email address",
   phone: "Phone number",
   name: "Name",
