@@ -146,3 +146,20 @@ def test_moment_rules_target_audiences(shop: Shop) -> None:
     with pytest.raises(InvalidInput) as bad:
         shop.moments.put_rule("bad", rule | {"audience": None, "where": {"all": [{"event": 3}]}}, origin="t")
     assert bad.value.field == "where.all[0].event"
+
+
+def test_an_experiment_on_fewer_than_ten_people_reports_no_outcomes(shop: Shop) -> None:
+    people = build(shop)
+    shop.audiences.put("big", {"trait": "revenue", "gte": 1000})  # the 6 big spenders
+    experiment = new_experiment(
+        "tiny", "web", [("a", {}), ("b", {})], placements=PLACEMENTS, audience="big", targeting=shop.audiences
+    )
+    shop.experiments.create(experiment)
+    for user in people["bigspender"]:
+        shop.decide(user_id=user, placement="web")
+    shop.close_decisions()
+    report = shop.experiments.report("tiny")
+    assert report["reach"]["size"] == 6 and not report["trustworthy"]
+    assert sum(arm["people"] for arm in report["arms"]) == 6
+    assert all(arm["revenue"] is None and arm["metrics"] == [] for arm in report["arms"])
+    assert "k-anonymity" in report["summary"][0]

@@ -106,6 +106,9 @@ class RuleOut(Strict):
     last_30_days: dict[str, Json] | None = None
     recent: list[dict[str, Json]] | None = None
     answered: dict[str, Json] | None = None
+    reach: dict[str, Json] | None = Field(
+        None, description="For a rule with an audience or a condition: its reach and the reach guard's word"
+    )
 
 
 class RulesOut(Strict):

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json, settings_for
+from shopkeeper.cli.personas import print_reach
 from shopkeeper.decide.placements import placements_from
 from shopkeeper.errors import InvalidInput
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS
@@ -101,29 +102,31 @@ def create(
     from shopkeeper.shop import Shop  # noqa: PLC0415 (the services: on first use)
 
     settings = settings_for(db)
-    shop = Shop.from_settings(settings)
-    experiment = new_experiment(
-        name,
-        placement,
-        [_variant(v) for v in variant],
-        placements=placements_from(settings.placements_json),
-        weights=_weights(weights),
-        audience=rule,
-        bandit=bandit,
-        reward=reward,
-        window_days=window_days,
-        floor=floor,
-        outcome_events=event or [],
-        targeting=shop.audiences,
-    )
-    with shop:
+    with Shop.from_settings(settings) as shop:
+        experiment = new_experiment(
+            name,
+            placement,
+            [_variant(v) for v in variant],
+            placements=placements_from(settings.placements_json),
+            weights=_weights(weights),
+            audience=rule,
+            bandit=bandit,
+            reward=reward,
+            window_days=window_days,
+            floor=floor,
+            outcome_events=event or [],
+            targeting=shop.audiences,
+        )
         created = shop.experiments.create(experiment)
+        reach = shop.audiences.target_reach(created.audience) if created.audience else None
     if as_json:
         print_json(created.to_json())
         return
     arms = ", ".join(f"{v.name} ({s:.0%})" for v, s in zip(created.variants, created.shares, strict=True))
     how = "a bandit over" if created.kind.startswith("bandit") else "arms"
     console.print(f"Started {created.name} on {created.placement}: {how} {arms}.")
+    if reach is not None:
+        print_reach(reach)  # whom it reaches, and the guard's word when that is too few
 
 
 @app.command("list")

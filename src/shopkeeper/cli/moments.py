@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
+from shopkeeper.cli.personas import print_reach
 
 moments = typer.Typer(
     help="Moment rules: list, show, test against a person's history, load from TOML.", no_args_is_help=True
@@ -66,6 +67,8 @@ def show_rule(
         f"template {found['template'] or '-'}, "
         f"delay {found['delay_seconds']} s, priority {found['priority']}, params {found['params']}"
     )
+    if "reach" in found:
+        print_reach(found["reach"])
     if "answered" in found:
         answered = found["answered"]
         console.print(

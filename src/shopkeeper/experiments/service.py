@@ -49,6 +49,7 @@ REWARDS = ("conversion", "revenue")  # a bandit's reward: Beta-Bernoulli, or nor
 BANDITS = ("bandit", "bandit_revenue")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RESERVED = {HOLDOUT, PERSONALIZED, NO_CONSENT}
+K_ANONYMITY = 10  # an audience smaller than this never has outcomes reported per person
 
 
 class Targeting(Protocol):
@@ -62,6 +63,8 @@ class Targeting(Protocol):
     ) -> bool: ...
 
     def target_reach(self, target: dict[str, Any] | None) -> dict[str, Any]: ...
+
+    def condition_of(self, target: dict[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -413,7 +416,25 @@ class ExperimentService:
         report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
         if spec.kind in BANDITS:
             report["off_policy"] = off_policy_values(spec, exposures, outcomes)
+        if spec.audience is not None and int(reach.get("covered", K_ANONYMITY)) < K_ANONYMITY:
+            return withheld(report)
         return report
+
+
+def withheld(report: dict[str, Any]) -> dict[str, Any]:
+    """A report on an audience of fewer than `K_ANONYMITY` people: who was shown what, but no outcome that
+    could be read back to a person (conversions, revenue, rates, comparisons)."""
+    for arm in report["arms"]:
+        arm.update(conversions=0, conversion_rate=None, revenue=None, revenue_per_person=None)
+        arm.update(probability_best=None, metrics=[], events={})
+        arm["note"] = "withheld: the audience holds fewer than 10 people"
+    report.pop("off_policy", None)
+    report["trustworthy"] = False
+    report["summary"] = [
+        f"Outcomes are not reported: the audience holds fewer than {K_ANONYMITY} people, so they could be "
+        "read back to a person (k-anonymity). Broaden the audience."
+    ]
+    return report
 
 
 def off_policy_values(spec: ReportSpec, exposures: Exposures, outcomes: Outcomes) -> list[dict[str, Any]]:

@@ -309,6 +309,17 @@ class MomentEngine:
         conditions = trait_keys(self.rules(conn).values())
         return self.people(conn, [person_id], now, extra=conditions).get(person_id)
 
+    def reach_of(self, rule: Rule) -> dict[str, Any] | None:
+        """The reach of the rule's audience and condition together (None: it targets everyone, or this
+        engine reads no audiences)."""
+        if self._audiences is None or (rule.audience is None and rule.where is None):
+            return None
+        parts: list[dict[str, Any]] = [] if rule.where is None else [rule.where]
+        if rule.audience is not None:
+            parts.append(self._audiences.condition_of({"audience": rule.audience}))
+        target = parts[0] if len(parts) == 1 else {"all": parts}
+        return self._audiences.target_reach(target)
+
     def _in_condition(self, conn: Connection, rule: Rule, person: Person) -> bool:
         """Whether the person is in the rule's audience and meets its `where` (one trait, read with the
         person; anything more, through the audiences)."""

@@ -152,6 +152,9 @@ class MomentService:
         found["recent"] = [message_json(r, refs[r.person_id]) for r in recent]
         if rule.trigger == "ask":
             found["answered"] = self._answered(name)
+        reach = self.engine.reach_of(rule)
+        if reach is not None:
+            found["reach"] = reach
         return found
 
     def put_rule(self, name: str, raw: Any, *, origin: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from shopkeeper.errors import Conflict, InvalidInput
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.power import cohens_h, normal_power
+from shopkeeper.experiments.service import K_ANONYMITY
 from shopkeeper.personas.conditions import describe, parse_condition
 from shopkeeper.personas.members import AudienceMembers
 from shopkeeper.privacy.consent import Purposes
@@ -38,7 +39,6 @@ from shopkeeper.wording import counted
 
 ACTIVE_DAYS = 90
 BUYING_DAYS = 30  # the conversion rate the smallest detectable lift starts from
-K_ANONYMITY = 10
 WARN_SHARE = 0.10
 REACH_PURPOSES = ("personalization", "email_marketing", "staff_outreach")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

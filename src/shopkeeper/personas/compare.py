@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from shopkeeper.errors import InvalidInput, NotFound
-from shopkeeper.experiments.service import ExperimentService, new_experiment
-from shopkeeper.personas.audiences import K_ANONYMITY, AudienceService, check_name
+from shopkeeper.experiments.service import K_ANONYMITY, ExperimentService, new_experiment
+from shopkeeper.personas.audiences import AudienceService, check_name
 
 NARROW, BROAD = "narrow", "broad"
 
