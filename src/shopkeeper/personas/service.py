@@ -83,8 +83,9 @@ class PersonaService:
         earlier = {row.persona_id: row for row in sql.all(active_only=False)}
         if facts.person_ids.size == 0:
             raise InvalidInput(
-                "no customers yet: personas are found among people with at least one order "
-                "(`shopkeeper import orders` brings a shop's history)",
+                "no customers yet in this shop: personas are found among people with at least one order "
+                "(`shopkeeper import orders` brings a shop's history; `--sample` the bundled one; the "
+                "demo's shop is `--db sqlite:///shopkeeper-demo.db`)",
                 field="customers",
             )
         previous_ids = sorted({before[p] for p in facts.person_ids.tolist() if p in before})
