@@ -13,6 +13,8 @@ from shopkeeper.errors import InvalidInput, NotFound
 from shopkeeper.privacy.service import Actor
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
+from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.personas import Member, RunRow
 from shopkeeper.store.schema import persona_members, traits
 
 
@@ -143,3 +145,18 @@ def test_precise_errors(shop: Shop) -> None:
             shop.personas.rename("p1", bad)
         assert name.value.field == "name"
     assert NOW  # the shop's clock is the test's
+
+
+def test_a_name_given_while_a_run_is_finding_personas_stays(shop: Shop) -> None:
+    build(shop)
+    shop.personas.discover()
+    sql = shop.store.personas
+    found = sql.all()  # what a run read before the marketer renamed p1
+    shop.personas.rename(found[0].persona_id, "Named meanwhile")
+    run = RunRow(0, NOW, "rfm", 0, {"k": len(found)})
+    members = [Member(p, found[0].persona_id, 1.0) for p in list(sql.members())[:2]]
+    guesses = [(m.person_id, found[0].name, 1.0, {"persona_id": found[0].persona_id}) for m in members]
+    with write_transaction(shop.store.engine) as conn:
+        sql.save_run(conn, run, found, members, guesses)
+    assert sql.get(found[0].persona_id).name == "Named meanwhile"
+    assert shop.profiles.traits_of(members[0].person_id)["persona"].value == "Named meanwhile"

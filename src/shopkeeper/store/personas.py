@@ -195,10 +195,13 @@ class SqlPersonas:
         )
         conn.execute(update(personas).values(active=0))
         known = set(self.ids(conn))
+        # A marketer's name given while this run was finding its personas stays (read under the lock).
+        renamed = select(personas.c.persona_id, personas.c.name).where(personas.c.renamed == 1)
+        named: dict[str, str] = {str(i): str(n) for i, n in conn.execute(renamed)}
         for row in found:
             values = {
-                "name": row.name,
-                "renamed": int(row.renamed),
+                "name": named.get(row.persona_id, row.name),
+                "renamed": int(row.renamed or row.persona_id in named),
                 "run_id": run_id,
                 "active": 1,
                 "body": _json(row.body),
@@ -227,7 +230,7 @@ class SqlPersonas:
                         "person_id": person,
                         "key": PERSONA_TRAIT,
                         "source": "inferred",
-                        "value": _json(name),
+                        "value": _json(named.get(str(evidence.get("persona_id")), name)),
                         "updated_at": run.at,
                         "confirmed_at": None,
                         "confidence": confidence,
