@@ -163,3 +163,50 @@ def test_an_experiment_on_fewer_than_ten_people_reports_no_outcomes(shop: Shop) 
     assert sum(arm["people"] for arm in report["arms"]) == 6
     assert all(arm["revenue"] is None and arm["metrics"] == [] for arm in report["arms"])
     assert "k-anonymity" in report["summary"][0]
+
+
+def test_long_audience_names_get_their_own_comparison(shop: Shop) -> None:
+    build(shop)
+    first, second = "a" * 60 + "-one", "a" * 60 + "-two"
+    for name in (first, second):
+        shop.audiences.put(name, {"purchased": "Party"})
+    one = compare(shop.audiences, shop.experiments, PLACEMENTS, first)
+    shop.experiments.stop(one["experiment"])
+    two = compare(shop.audiences, shop.experiments, PLACEMENTS, second, placement="email")
+    assert one["experiment"] != two["experiment"] and two["started"]
+    assert len(two["experiment"]) <= 64
+
+
+def test_a_deleted_audience_holds_nobody_and_breaks_no_report(shop: Shop) -> None:
+    people = build(shop)
+    shop.audiences.put("gone", {"purchased": "Party"})
+    experiment = new_experiment(
+        "was-targeted",
+        "web",
+        [("a", {}), ("b", {})],
+        placements=PLACEMENTS,
+        audience="gone",
+        targeting=shop.audiences,
+    )
+    shop.experiments.create(experiment)
+    shop.experiments.stop("was-targeted")
+    assert shop.audiences.delete("gone")
+    report = shop.experiments.report("was-targeted")
+    assert report["reach"]["deleted"] is True and report["reach"]["covered"] == 0
+    person = shop.privacy.find(people["regular"][0])
+    assert not shop.audiences.contains(None, {"audience": "gone"}, person)
+
+
+def test_control_characters_are_refused_before_anything_is_saved(shop: Shop) -> None:
+    for where, field in (
+        ({"event": "a\u0000"}, "where.event"),
+        ({"trait": "x", "equals": "nul\u0000"}, "where.equals"),
+        ({"purchased": "Party\u0007"}, "where.purchased"),
+    ):
+        with pytest.raises(InvalidInput) as bad:
+            shop.audiences.put("nul", where)
+        assert bad.value.field == field
+    with pytest.raises(InvalidInput) as described:
+        shop.audiences.put("nul", {"purchased": True}, "a\u0000b")
+    assert described.value.field == "description"
+    assert shop.audiences.list() == []

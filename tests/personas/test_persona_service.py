@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 from tests.personas.persona_shop import NOW, _order, build
 
-from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.privacy.service import Actor
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
@@ -157,6 +158,55 @@ def test_a_name_given_while_a_run_is_finding_personas_stays(shop: Shop) -> None:
     members = [Member(p, found[0].persona_id, 1.0) for p in list(sql.members())[:2]]
     guesses = [(m.person_id, found[0].name, 1.0, {"persona_id": found[0].persona_id}) for m in members]
     with write_transaction(shop.store.engine) as conn:
-        sql.save_run(conn, run, found, members, guesses)
+        sql.save_run(conn, run, found, members, guesses, after=sql.latest_run_id(conn))
     assert sql.get(found[0].persona_id).name == "Named meanwhile"
     assert shop.profiles.traits_of(members[0].person_id)["persona"].value == "Named meanwhile"
+
+
+def test_a_run_leaves_out_people_erased_while_it_ran_and_refuses_to_follow_a_newer_run(shop: Shop) -> None:
+    people = build(shop)
+    shop.personas.discover()
+    sql = shop.store.personas
+    with shop.store.engine.connect() as conn:
+        after = sql.latest_run_id(conn)
+    found = sql.all()
+    everyone = sql.members()
+    victim_ref = people["regular"][0]
+    victim = shop.privacy.find(victim_ref)
+    shop.erase(victim_ref)  # between the run's reads and its write
+    members = [Member(p, persona, 1.0) for p, persona in everyone.items()]
+    guesses = [(p, "x", 1.0, {"persona_id": persona}) for p, persona in everyone.items()]
+    found = [replace(row, body=row.body | {"typical_members": [victim]}) for row in found]
+    with write_transaction(shop.store.engine) as conn:
+        sql.save_run(conn, RunRow(0, NOW, "rfm", 0, {}), found, members, guesses, after=after)
+    assert victim not in sql.members()
+    assert all(victim not in row.body["typical_members"] for row in sql.all())
+    with shop.store.engine.connect() as conn:
+        assert not conn.scalar(select(func.count()).where(traits.c.person_id == victim))
+    with pytest.raises(Conflict), write_transaction(shop.store.engine) as conn:  # a run saved since
+        sql.save_run(conn, RunRow(0, NOW, "rfm", 0, {}), found, [], [], after=after)
+
+
+def test_a_persona_rejected_by_name_stays_rejected_after_a_rename(shop: Shop) -> None:
+    people = build(shop)
+    shop.personas.discover()
+    user = people["bigspender"][0]
+    guess = shop.profiles.traits_of(shop.privacy.find(user))["persona"]
+    shop.privacy.reject(user, {"key": "persona", "value": guess.value}, Actor("cli", "test"))
+    shop.personas.rename(guess.record.evidence["persona_id"], "Renamed since")
+    shop.personas.discover()
+    assert _persona_of(shop, user) is None
+
+
+def test_a_merged_away_persons_persona_does_not_pass_to_whom_they_merged_into(shop: Shop) -> None:
+    people = build(shop)
+    shop.personas.discover()
+    lapsed, big = people["lapsed"][0], people["bigspender"][0]
+    lapsed_persona, big_persona = _persona_of(shop, lapsed), _persona_of(shop, big)
+    assert lapsed_persona != big_persona
+    shop.alias(big, lapsed)  # the big spender's id now names the lapsed customer: one person
+    person = shop.privacy.find(lapsed)
+    count = sum(
+        shop.audiences.members.contains({"persona": p}, person) for p in (lapsed_persona, big_persona)
+    )
+    assert count <= 1

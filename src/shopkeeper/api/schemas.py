@@ -439,6 +439,7 @@ class ReachOut(Strict):
     reachable: dict[str, Json] | None = None
     holdout: dict[str, Json] | None = None
     guard: dict[str, Json] | None = None
+    deleted: bool | None = Field(None, description="The saved audience was deleted since: it holds nobody")
 
 
 class OffPolicyOut(Strict):

@@ -22,7 +22,7 @@ def show_personas(shop: Shop) -> None:
     console.print(f"\n[bold]Personas[/bold]: {run_line(found)}")
     console.print(persona_table(found["personas"]))
     saved, _ = shop.audiences.put("wrap-regulars", NARROW, "Regulars who bought gift wrap lately")
-    console.print(f"An audience, wrap-regulars: {saved['summary']}.")
+    console.print(f"An audience, wrap-regulars: {saved['summary']}.", markup=False)
     print_reach(saved["reach"])
     console.print(
         "Rename a persona with `shopkeeper personas rename ID NAME`; build audiences with "

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shopkeeper.cli._common import DbOption, JsonOption, console, open_shop, print_json
@@ -29,13 +30,13 @@ def persona_table(found: list[dict[str, Any]]) -> Table:
     table = Table("id", "name", "people", "customers", "revenue", "who (the rule, its agreement)", "buys")
     for p in found:
         table.add_row(
-            p["id"],
-            p["name"] + ("" if p.get("stable", True) else " [yellow](unstable)[/yellow]"),
+            escape(p["id"]),
+            escape(p["name"]) + ("" if p.get("stable", True) else " [yellow](unstable)[/yellow]"),
             f"{p['size']:,}",
             _pct(p["share_customers"]),
             _pct(p["share_revenue"]),
-            f"{p['rule']} ({_pct(p['rule_agreement'])})",
-            ", ".join(p["top_categories"]) or "-",
+            escape(f"{p['rule']} ({_pct(p['rule_agreement'])})"),
+            escape(", ".join(p["top_categories"]) or "-"),
         )
     return table
 
@@ -83,7 +84,7 @@ def discover(
     console.print(run_line(found))
     console.print(persona_table(found["personas"]))
     for moved in found["churn"][:5]:
-        console.print(f"Since the last run: {moved['text']}.")
+        console.print(f"Since the last run: {moved['text']}.", markup=False)
     console.print(f"Done in {found['seconds']:.1f} s. Rename one: shopkeeper personas rename ID NAME")
 
 
@@ -114,11 +115,15 @@ def show_persona(
     if as_json:
         print_json(found)
         return
-    console.print(f"[bold]{found['id']}: {found['name']}[/bold]. {found['description']}")
-    console.print(f"Who: {found['rule']} (the rule agrees on {_pct(found['rule_agreement'])} of them).")
-    console.print(f"Top categories: {', '.join(found['top_categories']) or '-'}")
+    console.print(
+        f"[bold]{escape(found['id'])}: {escape(found['name'])}[/bold]. {escape(found['description'])}"
+    )
+    console.print(
+        f"Who: {found['rule']} (the rule agrees on {_pct(found['rule_agreement'])} of them).", markup=False
+    )
+    console.print(f"Top categories: {', '.join(found['top_categories']) or '-'}", markup=False)
     for item in found["top_items"]:
-        console.print(f"  {item['title']} ({item['item_id']}): bought by {item['buyers']:,}")
+        console.print(f"  {item['title']} ({item['item_id']}): bought by {item['buyers']:,}", markup=False)
     typical = ", ".join(str(p) for p in found["typical_members"]) or "-"
     console.print(f"Typical members (internal numbers): {typical}")
     if not found["stable"]:
@@ -138,7 +143,7 @@ def rename_persona(
     if as_json:
         print_json(found)
         return
-    console.print(f"{found['id']} is now {found['name']!r}.")
+    console.print(f"{found['id']} is now {found['name']!r}.", markup=False)
 
 
 # ---- audiences ---------------------------------------------------------------------------------------
@@ -155,7 +160,7 @@ def print_reach(found: dict[str, Any]) -> None:
     reachable = ", ".join(f"{purpose} {entry['people']:,}" for purpose, entry in found["reachable"].items())
     console.print(f"Reachable (consented, less the holdout's {found['holdout']['people']:,}): {reachable}.")
     for warning in found["guard"]["warnings"]:
-        console.print(f"[yellow]{warning}[/yellow]")
+        console.print(f"[yellow]{escape(warning)}[/yellow]")
 
 
 @audiences.command("create")
@@ -181,7 +186,9 @@ def create_audience(
     if as_json:
         print_json(found | {"created": created})
         return
-    console.print(f"{'Created' if created else 'Replaced'} {found['name']}: {found['summary']}.")
+    console.print(
+        f"{'Created' if created else 'Replaced'} {found['name']}: {found['summary']}.", markup=False
+    )
     print_reach(found["reach"])
 
 
@@ -195,7 +202,7 @@ def list_audiences(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     table = Table("name", "people", "who")
     for audience in found:
-        table.add_row(audience["name"], f"{audience['size']:,}", audience["summary"])
+        table.add_row(escape(audience["name"]), f"{audience['size']:,}", escape(audience["summary"]))
     console.print(table)
 
 
@@ -211,7 +218,7 @@ def show_audience(
     if as_json:
         print_json(found)
         return
-    console.print(f"[bold]{found['name']}[/bold]: {found['summary']}.")
+    console.print(f"[bold]{escape(found['name'])}[/bold]: {escape(found['summary'])}.")
     print_reach(found["reach"])
 
 
@@ -252,6 +259,6 @@ def compare_audience(
     if as_json:
         print_json(found)
         return
-    console.print(found["headline"])
+    console.print(found["headline"], markup=False)
     for line in found["summary"]:
-        console.print(f"  {line}")
+        console.print(f"  {line}", markup=False)

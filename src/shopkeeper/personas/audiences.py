@@ -26,11 +26,11 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from shopkeeper.errors import Conflict, InvalidInput
+from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.experiments.assign import Holdout
 from shopkeeper.experiments.power import cohens_h, normal_power
 from shopkeeper.experiments.service import K_ANONYMITY
-from shopkeeper.personas.conditions import describe, parse_condition
+from shopkeeper.personas.conditions import describe, parse_condition, storable
 from shopkeeper.personas.members import AudienceMembers
 from shopkeeper.privacy.consent import Purposes
 from shopkeeper.store import Store, reach
@@ -99,8 +99,13 @@ class AudienceService:
         """Create or replace an audience; returns it with its reach, and whether it is new."""
         check_name(name)
         condition = parse_condition(where, field="where")
-        if description is not None and (not isinstance(description, str) or len(description) > 500):
-            raise InvalidInput("a description is text of at most 500 characters", field="description")
+        if description is not None and (
+            not isinstance(description, str) or len(description) > 500 or not storable(description)
+        ):
+            raise InvalidInput(
+                "a description is text of at most 500 characters, without control characters",
+                field="description",
+            )
         _, created = self.saved.put(name, condition, description, self._now())
         with self._lock:
             self._conditions.pop(name, None)
@@ -177,7 +182,11 @@ class AudienceService:
             return True
         if person_id is None:
             return False
-        return self.members.contains(self.condition_of(target), person_id, conn=conn)
+        try:
+            condition = self.condition_of(target)
+        except NotFound:  # a saved audience deleted since it was targeted holds nobody
+            return False
+        return self.members.contains(condition, person_id, conn=conn)
 
     def target_reach(self, target: dict[str, Any] | None) -> dict[str, Any]:
         """The reach of a target, for reports (everyone: the whole shop)."""
@@ -186,7 +195,15 @@ class AudienceService:
                 known = int(reach.known(conn).size)
             return {"people": known, "covered": known, "share": 1.0 if known else None}
         name = target.get("audience")
-        return self.reach_of(self.condition_of(target), name=name if isinstance(name, str) else None)
+        try:
+            condition = self.condition_of(target)
+        except NotFound:  # deleted since: it holds nobody now
+            with self._store.engine.connect() as conn:
+                known = int(reach.known(conn).size)
+            return {"audience": name, "people": known, "covered": 0, "share": 0.0 if known else None} | {
+                "deleted": True
+            }
+        return self.reach_of(condition, name=name if isinstance(name, str) else None)
 
     # ---- reach ---------------------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ reports the running comparison.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from shopkeeper.errors import InvalidInput, NotFound
+from shopkeeper.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.experiments.service import K_ANONYMITY, ExperimentService, new_experiment
 from shopkeeper.personas.audiences import AudienceService, check_name
 
@@ -22,7 +23,11 @@ NARROW, BROAD = "narrow", "broad"
 
 
 def experiment_name(audience: str) -> str:
-    return f"compare-{audience}"[:64]
+    """`compare-NAME`; for a name too long for an experiment's 64 characters, its first 47 and a hash."""
+    title = f"compare-{audience}"
+    if len(title) <= 64:
+        return title
+    return f"compare-{audience[:47]}-{hashlib.sha256(audience.encode()).hexdigest()[:8]}"
 
 
 def compare(
@@ -52,6 +57,11 @@ def compare(
     started = False
     try:
         experiment = experiments.experiments.get(title)
+        if (experiment.audience or {}).get("audience") != name:
+            raise Conflict(
+                f"the experiment {title} exists and compares something else; stop or rename it first",
+                field="name",
+            )
     except NotFound:
         share = min(1.0, narrow_size / broad_size)
         experiment = new_experiment(title, placement, [(NARROW, {}), (BROAD, {})], placements=placements)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -107,11 +108,18 @@ def _known() -> str:
 # ---- values ------------------------------------------------------------------------------------------
 
 
+def storable(text: str) -> bool:
+    """Text a database keeps as it is: no control characters (a NUL ends a PostgreSQL string), no lone
+    surrogates."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+
+
 def _name(raw: dict[str, Any], key: str, path: str, what: str) -> str:
     value = raw[key]
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT or not storable(value):
         raise InvalidInput(
-            f"{path}.{key}: expected {what} (a non-empty string of at most {MAX_TEXT} characters)",
+            f"{path}.{key}: expected {what} (a non-empty string of at most {MAX_TEXT} characters, "
+            "without control characters)",
             field=f"{path}.{key}",
         )
     return value
@@ -155,12 +163,13 @@ def _choice(raw: dict[str, Any], key: str, path: str, choices: tuple[str, ...]) 
 
 def _scalar(raw: dict[str, Any], key: str, path: str) -> Any:
     value = raw[key]
-    if isinstance(value, str) and len(value) <= MAX_TEXT:
+    if isinstance(value, str) and len(value) <= MAX_TEXT and storable(value):
         return value
     if isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value)):
         return value
     raise InvalidInput(
-        f"{path}.{key}: expected a string (at most {MAX_TEXT} characters), a number or true/false",
+        f"{path}.{key}: expected a string (at most {MAX_TEXT} characters, without control characters), "
+        "a number or true/false",
         field=f"{path}.{key}",
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -79,6 +80,7 @@ class PersonaService:
             facts = self.facts(conn)
             before = sql.members(conn)
             rejected = sql.rejected(conn)
+            after = sql.latest_run_id(conn)
             self._currency_symbol = _symbol(sql.currency(conn))
         earlier = {row.persona_id: row for row in sql.all(active_only=False)}
         if facts.person_ids.size == 0:
@@ -106,7 +108,7 @@ class PersonaService:
         summary["seconds"] = round(time.perf_counter() - started, 2)
         run = RunRow(0, self._now(), found.method, seed, summary)
         with write_transaction(self._store.engine) as conn:
-            run_id = sql.save_run(conn, run, rows, members, guesses)
+            run_id = sql.save_run(conn, run, rows, members, guesses, after=after)
         summary["run"] = run_id
         return summary | {"personas": [persona_json(r) | {"run": run_id} for r in rows]}
 
@@ -224,8 +226,14 @@ class PersonaService:
         """Give a persona a marketer's name; it stays when later runs find the persona again."""
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME:
             raise InvalidInput(f"a persona's name is 1 to {MAX_NAME} characters", field="name")
-        if any(ord(c) < 32 or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in name):
-            raise InvalidInput("a persona's name has no control or direction characters", field="name")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+            raise InvalidInput(
+                "a persona's name has no control, format (direction, zero-width) or line-break characters",
+                field="name",
+            )
+        taken = {r.name for r in self._store.personas.all() if r.persona_id != persona_id}
+        if name.strip() in taken:
+            raise InvalidInput(f"another persona is named {name.strip()!r}; names are unique", field="name")
         with write_transaction(self._store.engine) as conn:
             self._store.personas.rename(conn, _persona_id(persona_id), name.strip(), self._now())
         return self.get(persona_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -261,7 +261,10 @@ class PrivacyService:
             )
             rejections.reject(conn, person_id, guess, key, value)
             if key == PERSONA_TRAIT:  # a model's guess, not rebuilt from events: it goes now
-                self._store.personas.drop_guess(conn, [person_id])
+                self._store.personas.drop_guess(conn, self._store.identities.with_merged(person_id, conn))
+                persona_id = guess.evidence.get("persona_id") if guess is not None else None
+                if value is not None and isinstance(persona_id, str):  # by id too: names change
+                    self._store.traits.add_rejection(conn, person_id, key, persona_id, [], datetime.now(UTC))
             audit(conn, actor, "reject_guess", person_id, key=key)
         self._on_change([person_id])
         return self.profile(ref, actor, audited=False)

@@ -186,8 +186,13 @@ def purchase_people(test: PurchaseTest, only: Only = None) -> Select[Any]:
 
 
 def persona_people(persona: str, only: Only = None) -> Select[Any]:
-    """The people whose persona now is `persona`."""
-    return _owned(persona_members, [persona_members.c.persona_id == persona], only)
+    """The people whose persona now is `persona`: their own membership (a person merged away since the run
+    had a persona of their own, which does not pass to the person they were merged into)."""
+    where = [persona_members.c.persona_id == persona, people.c.merged_into.is_(None)]
+    if only is not None:
+        where.append(persona_members.c.person_id.in_(list(only)))
+    joined = persona_members.join(people, people.c.person_id == persona_members.c.person_id)
+    return select(persona_members.c.person_id).select_from(joined).where(*where)
 
 
 def consent_choices(purpose: str, *, granted: bool, only: Only = None) -> Select[Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from shopkeeper.errors import NotFound
+from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.store.interactions import PURCHASE
 from shopkeeper.store.schema import (
     interactions,
@@ -175,6 +175,10 @@ class SqlPersonas:
     def ids(self, conn: Connection) -> list[str]:
         return [str(i) for i in conn.scalars(select(personas.c.persona_id))]
 
+    def latest_run_id(self, conn: Connection) -> int | None:
+        newest = conn.scalar(select(func.max(persona_runs.c.id)))
+        return None if newest is None else int(newest)
+
     def save_run(
         self,
         conn: Connection,
@@ -182,10 +186,23 @@ class SqlPersonas:
         found: Sequence[PersonaRow],
         members: Sequence[Member],
         guesses: Sequence[tuple[int, str, float, dict[str, Any]]],
+        *,
+        after: int | None = None,
     ) -> int:
         """Write a run, inside the caller's write transaction: its summary; its personas (those it did not
         find are kept, inactive, so that a later run may find them again); every person's persona; and
-        the `persona` guesses (person, persona name, confidence, evidence). Returns the run's id."""
+        the `persona` guesses (person, persona name, confidence, evidence). Returns the run's id.
+
+        The run was computed from what was read before this transaction: `after` is the newest run it
+        saw (another run saved since is a Conflict), and people erased or merged away since are left out
+        of its members, its guesses and its personas' typical members."""
+        if self.latest_run_id(conn) != after:
+            raise Conflict(
+                "another persona discovery finished while this one was running; run it again", field="run"
+            )
+        live = {
+            int(p) for p in conn.scalars(select(people.c.person_id).where(people.c.merged_into.is_(None)))
+        }
         run_id = int(
             conn.execute(
                 insert(persona_runs)
@@ -193,24 +210,53 @@ class SqlPersonas:
                 .returning(persona_runs.c.id)
             ).scalar_one()
         )
+        named = self._save_personas(conn, run_id, run.at, found, live)
+        self._save_members(
+            conn,
+            run_id,
+            run.at,
+            [m for m in members if m.person_id in live],
+            [g for g in guesses if g[0] in live],
+            named,
+        )
+        return run_id
+
+    def _save_personas(
+        self, conn: Connection, run_id: int, at: datetime, found: Sequence[PersonaRow], live: set[int]
+    ) -> dict[str, str]:
+        """The run's personas, keeping a marketer's name given while it ran (read under the lock); returns
+        the marketers' names by persona id."""
         conn.execute(update(personas).values(active=0))
         known = set(self.ids(conn))
-        # A marketer's name given while this run was finding its personas stays (read under the lock).
         renamed = select(personas.c.persona_id, personas.c.name).where(personas.c.renamed == 1)
         named: dict[str, str] = {str(i): str(n) for i, n in conn.execute(renamed)}
         for row in found:
+            body = row.body | {
+                "typical_members": [p for p in row.body.get("typical_members", []) if p in live]
+            }
             values = {
                 "name": named.get(row.persona_id, row.name),
                 "renamed": int(row.renamed or row.persona_id in named),
                 "run_id": run_id,
                 "active": 1,
-                "body": _json(row.body),
-                "updated_at": run.at,
+                "body": _json(body),
+                "updated_at": at,
             }
             if row.persona_id in known:
                 conn.execute(update(personas).where(personas.c.persona_id == row.persona_id).values(**values))
             else:
                 conn.execute(insert(personas).values(persona_id=row.persona_id, **values))
+        return named
+
+    @staticmethod
+    def _save_members(
+        conn: Connection,
+        run_id: int,
+        at: datetime,
+        members: Sequence[Member],
+        guesses: Sequence[tuple[int, str, float, dict[str, Any]]],
+        named: dict[str, str],
+    ) -> None:
         conn.execute(delete(persona_members))
         if members:
             conn.execute(
@@ -231,7 +277,7 @@ class SqlPersonas:
                         "key": PERSONA_TRAIT,
                         "source": "inferred",
                         "value": _json(named.get(str(evidence.get("persona_id")), name)),
-                        "updated_at": run.at,
+                        "updated_at": at,
                         "confirmed_at": None,
                         "confidence": confidence,
                         "evidence": _json(evidence | {"run": run_id}),
@@ -239,7 +285,6 @@ class SqlPersonas:
                     for person, name, confidence, evidence in guesses
                 ],
             )
-        return run_id
 
     def rename(self, conn: Connection, persona_id: str, name: str, now: datetime) -> None:
         """Name a persona (the name stays across runs), and the guesses that name it."""
