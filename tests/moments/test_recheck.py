@@ -127,6 +127,24 @@ def test_an_erased_persons_moments_are_gone_and_nothing_is_delivered(
     assert mail_in(mailbox.folder) == []
 
 
+def test_someone_who_left_the_rules_audience_before_the_send_is_not_contacted(shop_with: Opens) -> None:
+    """A rule for gold-tier people (a condition read through the audiences): Ann and Bob reach the
+    milestone as gold; Bob drops to silver before the worker runs, so his task is suppressed."""
+    shop = shop_with()
+    gold = {"all": [{"trait": "tier", "equals": "gold", "source": "observed"}, {"trait": "miles", "gte": 1}]}
+    miles_rule(shop, "gold-call", where=gold)
+    for person in ("ann", "bob"):
+        customer(shop, person)
+        shop.identify(user_id=person, traits={"tier": "gold"}, timestamp=T - timedelta(days=1))
+        fly(shop, person, 2000)
+    assert statuses(shop) == {"ann": ("pending", None), "bob": ("pending", None)}
+    shop.identify(user_id="bob", traits={"tier": "silver"}, timestamp=T)
+
+    deliver(shop, T + timedelta(minutes=1))
+
+    assert statuses(shop) == {"ann": ("sent", None), "bob": ("suppressed", "left_audience")}
+
+
 # ---- the trigger, again ------------------------------------------------------------------------------------
 
 

@@ -412,7 +412,8 @@ class MomentEngine:
     ) -> list[tuple[OutboxRow, Verdict, Person | None]]:
         """The verdict on moments that are due, with their people, read once for the batch: respect again
         (the person may have withdrawn consent, paused, or been written to meanwhile), then each
-        trigger (still in stock, still cheaper, cart still not bought)."""
+        trigger (still in stock, still cheaper, cart still not bought), then the rule's audience and
+        condition (still in them)."""
         rules = self.rules(conn)
         conditions = trait_keys(rules.values())
         people = self.people(conn, {r.person_id for r in rows}, now, extra=conditions)
@@ -434,6 +435,8 @@ class MomentEngine:
             verdict = judge(self.config, person, rule, now, _counter(contacts, excluding=row.id))
             if verdict.status != "suppressed":
                 reason = self._trigger_still_holds(conn, row, facts)
+                if reason is None and not self._in_condition(conn, rule, person):
+                    reason = "left_audience"
                 if reason is not None:
                     verdict = Verdict("suppressed", verdict.channel, reason, now)
             checked.append((row, verdict, person))

@@ -56,6 +56,7 @@ WORDS = {
     "no_template": "the rule's template does not exist",
     "wish_closed": "the wish was dropped, expired or fulfilled",
     "erased": "the person was erased",
+    "left_audience": "no longer in the rule's audience or condition at send time",
     "failed": "the channel refused it for good",
 }
 
