@@ -416,23 +416,23 @@ class ExperimentService:
         report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
         if spec.kind in BANDITS:
             report["off_policy"] = off_policy_values(spec, exposures, outcomes)
-        if spec.audience is not None and int(reach.get("covered", K_ANONYMITY)) < K_ANONYMITY:
+        if spec.audience is not None and any(0 < arm["people"] < K_ANONYMITY for arm in report["arms"]):
             return withheld(report)
         return report
 
 
 def withheld(report: dict[str, Any]) -> dict[str, Any]:
-    """A report on an audience of fewer than `K_ANONYMITY` people: who was shown what, but no outcome that
-    could be read back to a person (conversions, revenue, rates, comparisons)."""
+    """A report on an audience where an arm holds fewer than `K_ANONYMITY` people: who was shown what, but
+    no outcome that could be read back to a person (conversions, revenue, rates, comparisons)."""
     for arm in report["arms"]:
         arm.update(conversions=0, conversion_rate=None, revenue=None, revenue_per_person=None)
         arm.update(probability_best=None, metrics=[], events={})
-        arm["note"] = "withheld: the audience holds fewer than 10 people"
+        arm["note"] = f"withheld: an arm holds fewer than {K_ANONYMITY} people"
     report.pop("off_policy", None)
     report["trustworthy"] = False
     report["summary"] = [
-        f"Outcomes are not reported: the audience holds fewer than {K_ANONYMITY} people, so they could be "
-        "read back to a person (k-anonymity). Broaden the audience."
+        f"Outcomes are not reported: an arm of this audience's experiment holds fewer than {K_ANONYMITY} "
+        "people, so they could be read back to a person (k-anonymity). Broaden the audience."
     ]
     return report
 
