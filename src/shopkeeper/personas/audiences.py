@@ -255,18 +255,20 @@ class AudienceService:
         return found
 
     def _reachable(self, ids: Ids) -> tuple[dict[str, dict[str, Any]], int]:
-        """Per purpose, who of these people may be contacted (consented, with the default) and are not
-        in the holdout; and how many are in the holdout."""
+        """Per purpose, who of these people may be contacted (the audience language's `consent` leaf:
+        their newest choice, else the shop's default) and are not in the holdout; and how many are in
+        the holdout."""
         with self._store.engine.connect() as conn:
             units = reach.units(conn, ids)
-            choices = {purpose: reach.choices(conn, purpose) for purpose in REACH_PURPOSES}
+            consented = {
+                purpose: self.members.members(parse_condition({"consent": purpose}), conn=conn)
+                for purpose in REACH_PURPOSES
+            }
         unit_ids = [units.get(int(p), f"person:{int(p)}") for p in ids.tolist()]
         held = self._holdout.mask(unit_ids) if unit_ids else np.zeros(0, dtype=bool)
         found = {}
-        for purpose, chosen in choices.items():
-            default = self._purposes.default_granted
-            allowed = np.array([chosen.get(int(p), default) for p in ids.tolist()], dtype=bool)
-            people = int((allowed & ~held).sum()) if ids.size else 0
+        for purpose, allowed in consented.items():
+            people = int((np.isin(ids, allowed, assume_unique=True) & ~held).sum()) if ids.size else 0
             found[purpose] = {"people": people, "share": _share(people, ids.size)}
         return found, int(held.sum())
 

@@ -13,7 +13,7 @@ import itertools
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -123,30 +123,8 @@ class PersonaService:
         people = sorted(p for p in orders if p in first_seen)
         as_of = min(self._now(), max((at for p in people for at, _ in orders[p]), default=self._now()))
         row_of = {p: i for i, p in enumerate(people)}
-        weights: defaultdict[int, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
-        bought: dict[int, Counter[str]] = defaultdict(Counter)
-        for person, item, category, kind, at, _quantity in sql.interactions(conn):
-            if person not in row_of:
-                continue
-            top = category.split(" > ")[0].strip() or _NO_CATEGORY
-            age = max((as_of - at).total_seconds() / 86400.0, 0.0)
-            weights[person][top] += KIND_WEIGHTS.get(kind, 0.0) * 0.5 ** (age / HALF_LIFE_DAYS)
-            if kind == PURCHASE:
-                bought[person][item] += 1
         said = _said(sql.trait_values(conn, _TRAIT_KEYS), row_of)
-        for person, traits in said.items():
-            total = max(1.0, sum(max(v, 0.0) for v in weights[person].values()))
-            for category in traits.likes:
-                weights[person][category] += total  # what they told us outweighs all we saw
-            for category in traits.dislikes:
-                weights[person].pop(category, None)
-        categories = tuple(sorted({c for p in people for c, w in weights[p].items() if w > 0}))
-        column = {c: j for j, c in enumerate(categories)}
-        matrix = np.zeros((len(people), len(categories)))
-        for person, counts in weights.items():
-            for category, w in counts.items():
-                if w > 0 and category in column:
-                    matrix[row_of[person], column[category]] = w
+        categories, matrix, bought = _affinities(sql.interactions(conn), row_of, said, as_of)
         nobody = _Said()
         inputs = PersonaInputs(
             recency_days=np.array([_days(as_of - max(a for a, _ in orders[p])) for p in people]),
@@ -161,7 +139,7 @@ class PersonaService:
             countries=np.array([said.get(p, nobody).country for p in people], dtype=object),
             channels=np.array([said.get(p, nobody).channel for p in people], dtype=object),
         )
-        return Facts(np.array(people, dtype=np.int64), inputs, dict(bought), as_of)
+        return Facts(np.array(people, dtype=np.int64), inputs, bought, as_of)
 
     def _rows(
         self,
@@ -325,6 +303,41 @@ def _said(rows: Sequence[tuple[int, str, str, Any]], row_of: Mapping[int, int]) 
             said = replace(said, channel=values[0][:32])
         found[person] = said
     return found
+
+
+def _affinities(
+    rows: Iterable[tuple[int, str, str, int, datetime, float]],
+    row_of: Mapping[int, int],
+    said: Mapping[int, _Said],
+    as_of: datetime,
+) -> tuple[tuple[str, ...], npt.NDArray[np.float64], dict[int, Counter[str]]]:
+    """Each customer's decayed weight on each top-level category (purchase 1, cart 0.5, view 0.2, return
+    -1, halving every `HALF_LIFE_DAYS`), what they told us above it all (a liked category gets as much as
+    everything we saw; a disliked one is out); and what each bought, for the personas' top items."""
+    weights: defaultdict[int, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
+    bought: dict[int, Counter[str]] = defaultdict(Counter)
+    for person, item, category, kind, at, _quantity in rows:
+        if person not in row_of:
+            continue
+        top = category.split(" > ")[0].strip() or _NO_CATEGORY
+        age = max((as_of - at).total_seconds() / 86400.0, 0.0)
+        weights[person][top] += KIND_WEIGHTS.get(kind, 0.0) * 0.5 ** (age / HALF_LIFE_DAYS)
+        if kind == PURCHASE:
+            bought[person][item] += 1
+    for person, traits in said.items():
+        total = max(1.0, sum(max(v, 0.0) for v in weights[person].values()))
+        for category in traits.likes:
+            weights[person][category] += total  # what they told us outweighs all we saw
+        for category in traits.dislikes:
+            weights[person].pop(category, None)
+    categories = tuple(sorted({c for counts in weights.values() for c, w in counts.items() if w > 0}))
+    column = {c: j for j, c in enumerate(categories)}
+    matrix = np.zeros((len(row_of), len(categories)))
+    for person, counts in weights.items():
+        for category, w in counts.items():
+            if w > 0:
+                matrix[row_of[person], column[category]] = w
+    return categories, matrix, dict(bought)
 
 
 def _memberships(

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from shopkeeper.store.audiences import active_people, known_people, person_ids
 from shopkeeper.store.interactions import PURCHASE
-from shopkeeper.store.schema import consents, identities, interactions, people, traits
+from shopkeeper.store.schema import identities, interactions, people, traits
 
 Ids = npt.NDArray[np.int64]
 _UNIT_KINDS = ("user_id", "anonymous_id")
@@ -50,22 +50,6 @@ def revenue(conn: Connection) -> tuple[Ids, npt.NDArray[np.float64]]:
             found[int(person)] = float(amount)
     ids = np.array(sorted(found), dtype=np.int64)
     return ids, np.array([found[int(p)] for p in ids], dtype=np.float64)
-
-
-def choices(conn: Connection, purpose: str) -> dict[int, bool]:
-    """Each person's newest choice on a purpose (theirs, or made before a merge by someone merged into
-    them); people who never chose are left out (the shop's default applies to them)."""
-    owner = func.coalesce(people.c.merged_into, consents.c.person_id)
-    query = (
-        select(owner, consents.c.granted)
-        .select_from(consents.outerjoin(people, people.c.person_id == consents.c.person_id))
-        .where(consents.c.purpose == purpose)
-        .order_by(consents.c.id)
-    )
-    found: dict[int, bool] = {}
-    for person, granted in conn.execute(query):
-        found[int(person)] = bool(granted)  # oldest first: the newest wins
-    return found
 
 
 def units(conn: Connection, person_ids: Ids) -> dict[int, str]:
