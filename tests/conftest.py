@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -156,3 +157,20 @@ def live_server(store: Store) -> Iterator[LiveServer]:
     admin_key, _ = store.keys.create("admin", name="tests")
     with serving(store) as url:
         yield LiveServer(url, write_key, admin_key, store)
+
+
+@pytest.fixture(scope="session")
+def demo_shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo shop's database, built once per test session by `shopkeeper demo --no-serve`."""
+    from tests.web.support import build_demo_shop  # noqa: PLC0415
+
+    return build_demo_shop(tmp_path_factory.mktemp("demo-shop"))
+
+
+@pytest.fixture
+def dashboard(demo_shop_file: Path, tmp_path: Path) -> Iterator[Any]:
+    """The dashboard served over a fresh copy of the demo shop, with an owner, a marketer and a staff user."""
+    from tests.web.support import dashboard_over  # noqa: PLC0415
+
+    with dashboard_over(demo_shop_file, tmp_path) as live:
+        yield live

@@ -207,6 +207,23 @@ class Settings(BaseSettings):
         "risk, lapsed) rather than clusters.",
     )
 
+    dashboard_secure_cookie: bool = Field(
+        True,
+        description="The dashboard's session cookie is Secure (sent over HTTPS, and over plain HTTP only to "
+        "localhost). Turn it off only to serve the dashboard over plain HTTP on the shop's own network.",
+    )
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts."
+    )
+    dashboard_min_lift: float = Field(
+        0.10,
+        gt=0,
+        le=10,
+        description="The smallest relative lift in conversion the overview's headline is sized to detect "
+        "(80% power, 5% two-sided): its pre-registered sample size. Until the holdout and the personalized "
+        "arm reach it, the headline shows only the always-valid interval and how many more people it needs.",
+    )
+
     def with_database(self, url: str | None) -> Settings:
         """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""
         return self if url is None else self.model_copy(update={"database_url": url})

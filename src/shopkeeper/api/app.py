@@ -44,6 +44,7 @@ from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
 from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
+from shopkeeper.web import mount as mount_dashboard
 
 log = logging.getLogger("shopkeeper.api")
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(personas.router)
     app.include_router(templates.router)
     app.include_router(centre.router)
+    mount_dashboard(app, shop, settings)  # /dashboard: the pages, for the shop's own people
     _add_health(app, state)
     _add_error_handlers(app)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)

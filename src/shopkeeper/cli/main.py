@@ -20,6 +20,7 @@ from shopkeeper.cli import (
     personas,
     serve,
     train,
+    users,
 )
 from shopkeeper.cli import privacy as rights
 from shopkeeper.errors import ShopkeeperError
@@ -36,6 +37,7 @@ app.command("serve")(serve.serve)
 app.command("evaluate")(evaluate.evaluate)
 app.command("lift")(lift.lift)
 app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(people.app, name="people")
 for name in ("link", "export", "erase", "consent"):

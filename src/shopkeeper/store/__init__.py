@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # each loads with its first use: a command that needs three i
     from shopkeeper.store.privacy import SqlPrivacy
     from shopkeeper.store.serving import SqlServing
     from shopkeeper.store.templates import SqlTemplates
+    from shopkeeper.store.users import SqlUsers
 
 _LAZY_NAMES = {"SqlCatalog": "catalog", "SqlDecisionLog": "decision_log", "SqlServing": "serving"}
 
@@ -48,7 +49,7 @@ class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
     `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes),
     `serving` (what decide reads), `templates`, `moments` (wishes, rules, the engine's reads), `outbox`
-    (messages, attempts, tasks) and `personas` (runs, personas, members)."""
+    (messages, attempts, tasks), `personas` (runs, personas, members) and `users` (the dashboard's)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -125,6 +126,12 @@ class Store:
         from shopkeeper.store.outbox import SqlOutbox  # noqa: PLC0415
 
         return SqlOutbox(self.engine)
+
+    @cached_property
+    def users(self) -> SqlUsers:
+        from shopkeeper.store.users import SqlUsers  # noqa: PLC0415
+
+        return SqlUsers(self.engine)
 
     @classmethod
     def open(

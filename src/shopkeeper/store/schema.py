@@ -537,3 +537,37 @@ audiences = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# The dashboard's users (the shop's own people: owner, marketers, staff), their sessions, and failed logins.
+# Only an Argon2id hash of a password and a sha256 of a session token are stored.
+dashboard_users = Table(
+    "dashboard_users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False),  # lower-cased
+    Column("role", String(16), nullable=False),  # owner | marketer | staff
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    UniqueConstraint("email"),
+)
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "user_id"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject", String(80), nullable=False),  # "email:<sha256>" or "client:<sha256>": no address kept
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "subject", "at"),
+)
