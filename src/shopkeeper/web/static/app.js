@@ -7,7 +7,14 @@
   function axisValues(spec) {
     if (spec.x_time) { return undefined; }
     var names = spec.x_text || spec.x;
-    return function (u, splits) { return splits.map(function (v) { var i = Math.round(v); return i === v && names[i] !== undefined ? String(names[i]) : ""; }); };
+    return function (u, splits) {
+      var room = Math.max(1, Math.floor(u.bbox.width / (window.devicePixelRatio || 1) / 56));
+      var step = Math.max(1, Math.ceil(names.length / room));
+      return splits.map(function (v) {
+        var i = Math.round(v);
+        return i === v && names[i] !== undefined && i % step === 0 ? String(names[i]) : "";
+      });
+    };
   }
 
   function build(el) {
