@@ -8,13 +8,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.js_clients import node_modules
-
 from playwright.sync_api import Browser, Page
+from tests.js_clients import node_modules
 
 # CI keeps this folder (the log names it); a run elsewhere puts it beside the repository's tests.
 SCREENSHOTS = Path(
-    os.environ.get("SHOPKEEPER_SCREENSHOTS", Path(__file__).resolve().parents[2] / "screenshots" / "dashboard")
+    os.environ.get(
+        "SHOPKEEPER_SCREENSHOTS", Path(__file__).resolve().parents[2] / "screenshots" / "dashboard"
+    )
 )
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
