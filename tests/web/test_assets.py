@@ -28,7 +28,11 @@ def test_every_vendored_file_matches_its_recorded_hash_and_has_its_licence() -> 
 
 def test_no_page_or_script_loads_anything_from_another_origin() -> None:
     external = re.compile(r"""(src|href|action)\s*=\s*["']?(https?:)?//""", re.IGNORECASE)
-    for path in [*WEB.glob("templates/**/*.html"), *(WEB / "static").glob("*.js"), *(WEB / "static").glob("*.css")]:
+    for path in [
+        *WEB.glob("templates/**/*.html"),
+        *(WEB / "static").glob("*.js"),
+        *(WEB / "static").glob("*.css"),
+    ]:
         text = path.read_text()
         assert not external.search(text), f"{path.name} names another origin"
         assert "<script>" not in text and "style=" not in text, f"{path.name} has inline script or style"
