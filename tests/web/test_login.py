@@ -187,3 +187,11 @@ def test_a_disabled_user_is_logged_out_at_once(dashboard: LiveDashboard) -> None
     assert disabled.status_code == 303
     assert marketer.get("/dashboard").status_code == 303
     assert marketer.get("/dashboard").headers["location"].startswith("/dashboard/login")
+
+
+def test_an_unknown_dashboard_page_is_a_page_not_json(dashboard: LiveDashboard) -> None:
+    answer = dashboard.client("marketer").get("/dashboard/no-such-page")
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert "there is no such page" in answer.text and "Back to the overview" in answer.text
+    api = httpx.get(f"{dashboard.url}/v1/no-such-route")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"  # the API still answers JSON
