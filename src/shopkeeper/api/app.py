@@ -216,9 +216,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
         if request.url.path.startswith("/dashboard/") and exc.status_code in (404, 405):
             # A person's browser, not a script: a page that says so, with the way back.
-            return await run_in_threadpool(
-                error_page, request, exc.status_code, f"there is no page {request.url.path}"
+            words = (
+                "there is no such page"
+                if exc.status_code == 404
+                else f"this page does not take {request.method}"
             )
+            return await run_in_threadpool(error_page, request, exc.status_code, words)
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path; name them all.
