@@ -150,8 +150,9 @@ def test_the_person_page_groups_what_is_known_as_the_api_does(dashboard: LiveDas
         assert f"{n} trait{'s' if n != 1 else ''}, with where each came from" in section(page.text, css)
     export = api.get("/v1/people/17850/export").json()
     text = html.unescape(page.text)
-    assert f"The newest {min(50, person['event_count'])} of their {person['event_count']} events" in text
-    assert f"of {len(export['decisions'])} decisions made for them" in text
+    n_events = person["event_count"]
+    assert f"Their newest events: {min(50, n_events)} of the {n_events} stored" in text
+    assert f"of the {len(export['decisions'])} made for them" in text
     assert f"The consent ledger: {len(export['consent_history'])} changes recorded" in text
     assert len(export["consent_history"]) == 2
     assert text.count('data-label="choice">withdrawn') == 1 and text.count('data-label="choice">allowed') == 1

@@ -53,6 +53,7 @@ from shopkeeper.web.person_view import (
     moments_of,
     person_href,
 )
+from shopkeeper.wording import counted
 
 
 class AnyIdConvertor(PathConvertor):
@@ -71,6 +72,16 @@ RESULTS = 20
 EVENTS = 50
 DECISIONS = 20
 TASKS = 100
+# What each count of a person's rows is, in words: (singular, plural).
+NOUNS: dict[str, tuple[str, str]] = {
+    "events": ("event", "events"),
+    "decisions": ("decision", "decisions"),
+    "consents": ("consent change", "consent changes"),
+    "rejected_guesses": ("guess they rejected", "guesses they rejected"),
+    "wishes": ("wish", "wishes"),
+    "messages": ("moment or message", "moments and messages"),
+    "tasks": ("staff task", "staff tasks"),
+}
 UNKNOWN = "No one is known by that id. Check it, or search for them by another id or their email."
 UNKNOWN_TO_STAFF = (
     "No one you serve is known by that id. Staff see the people who have a task waiting in the inbox, "
@@ -297,6 +308,7 @@ def _confirmation(
         shown_id=shown_id,
         ids=[(KIND_WORDS.get(k, k), v) for k, v in ids],
         counts=counts,
+        said={key: counted(counts[key], *nouns) for key, nouns in NOUNS.items()},
         merged=len(everyone) - 1,
         error=context.pop("error", ""),
         typed=context.pop("typed", ""),
