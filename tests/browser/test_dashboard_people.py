@@ -59,8 +59,12 @@ def test_a_marketer_finds_17850_and_reads_what_they_told_us_against_what_we_gues
     errors = watch_console(page)
     dashboard.login(page, "marketer")
     page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="People").click()
-    page.get_by_label("Customer id, visitor id, email or person number").fill("17850")
-    page.get_by_role("button", name="Search").click()
+    search = page.get_by_label("Customer id, visitor id, email or person number")
+    search.press_sequentially("1785")  # with JavaScript, the results come as one types
+    page.locator("#people-results").get_by_role("link", name="Customer 17850").wait_for()
+    assert "people found" in page.locator("#people-count").inner_text()  # told to a screen reader
+    search.fill("17850")
+    page.get_by_role("button", name="Search").click()  # without, the form does the same
     page.wait_for_url("**/dashboard/people?q=17850")
     results = page.get_by_role("table", name="People whose id or email is, or starts with, what you typed")
     assert "customer id 17850" in results.inner_text()
