@@ -69,6 +69,7 @@ STAFF = Depends(needs("staff"))
 MARKETER = Depends(needs("marketer"))
 PREFIX = b"/dashboard/people/"
 RESULTS = 20
+STAFF_SCAN = 200  # staff see only whom they serve: a start of an id is looked for among this many
 EVENTS = 50
 DECISIONS = 20
 TASKS = 100
@@ -180,12 +181,12 @@ def search(
         problem = f"An id is at most {LONGEST_ID} characters: that is too long to be one."
     elif "\x00" in text:
         problem = "That text holds a NUL character, which no id can."
-    elif text:
-        matches = directory.search(text, limit=RESULTS)
-        matched = {m.person_id: (m.kind, m.value) for m in matches}
-        if not session.may("marketer"):
-            served = directory.served(list(matched), session.user.email)
-            matched = {p: m for p, m in matched.items() if p in served}
+    elif text and session.may("marketer"):
+        matched = {m.person_id: (m.kind, m.value) for m in directory.search(text, limit=RESULTS)}
+    elif text:  # staff: among more matches, those they serve (a whole id is always among them)
+        found = {m.person_id: (m.kind, m.value) for m in directory.search(text, limit=STAFF_SCAN)}
+        served = directory.served(list(found), session.user.email)
+        matched = dict([(p, m) for p, m in found.items() if p in served][:RESULTS])
     elif not session.may("marketer"):
         matched = {p: ("", "") for p in directory.served_by(session.user.email, limit=RESULTS)}
     ids = directory.ids_of(list(matched))
