@@ -185,6 +185,13 @@ def test_the_preview_follows_each_condition_as_the_service_counts_it(
     assert '<div id="rows" hx-swap-oob="true">' in from_json.text and 'value="Wraps"' in from_json.text
     empty = _preview(client, _rows({"kind": ""}))
     assert empty.status_code == 200 and "Pick a condition" in empty.text
+    # A row still being filled in is left out, said so, and is no error yet.
+    typing = _preview(
+        client,
+        _rows({"kind": "persona", "persona-id": "p1"}, {"kind": "event", "event-name": " "}),
+    )
+    assert typing.status_code == 200 and _size(typing.text) == members["p1"]
+    assert "Condition 2 (event) is left out until you give the event&#39;s name." in typing.text
 
 
 BAD_CONDITIONS: list[tuple[dict[str, str], str]] = [
@@ -201,8 +208,8 @@ BAD_CONDITIONS: list[tuple[dict[str, str], str]] = [
         "Condition 3 (event): where.all[1].within_days: expected a number of days above 0 and at most 36500",
     ),
     (
-        _rows({"kind": "trait", "trait-key": "", "trait-value": "GB"}),
-        "Condition 1 (trait): where.trait: expected a trait name",
+        _rows({"kind": "trait", "trait-key": "country", "trait-test": "gte", "trait-value": "GB"}),
+        "Condition 1 (trait): where.gte: expected a number",
     ),
     (
         _rows({"kind": "purchased", "purchased-spend_gte": "50", "purchased-spend_lte": "10"}),
@@ -294,6 +301,11 @@ def test_saving_an_audience_is_audited_and_refused_politely_when_wrong(dashboard
         ({"name": "mug-buyers", **form}, 409, "an audience named mug-buyers exists already"),
         ({"name": "nothing", **_rows({"kind": ""})}, 400, "add at least one condition before saving"),
         (
+            {"name": "half", **_rows({"kind": "trait", "trait-key": "order_count", "trait-test": "gte"})},
+            400,
+            "Condition 1 (trait): give the value to compare with",
+        ),
+        (
             {"name": "long", "description": "x" * 501, **form},
             400,
             "a description is text of at most 500 characters",
@@ -310,7 +322,7 @@ def test_saving_an_audience_is_audited_and_refused_politely_when_wrong(dashboard
     for fields, status, message in refusals:
         refused = client.post("/dashboard/audiences", data={"csrf": token, **fields})
         assert refused.status_code == status and message in html.unescape(refused.text), message
-        assert 'value="Mugs"' in refused.text or "nothing" in fields.values() or "bad" in fields.values()
+        assert 'value="Mugs"' in refused.text or fields["name"] in ("nothing", "half", "bad")
     assert {a["name"] for a in api.get("/v1/audiences").json()["items"]} == {"wrap-regulars", "mug-buyers"}
     # Changing it from its own page (original = its name) replaces it.
     again = {

@@ -106,29 +106,61 @@ def _one_of(value: str, choices: tuple[str, ...]) -> str:
 
 def condition_of(draft: Draft) -> dict[str, Any] | None:
     """The draft's condition, parsed and normalized; None when it has none yet. InvalidInput names the
-    spot (and, for rows, the row)."""
+    spot (and, for rows, the row), a row that is not filled in yet included."""
+    condition, waiting = preview_of(draft)
+    if waiting:
+        i, what = waiting[0]
+        raise InvalidInput(f"Condition {i + 1} ({draft.rows[i].kind}): {what}", field="where")
+    return condition
+
+
+def preview_of(draft: Draft) -> tuple[dict[str, Any] | None, list[tuple[int, str]]]:
+    """What to measure while the user is still typing: the condition of the rows that are filled in, and
+    the rows left out because a field they need is still empty, as (row index, what it needs). A value
+    that is wrong, not missing, is an InvalidInput naming the spot."""
     if draft.editor == "json":
         text = draft.where_json.strip()
         if not text:
-            return None
+            return None, []
         try:
             raw = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"where: not valid JSON ({_short(exc)})", field="where") from None
-        return parse_condition(raw, field="where")
-    filled = [(i, row) for i, row in enumerate(draft.rows) if row.kind]
+        return parse_condition(raw, field="where"), []
+    waiting = [(i, need) for i, row in enumerate(draft.rows) if row.kind and (need := missing(row))]
+    left_out = {i for i, _ in waiting}
+    filled = [(i, row) for i, row in enumerate(draft.rows) if row.kind and i not in left_out]
     if not filled:
-        return None
+        return None, waiting
     leaves = [{"not": leaf_of(row)} if row.negate else leaf_of(row) for _, row in filled]
     raw = leaves[0] if len(leaves) == 1 else {draft.join: leaves}
     try:
-        return parse_condition(raw, field="where")
+        return parse_condition(raw, field="where"), waiting
     except InvalidInput as exc:
         found = _ROW_PATH.match(exc.field or "")
         if not found:
             raise
         i, row = filled[int(found.group(1) or 0)]
         raise InvalidInput(f"Condition {i + 1} ({row.kind}): {exc.message}", field=exc.field) from None
+
+
+def missing(row: Row) -> str:
+    """What a row still needs before it is a condition ("" when nothing): its kind's required fields."""
+    kind, get = row.kind, row.get
+    if kind == "trait":
+        if not get(kind, "key").strip():
+            return "give the trait's name"
+        if not get(kind, "value").strip():
+            return "give the value to compare with"
+        if get(kind, "test") == "between" and not get(kind, "to").strip():
+            return "give the upper value"
+    if kind == "event" and not get(kind, "name").strip():
+        return "give the event's name"
+    if kind == "persona" and not get(kind, "id"):
+        return "pick a persona"
+    if kind == "consent" and not get(kind, "purpose"):
+        return "pick a purpose"
+    return ""
 
 
 def leaf_of(row: Row) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from shopkeeper.web.audience_form import (
     condition_of,
     draft_from_condition,
     draft_from_form,
+    preview_of,
 )
 from shopkeeper.web.core import Form, PageRoute, audit, dashboard_of, needs, posted, redirect, render
 
@@ -81,7 +82,7 @@ def preview(request: Request, form: Form = Depends(posted), session: Session = M
     """The size and reach of the condition being built: a fragment for htmx, else the builder page."""
     shop = dashboard_of(request).shop
     draft = draft_from_form(form.values)
-    condition, reach, error, status = _reach(shop, draft)
+    condition, reach, error, status, notes = _reach(shop, draft)
     if request.headers.get("hx-request") == "true":
         return render(
             request,
@@ -92,12 +93,20 @@ def preview(request: Request, form: Form = Depends(posted), session: Session = M
             words=describe(condition) if condition else "",
             reach=reach,
             reach_error=error,
+            notes=notes,
             choices=_choices(shop) if draft.editor == "json" else None,
         )
     shown = _synced(draft, condition).with_blank_row(more=1 if form.get("more") else 0)
     audience = _saved(shop, draft.original)
     return _builder(
-        request, shown, condition=condition, reach=reach, reach_error=error, status=status, audience=audience
+        request,
+        shown,
+        condition=condition,
+        reach=reach,
+        reach_error=error,
+        notes=notes,
+        status=status,
+        audience=audience,
     )
 
 
@@ -204,6 +213,7 @@ def _builder(
     condition: dict[str, Any] | None = None,
     reach: dict[str, Any] | None = None,
     reach_error: str = "",
+    notes: list[str] | None = None,
     error: str = "",
     status: int = 200,
     audience: dict[str, Any] | None = None,
@@ -221,6 +231,7 @@ def _builder(
         words=describe(condition) if condition else "",
         reach=reach,
         reach_error=reach_error,
+        notes=notes or [],
         error=error,
         audience=audience,
         notice=notice,
@@ -270,17 +281,21 @@ def _delete_page(request: Request, name: str, *, status: int = 200, error: str =
 # ---- what the pages read -------------------------------------------------------------------------------
 
 
-def _reach(shop: Shop, draft: Draft) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str, int]:
-    """The draft's condition and its reach; or the precise error that keeps it from being one (400)."""
+def _reach(
+    shop: Shop, draft: Draft
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str, int, list[str]]:
+    """The draft's condition and its reach, and the rows left out until they are filled in; or the
+    precise error that keeps it from being a condition (400)."""
     try:
-        condition = condition_of(draft)
+        condition, waiting = preview_of(draft)
     except InvalidInput as exc:
-        return None, None, exc.message, exc.status
+        return None, None, exc.message, exc.status, []
+    notes = [f"Condition {i + 1} ({draft.rows[i].kind}) is left out until you {need}." for i, need in waiting]
     if condition is None:
-        return None, None, "", 200
+        return None, None, "", 200, notes
     name = draft.name if _valid(draft.name) else None
     reach = shop.audiences.reach_of(condition, name=name)
-    return condition, in_words_here(reach, saved=_saved(shop, draft.original) is not None), "", 200
+    return condition, in_words_here(reach, saved=_saved(shop, draft.original) is not None), "", 200, notes
 
 
 def in_words_here(reach: dict[str, Any], *, saved: bool) -> dict[str, Any]:
