@@ -123,7 +123,7 @@ def lift_over_time(
     spec: ReportSpec, exposures: Exposures, outcomes: Outcomes, *, now: datetime, points: int = 30
 ) -> dict[str, Any]:
     """The sequential view, JSON-ready: at the end of each day since the first exposure (at most `points`
-    days, evenly spread; the last look is `now`, so it agrees with the report), each treatment arm's
+    days, evenly spread; the last look is now, and counts what the report counts), each treatment arm's
     difference in conversion rate from the control with its always-valid 95% interval."""
     if exposures.first_at.size == 0:
         return {"looks": [], "arms": []}
@@ -134,6 +134,7 @@ def lift_over_time(
         datetime.combine(first_day, datetime.min.time(), UTC) + timedelta(days=int(d) + 1) for d in chosen
     ]
     looks = np.asarray([min(end, now).timestamp() for end in ends], np.float64)
+    looks[-1] = np.inf  # the last look counts all the report counts (an order stamped later today too)
     path = lift_path(
         exposures.arm,
         exposures.first_at,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from shopkeeper.decide.placements import placements_from
-from shopkeeper.errors import InvalidInput, ShopkeeperError
+from shopkeeper.errors import InvalidInput, NotFound, ShopkeeperError
 from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, HOLDOUT
 from shopkeeper.experiments.service import BANDITS, new_experiment
 from shopkeeper.privacy.accounts import Session
@@ -32,7 +32,7 @@ MARKETER = Depends(needs("marketer"))
 VARIANT_ROWS = 4
 # The form's names for the fields `new_experiment` names in its errors.
 FIELD_LABELS = {
-    "name": "Name",
+    "name": "Experiment name",
     "placement": "Placement",
     "kind": "Kind",
     "variants": "Variants",
@@ -161,7 +161,7 @@ def _number(text: str, what: str, field: str, *, whole: bool) -> float | int:
 def _experiment_from(entered: dict[str, Any], placements_json: str, targeting: Any) -> Experiment:
     """The entered form as `new_experiment`'s arguments, as `POST /v1/experiments` passes its body."""
     if entered["kind"] not in ("ab", "bandit"):
-        raise InvalidInput("kind: an A/B test (ab) or a bandit", field="kind")
+        raise InvalidInput("choose an A/B test (ab) or a bandit", field="kind")
     variants: list[tuple[str, Any]] = []
     weights: list[float] = []
     for i, row in enumerate(entered["variants"], start=1):
@@ -197,6 +197,11 @@ def _experiment_from(entered: dict[str, Any], placements_json: str, targeting: A
             audience = orjson.loads(entered["condition"])
         except orjson.JSONDecodeError:
             raise InvalidInput("the condition is not valid JSON", field="audience") from None
+    elif audience is not None:
+        try:
+            targeting.target(audience)
+        except NotFound as exc:  # deleted since the page was drawn
+            raise NotFound(exc.message, field="audience") from None
     events = [e.strip() for e in entered["outcome_events"].replace("\n", ",").split(",") if e.strip()]
     return new_experiment(
         entered["name"],
