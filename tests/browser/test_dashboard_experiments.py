@@ -4,8 +4,10 @@ customer's picks with their reasons. Every page is screenshot at both widths and
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -14,6 +16,7 @@ from tests.web.experiment_traffic import admin_client, customers, make_traffic
 from tests.web.support import LiveDashboard
 
 pytestmark = pytest.mark.slow
+EVALUATION = Path(__file__).parents[1] / "web" / "data" / "demo_evaluation.json"
 
 
 def _page(browser: Browser, dashboard: LiveDashboard) -> tuple[Page, list[str]]:
@@ -130,4 +133,14 @@ def test_a_customer_s_picks_with_their_reasons(browser: Browser, dashboard: Live
     assert "Because you" in picks.inner_text() or "Popular" in picks.inner_text()
     expect(page.get_by_text("Personalized: chosen for this person")).to_be_visible()
     _checked(page, "recommendations")
+
+    # A real run of `shopkeeper evaluate --cutoff 2026-10-22 --json` on the demo shop, kept as it keeps it.
+    dashboard.store.evaluations.record(json.loads(EVALUATION.read_text()))
+    page.reload()
+    expect(page.locator("figure.chart canvas")).to_have_count(2)  # tasks all and new
+    page.get_by_label("Metric").select_option("recall_at_20")
+    page.get_by_role("button", name="Show", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile("Picks for customer 17850"))).to_be_visible()
+    expect(page.locator("#evaluation-all figcaption")).to_contain_text("Recall@20 per model")
+    _checked(page, "recommendations-evaluation")
     assert errors == []
