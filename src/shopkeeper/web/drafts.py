@@ -156,9 +156,9 @@ def form_values(form: Form) -> dict[str, Any]:
 
 
 def frame_copy(html: str) -> str:
-    """An email's HTML as the preview frame shows it: without its styles, scripts and remote images (an
-    image shows its alt text). The frame is sandboxed and under the dashboard's CSP, which refuses them all
-    anyway; leaving them out spares the browser a refusal for every style and image."""
+    """An email's HTML as the preview frame shows it: without its styles, scripts, event handlers and
+    remote images (an image shows its alt text). The frame is sandboxed and under the dashboard's CSP,
+    which refuse them all anyway; leaving them out spares the browser a refusal for every one."""
     if not html.strip():
         return ""
     try:
@@ -167,8 +167,11 @@ def frame_copy(html: str) -> str:
         return ""
     for element in root.xpath("//style|//script|//link|//object|//embed|//iframe|//base|//meta[@http-equiv]"):
         element.drop_tree()
-    for element in root.xpath("//*[@style]"):
-        del element.attrib["style"]
+    for element in root.iter():
+        for attribute in list(element.attrib):
+            value = element.attrib[attribute].strip().lower()
+            if attribute == "style" or attribute.startswith("on") or value.startswith("javascript:"):
+                del element.attrib[attribute]
     for image in root.xpath("//img"):
         source = image.get("src", "")
         if not source.startswith("data:"):
