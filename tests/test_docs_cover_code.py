@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer.main
+from tests.routes import routes_of
 
 from shopkeeper.api.app import create_app
 from shopkeeper.cli.main import app as cli_app
@@ -105,25 +106,10 @@ def test_every_cli_command_and_option_is_in_the_cli_reference() -> None:
 # --- HTTP --------------------------------------------------------------------------------------------------
 
 
-def _routes(routes: list[Any], prefix: str = "") -> Iterator[str]:
-    """`METHOD /path` for every route, those left out of the OpenAPI document included, through included
-    routers and mounts. Path converters are dropped: `{person_ref:id}` is `{person_ref}`."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps included routers whole
-        if inner is not None:
-            context = getattr(route, "include_context", None)
-            yield from _routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
-        elif getattr(route, "methods", None):
-            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", prefix + route.path)
-            yield from (f"{method} {path}" for method in sorted(route.methods - {"HEAD"}))
-        elif getattr(route, "routes", None):  # a Mount
-            yield from _routes(route.routes, prefix + route.path)
-
-
 def test_every_http_route_is_in_the_http_reference(sqlite_url: str) -> None:
     app = create_app(Settings(database_url=sqlite_url))
     try:
-        routes = sorted(set(_routes(list(app.routes))))
+        routes = sorted(set(routes_of(list(app.routes))))
     finally:
         app.state.shopkeeper.store.close()
     assert {"POST /v1/batch", "POST /v1/decide", "GET /healthz", "OPTIONS /v1/t"} <= set(routes), routes

@@ -86,6 +86,20 @@ class Conflict(ShopkeeperError):
     code = "conflict"
 
 
+class TooManyLogins(ShopkeeperError):
+    """Too many failed dashboard logins for this email or from this client: wait `retry_after` seconds."""
+
+    status = 429
+    code = "too_many_logins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed logins from here: try again in {max(1, retry_after // 60)} minutes",
+            field="email",
+        )
+        self.retry_after = retry_after
+
+
 class StoreError(ShopkeeperError):
     status = 503
     code = "store_unavailable"

@@ -37,6 +37,7 @@ def build_demo_shop(folder: Path) -> Path:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    (folder / "demo.out").write_text(done.stdout)  # what it printed: the dashboard's URL and login
     return path
 
 
@@ -69,6 +70,9 @@ class LiveDashboard:
         client.headers["Origin"] = self.url
         return client
 
+    def user_id(self, role: str) -> int:
+        return next(u.id for u in self.store.users.list() if u.email == self.emails[role])
+
     def login(self, page: Any, role: str) -> None:
         """A Playwright page logged in as `role` through the login form."""
         page.goto(f"{self.url}/dashboard/login")
@@ -90,7 +94,7 @@ def dashboard_over(
     accounts = Accounts(store)
     emails = {}
     for role in ROLES:
-        emails[role] = f"{role}@shop.example"
+        emails[role] = f"test-{role}@shop.example"  # the demo made owner@shop.example
         accounts.create(emails[role], role, PASSWORD)
     options = {
         "rate_limit_failed_auth": 0,
@@ -100,7 +104,7 @@ def dashboard_over(
     }
     try:
         with serving(store, settings=Settings(database_url=url, **options)) as served:
-            live = LiveDashboard(served, store, emails)
+            live = LiveDashboard(served, store, {**emails, "demo": "owner@shop.example"})
             yield live
     finally:
         for client in live.clients if "live" in locals() else []:

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,6 +44,7 @@ from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
 from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
+from shopkeeper.web import error_page
 from shopkeeper.web import mount as mount_dashboard
 
 log = logging.getLogger("shopkeeper.api")
@@ -210,9 +211,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        if request.url.path.startswith("/dashboard/") and exc.status_code in (404, 405):
+            # A person's browser, not a script: a page that says so, with the way back.
+            words = (
+                "there is no such page"
+                if exc.status_code == 404
+                else f"this page does not take {request.method}"
+            )
+            return await run_in_threadpool(error_page, request, exc.status_code, words)
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path; name them all.

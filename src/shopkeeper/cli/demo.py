@@ -85,6 +85,7 @@ def _demo(settings: Settings, db: str, host: str, port: int, *, serve: bool) -> 
         new_keys: list[tuple[str, str]] = []
         if not keys:
             new_keys = [(kind, shop.store.keys.create(kind, name="demo")[0]) for kind in ("write", "admin")]
+        login = _dashboard_login(shop)
     if new_keys:
         console.print("Keys for this demo shop (shown once):")
         for kind, raw in new_keys:
@@ -96,6 +97,7 @@ def _demo(settings: Settings, db: str, host: str, port: int, *, serve: bool) -> 
             "This shop's keys were shown once, when they were made. Make another with: "
             f"shopkeeper keys create --kind admin --db {safe_url(db)}"
         )
+    _print_dashboard(login, server_url(host, port), db)
     if not serve:
         return
     console.print(f"\nServing on http://{host}:{port}  (API docs: http://{host}:{port}/docs). Ctrl+C stops.")
@@ -104,6 +106,36 @@ def _demo(settings: Settings, db: str, host: str, port: int, *, serve: bool) -> 
             f"Email moments are written to {MAIL_FOLDER.resolve()}/ while it runs; no real mail is sent."
         )
     run_server(settings, host, port)
+
+
+DEMO_OWNER = "owner@shop.example"
+
+
+def _dashboard_login(shop: Shop) -> str | None:
+    """The demo's dashboard owner, made on the first run with a random password: the password (shown once),
+    or None when the shop has users already."""
+    import secrets  # noqa: PLC0415
+
+    from shopkeeper.privacy.accounts import Accounts  # noqa: PLC0415
+
+    accounts = Accounts(shop.store)
+    if accounts.list():
+        return None
+    password = secrets.token_urlsafe(12)
+    accounts.create(DEMO_OWNER, "owner", password)
+    return password
+
+
+def _print_dashboard(password: str | None, url: str, db: str) -> None:
+    console.print(f"\nThe dashboard: {url}/dashboard", markup=False)
+    if password is not None:
+        console.print(f"  log in as {DEMO_OWNER} with the password {password} (shown once)", markup=False)
+    else:
+        console.print(
+            "  log in with a user made before (shopkeeper users list). A lost password: "
+            f"shopkeeper users set 1 --password --db {safe_url(db)}",
+            markup=False,
+        )
 
 
 def _refuse_a_second_server(db: str, host: str, port: int) -> None:

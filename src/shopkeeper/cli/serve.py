@@ -40,6 +40,7 @@ def serve(
             "an in-memory SQLite database cannot be shared by several workers", field="--workers"
         )
     console.print(f"shopkeeper on http://{host}:{port}  (database {safe_url(settings.database_url)})")
+    console.print(f"The dashboard: {server_url(host, port)}/dashboard", markup=False)
     if workers > 1:
         import uvicorn  # noqa: PLC0415 (the server's modules load only to serve)
 
@@ -76,5 +77,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     gc.freeze()
     if not app.state.shopkeeper.store.keys.list():
         console.print("No keys yet. Create one with: shopkeeper keys create --kind write")
+    if not app.state.dashboard.accounts.list():
+        console.print(
+            "No dashboard users yet. Make the first with: shopkeeper users create EMAIL --role owner"
+        )
     with recorded(settings.database_url, server_url(host, port)):
         uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))

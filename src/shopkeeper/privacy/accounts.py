@@ -19,7 +19,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from shopkeeper.errors import AuthenticationError, Conflict, InvalidInput, ShopkeeperError
+from shopkeeper.errors import AuthenticationError, Conflict, InvalidInput, TooManyLogins
 from shopkeeper.store import Store
 from shopkeeper.store.users import DashboardUser
 
@@ -33,18 +33,6 @@ WINDOW = timedelta(minutes=15)
 FAILURES_PER_EMAIL = 5
 FAILURES_PER_CLIENT = 20
 LOGIN_FAILED = "that email and password do not match an active user"
-
-
-class TooManyLogins(ShopkeeperError):
-    status = 429
-    code = "too_many_logins"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"too many failed logins from here: try again in {max(1, retry_after // 60)} minutes",
-            field="email",
-        )
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

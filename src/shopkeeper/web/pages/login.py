@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from shopkeeper.errors import AuthenticationError, PermissionDenied
-from shopkeeper.privacy.accounts import TooManyLogins
+from shopkeeper.errors import AuthenticationError, PermissionDenied, TooManyLogins
 from shopkeeper.web.core import (
     COOKIE,
     Form,
