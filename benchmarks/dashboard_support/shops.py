@@ -30,9 +30,8 @@ from tests.web.support import build_demo_shop
 
 KEPT = Path(__file__).resolve().parents[1] / "results" / "dashboard"
 MAX_AGE = timedelta(days=7)
-MAKERS = [Path(__file__).parent / name for name in ("big_shop.py", "shops.py")] + [
-    Path(__file__).parents[1] / "bulk_tables.py"
-]
+# the code that makes the big shop (the demo shop is made by `shopkeeper demo`)
+MAKERS = [Path(__file__).parent / "big_shop.py", Path(__file__).parents[1] / "bulk_tables.py"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Kept:
 
 def demo_shop(*, fresh: bool, say: Callable[[str], None]) -> Kept:
     """The demo shop, built by the real command, or the kept one."""
-    key = _key("demo", [])
+    key = _key("demo", [], [])
     found = None if fresh else _kept("demo", key)
     if found is not None:
         return found
@@ -66,7 +65,7 @@ def demo_shop(*, fresh: bool, say: Callable[[str], None]) -> Kept:
 
 def big_shop(demo: Kept, shape: Shape, *, fresh: bool, say: Callable[[str], None]) -> Kept:
     """The big shop resampled from `demo`, or the kept one built from the same demo shop."""
-    key = _key("big", [demo.key, demo.built, json.dumps(asdict(shape))])
+    key = _key("big", MAKERS, [demo.key, demo.built, json.dumps(asdict(shape))])
     found = None if fresh else _kept("big", key)
     if found is not None:
         return found
@@ -93,9 +92,10 @@ def copy_of(kept: Kept, folder: Path) -> Path:
     return target
 
 
-def _key(name: str, extra: list[str]) -> str:
+def _key(name: str, makers: list[Path], extra: list[str]) -> str:
+    """What the shop is made from: the code that makes it, the store's migrations, and `extra`."""
     digest = hashlib.sha256(name.encode())
-    for path in MAKERS:
+    for path in makers:
         digest.update(path.read_bytes())
     versions = files("shopkeeper.store.migrations") / "versions"
     digest.update(" ".join(sorted(entry.name for entry in versions.iterdir())).encode())
