@@ -94,7 +94,7 @@ EFFORT = {
     ("demo", False): Effort(warmup=5, repeats=100, seconds=30, least=20, profile=5),
     ("demo", True): Effort(warmup=2, repeats=25, seconds=6, least=10, profile=3),
     ("big", False): Effort(warmup=3, repeats=40, seconds=90, least=10, profile=3),
-    ("big", True): Effort(warmup=1, repeats=10, seconds=15, least=5, profile=2),
+    ("big", True): Effort(warmup=1, repeats=10, seconds=8, least=3, profile=1),
 }
 GOAL_SECONDS = {"demo": 0.3, "big": 1.0}
 

@@ -32,6 +32,7 @@ from bulk_tables import load
 from sqlalchemy import select, text
 
 from shopkeeper.cli.demo_personas import NARROW
+from shopkeeper.experiments import HOLDOUT, PERSONALIZED
 from shopkeeper.experiments.service import holdout_from
 from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.settings import Settings
@@ -116,14 +117,9 @@ def read_real(store: Store) -> Real:
             .order_by(events.c.person_id, events.c.timestamp, events.c.id)
         ).all()
         line_rows = conn.execute(
-            select(
-                interactions.c.person_id,
-                interactions.c.item_id,
-                interactions.c.kind,
-                interactions.c.at,
-                interactions.c.quantity,
-                interactions.c.message_id,
-            ).order_by(interactions.c.person_id, interactions.c.at, interactions.c.id)
+            select(*(interactions.c[name] for name in COLUMNS["interactions"])).order_by(
+                interactions.c.person_id, interactions.c.at, interactions.c.id
+            )
         ).all()
         catalog = {
             item: (title, category, price)
@@ -316,13 +312,13 @@ def identity_rows(real: Real, p: Plan) -> Iterator[tuple[Any, ...]]:
 def event_rows(real: Real, p: Plan) -> Iterator[tuple[Any, ...]]:
     """The copied orders and refunds, and the views, in time order."""
     owner, rows = _slices(real.event_start[p.source], real.event_count[p.source])
-    line = Timeline.of(owner, rows, real.event_at[rows] - p.shift[owner], p.views)
-    for start, end, column in line.chunks():
-        sent = iso(line.at[start:end])
+    timeline = Timeline.of(owner, rows, real.event_at[rows] - p.shift[owner], p.views)
+    for start, end, column in timeline.chunks():
+        sent = iso(timeline.at[start:end])
         for i in range(end - start):
-            clone, ref = int(line.clone[start + i]), int(line.ref[start + i])
+            clone, ref = int(timeline.clone[start + i]), int(timeline.ref[start + i])
             uid = user_id(clone)
-            if line.view[start + i]:
+            if timeline.view[start + i]:
                 message, payload = f"sim{clone}:view:{ref}", _view(real, int(p.views.line[ref]), uid)
             else:
                 message = f"sim{clone}:{real.event_message[ref]}"
@@ -356,11 +352,11 @@ def _view(real: Real, line: int, uid: str) -> dict[str, Any]:
 def interaction_rows(real: Real, p: Plan) -> Iterator[tuple[Any, ...]]:
     """The copied lines (every kind), and a view line for each view, in time order."""
     owner, rows = _slices(real.line_start[p.source], real.line_count[p.source])
-    line = Timeline.of(owner, rows, real.line_at[rows] - p.shift[owner], p.views)
-    for start, end, column in line.chunks():
+    timeline = Timeline.of(owner, rows, real.line_at[rows] - p.shift[owner], p.views)
+    for start, end, column in timeline.chunks():
         for i in range(end - start):
-            clone, ref = int(line.clone[start + i]), int(line.ref[start + i])
-            if line.view[start + i]:
+            clone, ref = int(timeline.clone[start + i]), int(timeline.ref[start + i])
+            if timeline.view[start + i]:
                 item = real.line_item[int(p.views.line[ref])]
                 yield (p.person(clone), item, VIEW, column[i], 1.0, f"sim{clone}:view:{ref}")
             else:
@@ -393,14 +389,14 @@ def decision_rows(real: Real, p: Plan, now: datetime, settings: Settings) -> Ite
     for i, n in enumerate(order):
         clone = int(owner[n])
         real_one = real.decisions[copied[n]]
-        cohort, share = ("holdout", holdout.share) if held[clone] else ("personalized", 1 - holdout.share)
+        cohort, share = (HOLDOUT, holdout.share) if held[clone] else (PERSONALIZED, 1 - holdout.share)
         yield (
             str(uuid.uuid4()),
             p.person(clone),
             units[clone],
             real_one["placement"],
             real_one["model_version"],
-            int(cohort == "personalized"),
+            int(cohort == PERSONALIZED),
             real_one["items"],
             real_one["reasons"],
             column[i],
