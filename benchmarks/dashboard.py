@@ -333,6 +333,11 @@ def main() -> None:
     if not args.skip_big:
         shops["big"] = big_shop(shops["demo"], Shape(args.people, args.events), fresh=args.fresh, say=say)
     print_builds(shops, console)
+    if "big" in shops:
+        big = shops["big"]
+        when = "this run" if big.new else f"kept from {big.built[:16]}"
+        for step, seconds in big.seconds.items():
+            record("dashboard", f"big shop build: {step}", f"{seconds:,.0f} s ({when})")
     for name, kept in shops.items():
         run_shop(name, kept, pairs, args.quick, console, set(args.profile))
     if args.skip_big:
