@@ -284,7 +284,10 @@ def print_profile(shop: str, site: Live, row: Row, effort: Effort, console: Cons
     console.print(f"\n[bold]{escape(pair.page)}[/bold] on the {shop} shop {missed}: {n} requests profiled")
     total = sum(seconds for seconds, _, _ in found.statements)
     count = sum(times for _, times, _ in found.statements) // n
-    console.print(f"SQL: {total / n * 1000:,.0f} ms a request, in {count} statements; the slowest:")
+    console.print(
+        f"SQL, each statement timed to its first row (fetching and using the rows is in the functions "
+        f"below): {total / n * 1000:,.0f} ms a request, in {count} statements; the slowest:"
+    )
     for seconds, times, sql in found.statements[:6]:
         share = f"{seconds / n * 1000:8,.0f} ms a request, {times // n}x"
         console.print(f"  {share}: {escape(sql[:300])}", highlight=False)
