@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shopkeeper.events.importers.online_retail import keep_row, read_online_reta
 from shopkeeper.recommend.base import History
 from shopkeeper.recommend.evaluation import evaluate, ranking_metrics, temporal_split
 from shopkeeper.recommend.trees import TreeEnsemble, from_histogram_boosting
+from shopkeeper.store import Store
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 ROWS = """\
@@ -199,6 +201,10 @@ def test_evaluate_command_reads_the_shops_own_purchases(orders_csv: Path, tmp_pa
     assert {(r["model"], r["task"]) for r in report["results"]} == {
         (r["model"], r["task"]) for r in from_file["results"]
     }
+    # Kept in the shop, whole, for the dashboard's chart (the file's evaluation is not the shop's).
+    with closing(Store.open(url)) as store:
+        kept = store.evaluations.latest()
+    assert kept is not None and kept.report == report
 
 
 def test_evaluate_command_takes_one_source(orders_csv: Path, tmp_path: Path) -> None:

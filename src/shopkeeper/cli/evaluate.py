@@ -66,7 +66,7 @@ def evaluate(
     Hyperparameters are tuned on the last 30 days before the cutoff only. Metrics are NDCG@10,
     Recall@20, HR@10 and catalog coverage@10, for the tasks `all` (repeat purchases count) and `new`.
     The orders come from --orders FILE, or else from the shop at --db (its purchases, one weight per
-    order).
+    order); an evaluation of the shop's own purchases is kept in it, for the dashboard to chart.
     """
     from shopkeeper.events.importers.online_retail import read_online_retail  # noqa: PLC0415
     from shopkeeper.recommend.anchors import run_protocol  # noqa: PLC0415 (the recommenders: only here)
@@ -105,10 +105,15 @@ def evaluate(
         .date()
         .isoformat(),
     )
+    if orders is None:  # the shop's own purchases: kept, for the dashboard's Recommendations page
+        with closing(open_store(db)) as store:
+            store.evaluations.record(report)
     if as_json:
         print_json(report)
         return
     print_report(report)
+    if orders is None:
+        console.print("Kept as the shop's latest evaluation: the dashboard's Recommendations page charts it.")
 
 
 def print_report(report: dict[str, Any]) -> None:

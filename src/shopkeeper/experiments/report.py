@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from shopkeeper.experiments.analysis import compare_metric
 from shopkeeper.experiments.bandit import probability_best
+from shopkeeper.experiments.sequential import lift_path
 from shopkeeper.experiments.stats import sample_ratio_mismatch
 from shopkeeper.store.experiments import Exposures, Outcomes
 
@@ -102,6 +103,69 @@ def person_outcomes(
     pre = np.bincount(owner[before & order], weights=revenue[before & order], minlength=n).astype(np.float64)
     named = [np.bincount(owner[within & (kind == 1 + i)], minlength=n) > 0 for i in range(n_named)]
     return PersonOutcomes(converted, spent, pre, named)
+
+
+def first_conversion_at(
+    exposures: Exposures, outcomes: Outcomes, window_days: int
+) -> npt.NDArray[np.float64]:
+    """When each exposed person first bought within the window after their first exposure (epoch
+    seconds; inf for those who did not): the moment they count as converted in a report."""
+    owner, found = _owner(exposures, outcomes)
+    owner, at = owner[found], outcomes.at[found]
+    since = at - exposures.first_at[owner]
+    bought = (outcomes.kind[found] == 0) & (since >= 0) & (since < window_days * DAY)
+    first = np.full(exposures.arm.size, np.inf)
+    np.minimum.at(first, owner[bought], at[bought])
+    return first
+
+
+def lift_over_time(
+    spec: ReportSpec, exposures: Exposures, outcomes: Outcomes, *, now: datetime, points: int = 30
+) -> dict[str, Any]:
+    """The sequential view, JSON-ready: at the end of each day since the first exposure (at most `points`
+    days, evenly spread; the last look is now, and counts what the report counts), each treatment arm's
+    difference in conversion rate from the control with its always-valid 95% interval."""
+    if exposures.first_at.size == 0:
+        return {"looks": [], "arms": []}
+    first_day = datetime.fromtimestamp(float(exposures.first_at.min()), UTC).date()
+    days = (now.date() - first_day).days + 1
+    chosen = np.unique(np.linspace(0, days - 1, min(points, days)).round().astype(np.int64))
+    ends = [
+        datetime.combine(first_day, datetime.min.time(), UTC) + timedelta(days=int(d) + 1) for d in chosen
+    ]
+    looks = np.asarray([min(end, now).timestamp() for end in ends], np.float64)
+    looks[-1] = np.inf  # the last look counts all the report counts (an order stamped later today too)
+    path = lift_path(
+        exposures.arm,
+        exposures.first_at,
+        first_conversion_at(exposures, outcomes, spec.window_days),
+        looks,
+        len(spec.arms),
+    )
+    arms = []
+    for k, arm in enumerate(spec.arms[1:]):
+        arms.append(
+            {
+                "arm": arm,
+                "label": spec.labels[k + 1],
+                "people": path.people[k].tolist(),
+                "conversions": path.conversions[k].tolist(),
+                "diff": _finite(path.diff[k].tolist()),
+                "always_valid_ci_low": _finite(path.low[k].tolist()),
+                "always_valid_ci_high": _finite(path.high[k].tolist()),
+            }
+        )
+    return {
+        "looks": [min(end, now).isoformat() for end in ends],
+        "days": [(end - timedelta(days=1)).date().isoformat() for end in ends],
+        "control": {
+            "arm": spec.arms[0],
+            "label": spec.labels[0],
+            "people": path.control_people.tolist(),
+            "conversions": path.control_conversions.tolist(),
+        },
+        "arms": arms,
+    }
 
 
 def conversions_by_person(

@@ -23,8 +23,11 @@ factor `(1 + r) / r · (2 ln(1/alpha) + ln(1 + r))` (r* ≈ 8.2 at alpha = 0.05)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize_scalar
 
 from shopkeeper.experiments.stats import Summary
@@ -95,3 +98,50 @@ def always_valid_interval(
     mixing = tuned_tau2(control, treatment, planned_n_per_arm, alpha) if tau2 is None else tau2
     half = mixture_half_width(variance, mixing, alpha)
     return diff - half, diff + half
+
+
+@dataclass(frozen=True)
+class LiftPath:
+    """Treatment arm k against the control (arm 0) at each look: people and conversions in both, the
+    difference in conversion rate and its always-valid interval (nan where either arm had fewer than 2
+    people). Arrays are (treatment arms, looks)."""
+
+    control_people: npt.NDArray[np.int64]  # (looks,)
+    control_conversions: npt.NDArray[np.int64]  # (looks,)
+    people: npt.NDArray[np.int64]
+    conversions: npt.NDArray[np.int64]
+    diff: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+
+
+def lift_path(
+    arm: npt.NDArray[np.int64],
+    first_at: npt.NDArray[np.float64],
+    converted_at: npt.NDArray[np.float64],
+    looks: npt.NDArray[np.float64],
+    n_arms: int,
+    alpha: float = 0.05,
+) -> LiftPath:
+    """The sequential view of a conversion test: at each look (a time, epoch seconds), the people first
+    exposed before it and those of them who had converted before it (`converted_at`: each person's first
+    conversion, inf for none), and each treatment arm's difference in conversion rate from the control
+    with its always-valid interval, which may be read at every look without inflating false wins."""
+    looks = np.asarray(looks, np.float64)
+    treatments = max(n_arms - 1, 0)
+    people = np.zeros((n_arms, looks.size), np.int64)
+    converted = np.zeros((n_arms, looks.size), np.int64)
+    for j, look in enumerate(looks):
+        people[:, j] = np.bincount(arm[first_at < look], minlength=n_arms)[:n_arms]
+        converted[:, j] = np.bincount(arm[converted_at < look], minlength=n_arms)[:n_arms]
+    diff, low, high = (np.full((treatments, looks.size), np.nan) for _ in range(3))
+    for k in range(1, n_arms):
+        for j in range(looks.size):
+            n0, n1 = int(people[0, j]), int(people[k, j])
+            if n0 < 2 or n1 < 2:
+                continue
+            control = Summary.of_proportion(int(converted[0, j]), n0)
+            treatment = Summary.of_proportion(int(converted[k, j]), n1)
+            diff[k - 1, j] = treatment.mean - control.mean
+            low[k - 1, j], high[k - 1, j] = always_valid_interval(control, treatment, alpha)
+    return LiftPath(people[0], converted[0], people[1:], converted[1:], diff, low, high)

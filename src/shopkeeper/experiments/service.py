@@ -36,6 +36,7 @@ from shopkeeper.experiments.report import (
     ReportSpec,
     build_report,
     conversions_by_person,
+    lift_over_time,
     outcome_span,
     person_outcomes,
 )
@@ -379,8 +380,29 @@ class ExperimentService:
 
     def report(self, name: str, *, window_days: int | None = None) -> dict[str, Any]:
         """The report of an experiment, or of the universal holdout (`holdout`)."""
+        return self.report_over_time(name, window_days=window_days, points=0)[0]
+
+    def report_over_time(
+        self, name: str, *, window_days: int | None = None, points: int = 30
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The report, and its sequential view from the same reads (`report.lift_over_time`: each
+        treatment arm's lift in conversion with its always-valid interval at the end of each day, at
+        most `points` days). The view is None when `points` is 0 or the report withholds its outcomes."""
         if window_days is not None and not 1 <= window_days <= 365:
             raise InvalidInput("the attribution window must be 1 to 365 days", field="window_days")
+        spec, exposures, reach = self._exposures(name, window_days)
+        since, until = outcome_span(exposures, spec.window_days)
+        outcomes = self.experiments.outcomes(since, until, spec.outcome_events)
+        now = datetime.now(UTC)
+        report = build_report(spec, exposures, outcomes, reach, now=now)
+        if spec.kind in BANDITS:
+            report["off_policy"] = off_policy_values(spec, exposures, outcomes)
+        if spec.audience is not None and any(0 < arm["people"] < K_ANONYMITY for arm in report["arms"]):
+            return withheld(report), None
+        path = lift_over_time(spec, exposures, outcomes, now=now, points=points) if points > 0 else None
+        return report, path
+
+    def _exposures(self, name: str, window_days: int | None) -> tuple[ReportSpec, Exposures, dict[str, Any]]:
         if name == HOLDOUT:
             spec = ReportSpec(
                 name=HOLDOUT,
@@ -393,32 +415,22 @@ class ExperimentService:
                 window_days=window_days or DEFAULT_WINDOW_DAYS,
                 outcome_events=[],
             )
-            exposures = self.experiments.exposures(spec.arms, cohort=True)
-            reach = self._reach(None)
-        else:
-            experiment = self.experiments.get(name)
-            spec = ReportSpec(
-                name=experiment.name,
-                kind=experiment.kind,
-                placement=experiment.placement,
-                status=experiment.status,
-                arms=experiment.arms,
-                labels=experiment.arms,
-                shares=experiment.shares if experiment.kind == "ab" else None,
-                window_days=window_days or experiment.window_days,
-                outcome_events=list(experiment.outcome_events),
-                audience=experiment.audience,
-            )
-            exposures = self.experiments.exposures(spec.arms, experiment=name)
-            reach = self._reach(experiment.audience)
-        since, until = outcome_span(exposures, spec.window_days)
-        outcomes = self.experiments.outcomes(since, until, spec.outcome_events)
-        report = build_report(spec, exposures, outcomes, reach, now=datetime.now(UTC))
-        if spec.kind in BANDITS:
-            report["off_policy"] = off_policy_values(spec, exposures, outcomes)
-        if spec.audience is not None and any(0 < arm["people"] < K_ANONYMITY for arm in report["arms"]):
-            return withheld(report)
-        return report
+            return spec, self.experiments.exposures(spec.arms, cohort=True), self._reach(None)
+        experiment = self.experiments.get(name)
+        spec = ReportSpec(
+            name=experiment.name,
+            kind=experiment.kind,
+            placement=experiment.placement,
+            status=experiment.status,
+            arms=experiment.arms,
+            labels=experiment.arms,
+            shares=experiment.shares if experiment.kind == "ab" else None,
+            window_days=window_days or experiment.window_days,
+            outcome_events=list(experiment.outcome_events),
+            audience=experiment.audience,
+        )
+        exposures = self.experiments.exposures(spec.arms, experiment=name)
+        return spec, exposures, self._reach(experiment.audience)
 
 
 def withheld(report: dict[str, Any]) -> dict[str, Any]:

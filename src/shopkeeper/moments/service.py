@@ -316,35 +316,50 @@ class MomentService:
             raise NotFound(f"no task {task_id}", field="id")
         return task_json(found, self.person_ref(found.person_id))
 
-    def claim(self, task_id: int, who: str, *, store: str | None = None) -> dict[str, Any]:
+    def claim(
+        self, task_id: int, who: str, *, store: str | None = None, only_for: str | None = None
+    ) -> dict[str, Any]:
+        """`only_for` (here and in `snooze` and `done`): refuse (409) a task held by anyone else."""
         if not who.strip() or len(who) > 255:
             raise InvalidInput("assignee: who claims the task, 1 to 255 characters", field="assignee")
         return self._change(
             task_id,
             ("open", "snoozed"),
+            only_for,
             status="claimed",
             assignee=who.strip(),
             **({"store": store} if store else {}),
         )
 
-    def snooze(self, task_id: int, until: datetime) -> dict[str, Any]:
+    def snooze(self, task_id: int, until: datetime, *, only_for: str | None = None) -> dict[str, Any]:
         if until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
         if until <= datetime.now(UTC):
             raise InvalidInput("until: must be in the future", field="until")
         return self._change(
-            task_id, ("open", "claimed", "snoozed"), status="snoozed", snoozed_until=until, due_at=until
+            task_id,
+            ("open", "claimed", "snoozed"),
+            only_for,
+            status="snoozed",
+            snoozed_until=until,
+            due_at=until,
         )
 
     def done(
-        self, task_id: int, outcome: str, note: str | None = None, *, by: str = "staff"
+        self,
+        task_id: int,
+        outcome: str,
+        note: str | None = None,
+        *,
+        by: str = "staff",
+        only_for: str | None = None,
     ) -> dict[str, Any]:
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
         if note is not None and len(note) > 2000:
             raise InvalidInput("note: at most 2000 characters", field="note")
         found = self._change(
-            task_id, ("open", "claimed", "snoozed"), status="done", outcome=outcome, note=note
+            task_id, ("open", "claimed", "snoozed"), only_for, status="done", outcome=outcome, note=note
         )
         ref = found["person"]
         if ref is not None:
@@ -364,7 +379,11 @@ class MomentService:
             )
         return found
 
-    def _change(self, task_id: int, allowed: tuple[str, ...], **values: Any) -> dict[str, Any]:
+    def _change(
+        self, task_id: int, allowed: tuple[str, ...], only_for: str | None, **values: Any
+    ) -> dict[str, Any]:
+        """Change the task if its status is `allowed` and, with `only_for`, nobody else holds it: both
+        checked in the write transaction that makes the change."""
         now = datetime.now(UTC)
         with write_transaction(self._store.engine) as conn:
             found = self._store.outbox.task(conn, task_id)
@@ -372,5 +391,7 @@ class MomentService:
                 raise NotFound(f"no task {task_id}", field="id")
             if found.status not in allowed:
                 raise Conflict(f"task {task_id} is {found.status}", field="id")
+            if only_for is not None and found.assignee not in (None, only_for):
+                raise Conflict(f"task {task_id} is held by someone else", field="id")
             self._store.outbox.set_task(conn, task_id, now, **values)
         return self.task(task_id)

@@ -21,6 +21,7 @@ from shopkeeper.store.traits import SqlTraits
 if TYPE_CHECKING:  # each loads with its first use: a command that needs three interfaces loads three
     from shopkeeper.store.catalog import SqlCatalog
     from shopkeeper.store.decision_log import SqlDecisionLog
+    from shopkeeper.store.evaluations import SqlEvaluations
     from shopkeeper.store.experiments import SqlExperiments
     from shopkeeper.store.interactions import SqlInteractions
     from shopkeeper.store.models import SqlModelRegistry
@@ -49,7 +50,8 @@ class Store:
     """The database, seen through focused interfaces: `events`, `identities`, `keys`, `catalog`,
     `traits`, `interactions`, `models`, `experiments`, `privacy`, `decisions` (the decision log's writes),
     `serving` (what decide reads), `templates`, `moments` (wishes, rules, the engine's reads), `outbox`
-    (messages, attempts, tasks), `personas` (runs, personas, members) and `users` (the dashboard's)."""
+    (messages, attempts, tasks), `personas` (runs, personas, members), `evaluations` (offline evaluations
+    of the recommender) and `users` (the dashboard's)."""
 
     def __init__(self, engine: Engine, *, key_cache_seconds: float = 5.0) -> None:
         self.engine = engine
@@ -126,6 +128,12 @@ class Store:
         from shopkeeper.store.outbox import SqlOutbox  # noqa: PLC0415
 
         return SqlOutbox(self.engine)
+
+    @cached_property
+    def evaluations(self) -> SqlEvaluations:
+        from shopkeeper.store.evaluations import SqlEvaluations  # noqa: PLC0415
+
+        return SqlEvaluations(self.engine)
 
     @cached_property
     def users(self) -> SqlUsers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -261,6 +261,21 @@ class SqlExperiments:
             propensity=propensity[first],
             excluded=int(excluded),
         )
+
+    def decisions_per_day(self, experiment: str, arms: Sequence[str]) -> Sequence[tuple[date, str, int]]:
+        """How many decisions each of these arms of the experiment got on each day (UTC): a bandit's
+        traffic over time. Decisions without consent carry the experiment but no arm of it, so they are
+        left out. One grouped query over the experiment's index range."""
+        day = func.date(decisions.c.at)
+        query = (
+            select(day, decisions.c.arm, func.count())
+            .where(decisions.c.experiment == experiment, decisions.c.arm.in_(list(arms)))
+            .group_by(day, decisions.c.arm)
+            .order_by(day, decisions.c.arm)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(d if isinstance(d, date) else date.fromisoformat(str(d)), arm, int(n)) for d, arm, n in rows]
 
     def outcomes(self, since: datetime, until: datetime, named: Sequence[str]) -> Outcomes:
         """Orders and named events between `since` and `until`, with people resolved through merges."""

@@ -571,3 +571,14 @@ login_failures = Table(
     Column("at", UtcDateTime, nullable=False),
     Index(None, "subject", "at"),
 )
+
+# Offline evaluations of the recommender on the shop's own purchases (`shopkeeper evaluate`, migration
+# 0014): the split's counts and every model's metrics, as the command's JSON. The dashboard charts the
+# newest one; nothing in it names a person.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("report", Text, nullable=False),  # JSON: {"split": {...}, "results": [...]}
+)
