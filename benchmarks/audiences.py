@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bulk_tables import load
 from goals import record
 from rich.console import Console
 from rich.table import Table
@@ -78,13 +79,6 @@ AND v.person_id NOT IN (
     WHERE c2.granted = 0
 )
 """
-
-
-def stamp(dialect: str, at: datetime) -> str:
-    """A UtcDateTime as the backend stores it."""
-    if dialect == "sqlite":
-        return at.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return at.isoformat()
 
 
 def simulate(people: int, n_events: int, rng: np.random.Generator) -> dict[str, list[tuple[Any, ...]]]:
@@ -140,33 +134,6 @@ COLUMNS = {
     "items": ("item_id", "title", "category", "price", "currency", "attributes", "created_at", "updated_at"),
     "consents": ("person_id", "purpose", "granted", "at", "channel", "actor"),
 }
-
-
-def load(store: Store, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-    """Bulk inserts straight into the tables (executemany on SQLite, COPY on PostgreSQL), then ANALYZE."""
-    dialect = store.engine.dialect.name
-    raw = store.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if dialect == "sqlite":  # the store's SQLite connections begin their own transactions
-            cursor.execute("BEGIN")
-        for table, table_rows in rows.items():
-            columns = COLUMNS[table]
-            fixed = [
-                tuple(stamp(dialect, v) if isinstance(v, datetime) else v for v in row) for row in table_rows
-            ]
-            if dialect == "sqlite":
-                marks = ", ".join("?" for _ in columns)
-                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", fixed)
-            else:
-                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                    for row in fixed:
-                        copy.write_row(row)
-        raw.commit()
-        cursor.execute("ANALYZE")
-        raw.commit()
-    finally:
-        raw.close()
 
 
 def best(function: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -232,7 +199,7 @@ def run(
     store = Store.open(url)
     try:
         started = time.perf_counter()
-        load(store, rows)
+        load(store, rows, COLUMNS)
         loaded = time.perf_counter() - started
         return (*measure(store, repeats), loaded)
     finally:

@@ -71,6 +71,7 @@ QUICK: dict[str, list[str]] = {
     "moments": ["--quick"],
     "personas": ["--quick"],
     "audiences": ["--quick"],
+    "dashboard": ["--quick"],
 }
 
 
