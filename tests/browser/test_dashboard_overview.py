@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Browser
 from tests.browser.dashboard_support import axe_violations, new_dashboard_page, screenshots
 from tests.web.support import LiveDashboard
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_marketer_logs_in_and_reads_the_headline(browser: Browser, dashboard: LiveDashboard) -> None:

@@ -8,6 +8,8 @@ from playwright.sync_api import Browser
 from tests.browser.dashboard_support import axe_violations, new_dashboard_page, screenshots
 from tests.web.support import LiveDashboard
 
+pytestmark = pytest.mark.slow
+
 MENUS = {
     "staff": ["People", "Inbox"],
     "marketer": [

@@ -31,7 +31,7 @@ POLICY: dict[str, str] = {
     "POST /dashboard/inbox/{task_id}/claim": STAFF,
     "POST /dashboard/inbox/{task_id}/snooze": STAFF,
     "POST /dashboard/inbox/{task_id}/done": STAFF,
-    # Staff open only the people their tasks name (17850 has the demo's task 1): tests/web/test_people_pages.py
+    # Staff open only the people their tasks name (17850 has the demo task 1; see test_people_pages.py)
     "GET /dashboard/people": STAFF,
     "GET /dashboard/people/{ref}": STAFF,
     "GET /dashboard/people/{ref}/export": MARKETER,

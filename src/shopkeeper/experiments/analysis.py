@@ -60,6 +60,8 @@ def compare_metric(
         comparison = compare_means(Summary.of(control_values), Summary.of(treatment_values))
     judged = verdict(comparison, treatment_name, control_name, metric=metric, daily_traffic=daily_traffic)
     valid_low, valid_high = always_valid_interval(comparison.control, comparison.treatment)
+    if kind == "proportion":  # a difference of two rates lies in [-1, 1]: the interval's valid part of it
+        valid_low, valid_high = max(valid_low, -1.0), min(valid_high, 1.0)
     result: dict[str, Any] = {
         "metric": metric,
         "control": comparison.control.mean,

@@ -14,6 +14,7 @@ out, and the smallest lift an experiment on it could detect at its traffic (80% 
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 import time
@@ -126,16 +127,7 @@ class AudienceService:
         """Delete an audience that nothing targets (a running experiment or a moment rule that names it
         must be changed or stopped first: Conflict)."""
         self.saved.get(check_name(name))
-        users = [
-            f"experiment {e.name}"
-            for e in self._store.experiments.list(status="running")
-            if (e.audience or {}).get("audience") == name
-        ]
-        users += [
-            f"moment rule {rule}"
-            for rule, (body, _origin, _at) in self._store.moments.rules().items()
-            if isinstance(body, dict) and body.get("audience") == name
-        ]
+        users = self.targeted_by().get(name, [])
         if users:
             raise Conflict(
                 f"{name} is still targeted by {', '.join(users)}; stop or change them first", field="name"
@@ -144,6 +136,18 @@ class AudienceService:
         with self._lock:
             self._conditions.pop(name, None)
         return deleted
+
+    def targeted_by(self) -> dict[str, builtins.list[str]]:
+        """What targets each saved audience by name: running experiments and moment rules."""
+        found: dict[str, list[str]] = {}
+        for experiment in self._store.experiments.list(status="running"):
+            name = (experiment.audience or {}).get("audience")
+            if isinstance(name, str):
+                found.setdefault(name, []).append(f"experiment {experiment.name}")
+        for rule, (body, _origin, _at) in self._store.moments.rules().items():
+            if isinstance(body, dict) and isinstance(body.get("audience"), str):
+                found.setdefault(body["audience"], []).append(f"moment rule {rule}")
+        return found
 
     def reach(self, name: str) -> dict[str, Any]:
         return self.reach_of(self.saved.get(check_name(name)).condition, name=name)

@@ -67,7 +67,7 @@ NOTICES = {
 @router.get("/audiences")
 def audiences(request: Request, session: Session = MARKETER, deleted: str = "") -> Response:
     shop = dashboard_of(request).shop
-    used = targeted_by(shop)
+    used = shop.audiences.targeted_by()
     found = [a | {"used_by": used.get(a["name"], [])} for a in shop.audiences.list()]
     return render(request, "audiences/list.html", audiences=found, deleted=deleted if _valid(deleted) else "")
 
@@ -255,7 +255,7 @@ def _audience_page(
         draft.with_blank_row(),
         condition=shown["where"],
         reach=in_words_here(shown["reach"], saved=True),
-        audience=shown | {"used_by": targeted_by(shop).get(name, [])},
+        audience=shown | {"used_by": shop.audiences.targeted_by().get(name, [])},
         notice=notice,
         comparison=comparison_of(shop, name),
         compare_error=compare_error,
@@ -273,7 +273,7 @@ def _delete_page(request: Request, name: str, *, status: int = 200, error: str =
         name=name,
         words=describe(row.condition),
         size=shop.audiences.members.count(row.condition),
-        used_by=targeted_by(shop).get(name, []),
+        used_by=shop.audiences.targeted_by().get(name, []),
         error=error,
     )
 
@@ -338,19 +338,6 @@ def _valid(name: str) -> bool:
     except InvalidInput:
         return False
     return True
-
-
-def targeted_by(shop: Shop) -> dict[str, list[str]]:
-    """What targets each saved audience by name: running experiments and moment rules."""
-    found: dict[str, list[str]] = {}
-    for experiment in shop.store.experiments.list(status="running"):
-        name = (experiment.audience or {}).get("audience")
-        if isinstance(name, str):
-            found.setdefault(name, []).append(f"experiment {experiment.name}")
-    for rule, (body, _origin, _at) in shop.store.moments.rules().items():
-        if isinstance(body, dict) and isinstance(body.get("audience"), str):
-            found.setdefault(body["audience"], []).append(f"moment rule {rule}")
-    return found
 
 
 def comparison_of(shop: Shop, name: str) -> dict[str, Any] | None:

@@ -96,14 +96,7 @@ def _moments(rows: list[tuple[str, str, str | None, int]]) -> dict[str, Any]:
 def _audiences(shop: Any) -> list[dict[str, Any]]:
     """Every saved audience with its size; those in use (a running experiment, a moment rule) with their
     whole reach."""
-    in_use: dict[str, list[str]] = {}
-    for experiment in shop.store.experiments.list(status="running"):
-        name = (experiment.audience or {}).get("audience")
-        if name:
-            in_use.setdefault(name, []).append(f"experiment {experiment.name}")
-    for rule, (body, _origin, _at) in shop.store.moments.rules().items():
-        if isinstance(body, dict) and isinstance(body.get("audience"), str):
-            in_use.setdefault(body["audience"], []).append(f"moment rule {rule}")
+    in_use = shop.audiences.targeted_by()
     found = []
     for audience in shop.audiences.list()[:50]:
         used = in_use.get(audience["name"], [])

@@ -40,7 +40,11 @@
     var width = Math.max(240, el.clientWidth || 320);
     var opts = {
       width: width, height: width < 500 ? 200 : 260, series: series, bands: bands,
-      scales: { x: { time: !!spec.x_time, range: bars ? function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; } : undefined } },
+      scales: {
+        x: { time: !!spec.x_time, range: bars ? function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; } : undefined },
+        // bars start at zero, or their heights mislead
+        y: { range: bars ? function (u, lo, hi) { return [Math.min(0, lo), hi > 0 ? hi * 1.05 : 1]; } : undefined }
+      },
       axes: [
         { label: spec.x_label, values: axisValues(spec), space: bars ? 10 : 50, incrs: bars ? [1] : undefined },
         { label: spec.y_label + (spec.units ? " (" + spec.units + ")" : ""), size: 60 }
