@@ -14,6 +14,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from shopkeeper.errors import NotFound
+from shopkeeper.web.core import CONTENT_SECURITY_POLICY as DASHBOARD_POLICY
+from shopkeeper.web.core import SECURITY_HEADERS as DASHBOARD_HEADERS
 
 router = APIRouter(tags=["preference centre"])
 
@@ -24,28 +26,12 @@ STATIC_FILES: dict[str, str] = {
     "centre.css": "text/css; charset=utf-8",
 }
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-
+# The dashboard's policy, but this page posts no form: its script calls the API.
+CONTENT_SECURITY_POLICY = DASHBOARD_POLICY.replace("form-action 'self'", "form-action 'none'")
 SECURITY_HEADERS: dict[str, str] = {
+    **DASHBOARD_HEADERS,
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
 
 

@@ -51,7 +51,7 @@ def _when(at: datetime) -> str:
 def fact(trait: ResolvedTrait, now: datetime) -> dict[str, Any]:
     record = trait.record
     at = record.confirmed_at or record.updated_at
-    shown = _shown(record.value)
+    value = shown(record.value)
     return {
         "key": trait.key,
         "value": record.value,
@@ -59,11 +59,12 @@ def fact(trait: ResolvedTrait, now: datetime) -> dict[str, Any]:
         "provenance": SOURCE_WORDS[record.source],
         "at": at.isoformat(),
         "age_days": age_days(at, now),
-        "label": f"{trait.key.replace('_', ' ')} {shown}, {SOURCE_WORDS[record.source]}, {_when(at)}",
+        "label": f"{trait.key.replace('_', ' ')} {value}, {SOURCE_WORDS[record.source]}, {_when(at)}",
     }
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A trait's value in words: a list or a mapping as a comma-separated line."""
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, list):

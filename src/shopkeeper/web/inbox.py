@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shopkeeper.catalog.items import readable_title
+from shopkeeper.channels.staff import shown
 from shopkeeper.errors import InvalidInput
 from shopkeeper.privacy.accounts import Session
 
@@ -73,18 +74,10 @@ def when(value: str | None, timezone: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def _fact(raw: Mapping[str, Any], timezone: str) -> dict[str, Any]:
     return {
         "what": str(raw.get("key", "")).replace("_", " "),
-        "value": _shown(raw.get("value")),
+        "value": shown(raw.get("value")),
         "provenance": raw.get("provenance", ""),
         "tag": TAG.get(raw.get("source", ""), ""),
         "at": raw.get("at"),
