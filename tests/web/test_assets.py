@@ -43,3 +43,13 @@ def test_the_package_ships_the_templates_and_static_files() -> None:
     wheel_packages = Path(__file__).resolve().parents[2] / "pyproject.toml"
     assert 'packages = ["src/shopkeeper"]' in wheel_packages.read_text()  # hatch ships every file under it
     assert (WEB / "templates" / "base.html").is_file() and (VENDOR / "htmx.min.js").is_file()
+
+
+def test_the_style_sheet_s_blocks_are_balanced() -> None:
+    """Regression: a merge cut a media query's closing brace, and every rule after it stopped applying."""
+    css = re.sub(r"/\*.*?\*/", "", (WEB / "static" / "app.css").read_text(), flags=re.S)
+    depth = 0
+    for char in css:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0
