@@ -143,5 +143,7 @@ def lift_path(
             control = Summary.of_proportion(int(converted[0, j]), n0)
             treatment = Summary.of_proportion(int(converted[k, j]), n1)
             diff[k - 1, j] = treatment.mean - control.mean
-            low[k - 1, j], high[k - 1, j] = always_valid_interval(control, treatment, alpha)
+            valid_low, valid_high = always_valid_interval(control, treatment, alpha)
+            # a difference of two rates lies in [-1, 1], as the report's interval (analysis.compare_metric)
+            low[k - 1, j], high[k - 1, j] = max(valid_low, -1.0), min(valid_high, 1.0)
     return LiftPath(people[0], converted[0], people[1:], converted[1:], diff, low, high)

@@ -87,7 +87,7 @@ def _list_page(
         holdout_share=shop.experiments.holdout.share,
         people=shop.audiences.target_reach(None)["people"],
         placements=sorted(placements),
-        audiences=[a["name"] for a in shop.audiences.list()],
+        audiences=[a.name for a in shop.audiences.saved.list()],  # names only: no counting
         form=form or _blank_form(),
         error=error,
         labels=FIELD_LABELS,
