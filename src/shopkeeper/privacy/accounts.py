@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -68,8 +69,12 @@ class Accounts:
         self._users = store.users
         self._session = timedelta(hours=session_hours)
         self._hasher = hasher or PasswordHasher()
-        # Verified against when the email is unknown, so that a miss costs what a wrong password costs.
-        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    @cached_property
+    def _decoy(self) -> str:
+        """Verified against when the email is unknown, so that a miss costs what a wrong password costs.
+        Made on the first login, not when the app or a command starts (a hash is tens of milliseconds)."""
+        return self._hasher.hash(secrets.token_urlsafe(16))
 
     @property
     def session_seconds(self) -> float:
