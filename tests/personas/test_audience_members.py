@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from shopkeeper.catalog.items import parse_items
 from shopkeeper.errors import NotFound
@@ -21,7 +21,7 @@ from shopkeeper.store import Store
 from shopkeeper.store.audiences import SqlAudiences
 from shopkeeper.store.consents import SqlConsents
 from shopkeeper.store.engine import write_transaction
-from shopkeeper.store.schema import outbox, persona_members, traits, wishes
+from shopkeeper.store.schema import outbox, people, persona_members, traits, wishes
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ITEMS = [
@@ -260,3 +260,54 @@ def test_saved_audiences_are_put_read_listed_and_deleted(store: Store) -> None:
     with pytest.raises(NotFound) as raised:
         saved.get("engaged")
     assert raised.value.field == "name"
+
+
+def test_a_trait_leaf_finds_whom_resolve_gives_a_matching_value(store: Store) -> None:
+    """Random rows of three sources, fresh and expired, some in every person: the leaf's members are those
+    whose `resolve`d value matches, for numbers, lists and a source asked for."""
+    import random  # noqa: PLC0415
+
+    from shopkeeper.personas.conditions import trait_matches  # noqa: PLC0415
+    from shopkeeper.profiles.traits import resolve  # noqa: PLC0415
+    from shopkeeper.store.traits import TraitRecord  # noqa: PLC0415
+
+    draw = random.Random(17)
+    ingest = Ingestor(store, record_consent=consent_recorder()).ingest
+    ingest([_view({"userId": f"u{n}"}, 1, 1000 + n) for n in range(60)])
+    with store.engine.connect() as conn:
+        persons = [int(p) for p in conn.execute(select(people.c.person_id)).scalars()]
+    records: dict[int, list[TraitRecord]] = {p: [] for p in persons}
+    rows = []
+    for person in persons:
+        for source in ("stated", "observed", "inferred"):
+            if draw.random() < 0.5:
+                continue
+            for key, value in (
+                ("order_count", draw.randint(0, 8)),
+                ("favourite_sizes", [draw.choice("SML")]),
+            ):
+                at = NOW - timedelta(days=draw.choice([1, 200, 400, 800, 2000]))
+                record = TraitRecord(key, value, source, at, {"count": 1}, None, None)
+                records[person].append(record)
+                rows.append(
+                    {"person_id": person, "key": key, "source": source, "value": orjson.dumps(value).decode(),
+                     "updated_at": at, "confirmed_at": None, "confidence": None, "evidence": "{}"}
+                )  # fmt: skip
+    with write_transaction(store.engine) as conn:
+        conn.execute(insert(traits), rows)
+    leaves: list[dict[str, Any]] = [
+        {"trait": "order_count", "gte": 5},
+        {"trait": "order_count", "gte": 2, "lte": 4, "source": "observed"},
+        {"trait": "favourite_sizes", "contains": "M"},
+        {"trait": "favourite_sizes", "contains": "S", "source": "inferred"},
+    ]
+    for leaf in leaves:
+        source = leaf.get("source")
+        expected = []
+        for person, held in records.items():
+            held = [r for r in held if source is None or r.source == source]
+            won = resolve(held, NOW).get(leaf["trait"])
+            if won is not None and trait_matches(parse_condition(leaf), won.value):
+                expected.append(person)
+        assert _members(store, leaf) == sorted(expected), leaf
+        assert 0 < len(expected) < len(persons), leaf  # the draw tells people apart

@@ -264,10 +264,8 @@ class AudienceService:
         the holdout."""
         with self._store.engine.connect() as conn:
             units = reach.units(conn, ids)
-            consented = {
-                purpose: self.members.members(parse_condition({"consent": purpose}), conn=conn)
-                for purpose in REACH_PURPOSES
-            }
+            asked = [parse_condition({"consent": purpose}) for purpose in REACH_PURPOSES]
+            consented = dict(zip(REACH_PURPOSES, self.members.each(asked, conn), strict=True))
         unit_ids = [units.get(int(p), f"person:{int(p)}") for p in ids.tolist()]
         held = self._holdout.mask(unit_ids) if unit_ids else np.zeros(0, dtype=bool)
         found = {}

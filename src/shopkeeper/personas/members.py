@@ -1,7 +1,8 @@
 """Who is in an audience: a parsed condition evaluated over the store, one query per leaf, sets in numpy.
 
-Every leaf but a trait is one SQL query (`shopkeeper.store.audiences`); a trait leaf reads the rows of its
-trait and resolves them here (`profiles.traits.resolve`, matched as experiments match). `all` intersects,
+Every leaf but a trait is one SQL query (`shopkeeper.store.audiences`); a trait leaf reads the unexpired
+values of its trait and picks each person's winner here, by `profiles.traits.resolve`'s rule, matched as
+experiments match. `all` intersects,
 `any` unites, and `not` takes its condition's people from everyone known (or from the people asked
 about). The people found so far narrow the rest: within an `all`, once few people remain, the next leaves
 ask about those people only (an indexed probe per person), which is also how `contains` stays fast.
@@ -15,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from sqlalchemy import Connection
 
 from shopkeeper.personas.conditions import GROUPS, kind_of, trait_matches
 from shopkeeper.privacy.consent import NECESSARY
-from shopkeeper.profiles.traits import resolve
+from shopkeeper.profiles.traits import SOURCES, fresh_since, rank_of
 from shopkeeper.store import Store
 from shopkeeper.store import audiences as sql
 
@@ -63,6 +65,11 @@ class AudienceMembers:
         if scope is not None and not len(scope):
             return _EMPTY
         return _Evaluation(conn, self._now(), self._default_granted).run(condition, scope)
+
+    def each(self, conditions: Sequence[dict[str, Any]], conn: Connection) -> list[Ids]:
+        """`members` of each condition, in one evaluation: everyone known is read once for them all."""
+        evaluation = _Evaluation(conn, self._now(), self._default_granted)
+        return [evaluation.run(condition, None) for condition in conditions]
 
     def contains(self, condition: dict[str, Any], person_id: int, conn: Connection | None = None) -> bool:
         """Whether one person meets `condition` (the same evaluation, asked about them alone)."""
@@ -139,13 +146,24 @@ class _Evaluation:
         return np.setdiff1d(self.everyone(scope), other, assume_unique=True)
 
     def trait(self, leaf: dict[str, Any], only: list[int] | None) -> Ids:
+        """Who has the trait's winning value (`profiles.traits.resolve`: the strongest source that has
+        not expired; one row per source) and it meets the leaf. Expiry is a bound in the query, and each
+        distinct value is decoded and matched once."""
         key, source = leaf["trait"], leaf.get("source")
+        sources = SOURCES if source is None else (source,)
+        fresh = {s: fresh_since(key, s, self.now) for s in sources}
+        winners: dict[int, tuple[int, str]] = {}
+        for person, its_source, value in sql.trait_values(self.conn, key, fresh, only):
+            rank = rank_of(its_source)
+            if person not in winners or rank < winners[person][0]:
+                winners[person] = (rank, value)
+        verdicts: dict[str, bool] = {}
         found = []
-        for person, records in sql.trait_rows(self.conn, key, only).items():
-            if source is not None:
-                records = [r for r in records if r.source == source]
-            resolved = resolve(records, self.now).get(key)
-            if resolved is not None and trait_matches(leaf, resolved.value):
+        for person, (_rank, value) in winners.items():
+            verdict = verdicts.get(value)
+            if verdict is None:
+                verdict = verdicts[value] = trait_matches(leaf, orjson.loads(value))
+            if verdict:
                 found.append(person)
         return np.unique(np.asarray(found, np.int64))
 

@@ -122,6 +122,20 @@ def is_expired(record: TraitRecord, as_of: datetime, policy: DecayPolicy) -> boo
     return policy.expire_after is not None and as_of - record.updated_at > policy.expire_after
 
 
+def fresh_since(
+    key: str, source: Source, as_of: datetime, policies: Mapping[str, DecayPolicy] = DEFAULT_POLICIES
+) -> datetime | None:
+    """The oldest `updated_at` a record of `key` from `source` may have and not be expired as of `as_of`
+    (`is_expired` as a bound a query can use); None: such records never expire."""
+    expire_after = policy_for(key, source, policies).expire_after
+    return None if expire_after is None else as_of - expire_after
+
+
+def rank_of(source: str) -> int:
+    """A source's strength in `resolve`: 0 for stated, the strongest."""
+    return _RANK[source]
+
+
 def resolve(
     records: Iterable[TraitRecord],
     as_of: datetime,

@@ -14,7 +14,7 @@ through `people.merged_into`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,9 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
+    and_,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -55,7 +57,6 @@ from shopkeeper.store.schema import (
     traits,
     wishes,
 )
-from shopkeeper.store.traits import TraitRecord, to_record
 
 PURCHASE = 0  # interactions.kind
 Only = Sequence[int] | None
@@ -107,11 +108,20 @@ def known_people(only: Only = None) -> Select[Any]:
 
 
 def active_people(since: datetime, only: Only = None) -> Select[Any]:
-    """The people with any event since `since` (they bought or visited)."""
-    where = [events.c.timestamp >= since]
-    if only is not None:
-        where.append(events.c.person_id.in_(list(only)))
-    return select(events.c.person_id).where(*where)
+    """The live people with any event since `since` (they bought or visited): one probe of the
+    (person, time) index each, which beats reading every event of the period."""
+    recent = exists().where(events.c.person_id == people.c.person_id, events.c.timestamp >= since)
+    return known_people(only).where(recent)
+
+
+def buying_people(since: datetime, only: Only = None) -> Select[Any]:
+    """The live people who bought anything since `since` (as `active_people`)."""
+    bought = exists().where(
+        interactions.c.person_id == people.c.person_id,
+        interactions.c.at >= since,
+        interactions.c.kind == PURCHASE,
+    )
+    return known_people(only).where(bought)
 
 
 def event_people(
@@ -166,10 +176,9 @@ def purchase_people(test: PurchaseTest, only: Only = None) -> Select[Any]:
         where.append(interactions.c.person_id.in_(list(only)))
     spend = test.spend_gte is not None or test.spend_lte is not None
     source: Any = interactions
-    if test.category is not None:
-        source = interactions.join(items, items.c.item_id == interactions.c.item_id)
-        where.append(in_category(test.category))
-    elif spend:
+    if test.category is not None:  # the category's items first: a few, where a join checks every row
+        where.append(interactions.c.item_id.in_(select(items.c.item_id).where(in_category(test.category))))
+    if spend:
         source = interactions.outerjoin(items, items.c.item_id == interactions.c.item_id)
     statement = select(interactions.c.person_id).select_from(source).where(*where)
     if test.at_least <= 1 and not spend:
@@ -236,17 +245,24 @@ def moment_people(rule: str | None, status: str, since: datetime | None, only: O
     return _owned(outbox, where, only)
 
 
-def trait_rows(conn: Connection, key: str, only: Only = None) -> dict[int, list[TraitRecord]]:
-    """Every stored row of the trait `key` of live people (or of those of `only`), by person."""
-    where = [traits.c.key == key, people.c.merged_into.is_(None)]
+def trait_values(
+    conn: Connection, key: str, fresh: Mapping[str, datetime | None], only: Only = None
+) -> list[tuple[int, str, str]]:
+    """(person id, source, value as JSON) of the trait `key` of live people (or of those of `only`), for
+    each source in `fresh` whose row has not expired: updated at or after its bound (None: never expires).
+    What `profiles.traits.resolve` chooses among, read without the rest of each row."""
+    kept = [
+        traits.c.source == source
+        if since is None
+        else and_(traits.c.source == source, traits.c.updated_at >= since)
+        for source, since in fresh.items()
+    ]
+    merged = select(people.c.person_id).where(people.c.merged_into.is_not(None))  # few: read once
+    where = [traits.c.key == key, traits.c.person_id.not_in(merged), or_(*kept)]
     if only is not None:
         where.append(traits.c.person_id.in_(list(only)))
-    joined = traits.join(people, people.c.person_id == traits.c.person_id)
-    rows = conn.execute(select(traits).select_from(joined).where(*where))
-    found: dict[int, list[TraitRecord]] = {}
-    for row in rows:
-        found.setdefault(int(row.person_id), []).append(to_record(row))
-    return found
+    query = select(traits.c.person_id, traits.c.source, traits.c.value).where(*where)
+    return [(int(person), source, value) for person, source, value in conn.execute(query)]
 
 
 # ---- saved audiences ---------------------------------------------------------------------------------

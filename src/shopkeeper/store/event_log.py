@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ EVENT_COLUMNS = (
     "timestamp",
     "received_at",
     "key_id",
+    "revenue",
     "payload",
     "person_id",
 )
@@ -137,3 +139,34 @@ def _as_utc(value: Any) -> datetime | None:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ORDER_COMPLETED = "Order Completed"
+
+
+def order_revenue(payload: dict[str, Any]) -> float:
+    """An order's revenue as the profiles read it: `revenue`, else `total`, else price x quantity over
+    its products; 0 when it names none. What `events.revenue` keeps for each "Order Completed"."""
+    properties = payload.get("properties") or {}
+    if not isinstance(properties, dict):
+        return 0.0
+    for key in ("revenue", "total"):
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    total = 0.0
+    for product in properties.get("products") or []:
+        if isinstance(product, dict):
+            price, quantity = product.get("price"), product.get("quantity", 1)
+            if isinstance(price, int | float) and isinstance(quantity, int | float):
+                total += float(price) * float(quantity)
+    return total if math.isfinite(total) else 0.0
+
+
+def stored_revenue(payload: str) -> float:
+    """`order_revenue` of a stored payload (JSON text); 0 when it is not an object."""
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return 0.0
+    return order_revenue(parsed) if isinstance(parsed, dict) else 0.0

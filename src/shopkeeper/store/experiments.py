@@ -6,17 +6,17 @@ one query over the outcome events, and numpy from there on (`shopkeeper.experime
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, case, func, insert, select, update
 
 from shopkeeper.errors import Conflict, NotFound
 from shopkeeper.store.engine import write_transaction
+from shopkeeper.store.event_log import ORDER_COMPLETED, stored_revenue
 from shopkeeper.store.schema import decisions, events, experiments, identities, people, traits
 from shopkeeper.store.traits import TraitRecord, to_record
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-ORDER_COMPLETED = "Order Completed"
 _CHUNK = 500
 
 
@@ -284,7 +283,9 @@ class SqlExperiments:
         names = [ORDER_COMPLETED, *[n for n in named if n != ORDER_COMPLETED]]
         kinds = {name: i for i, name in enumerate(names)}
         stamp = _epoch_seconds(self._engine, events.c.timestamp)
-        query = select(events.c.person_id, stamp, events.c.event, events.c.payload).where(
+        # Revenue is kept at append; only a row written before it was kept has its payload read.
+        unkept = case((and_(events.c.event == ORDER_COMPLETED, events.c.revenue.is_(None)), events.c.payload))
+        query = select(events.c.person_id, stamp, events.c.event, events.c.revenue, unkept).where(
             and_(
                 events.c.type == "track",
                 events.c.event.in_(names),
@@ -298,13 +299,13 @@ class SqlExperiments:
         kind: list[int] = []
         revenue: list[float] = []
         with self._engine.connect() as conn:
-            for pid, seconds, name, payload in conn.execute(query):
+            for pid, seconds, name, kept, payload in conn.execute(query):
                 pid = int(pid)
                 person.append(merged.get(pid, pid))
                 at.append(float(seconds))
                 k = kinds[name]
                 kind.append(k)
-                revenue.append(_revenue(payload) if k == 0 else 0.0)
+                revenue.append(0.0 if k else float(kept) if payload is None else stored_revenue(payload))
         return Outcomes(
             person=np.asarray(person, np.int64),
             at=np.asarray(at, np.float64),
@@ -355,24 +356,3 @@ def _epoch_seconds(engine: Engine, column: Any) -> Any:
     if engine.dialect.name == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
         return (func.julianday(column) - 2440587.5) * 86400.0
     return func.extract("epoch", column)
-
-
-def _revenue(payload: str) -> float:
-    """An order's revenue as the profiles read it: `revenue`, else `total`, else price x quantity."""
-    try:
-        properties = orjson.loads(payload).get("properties") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return 0.0
-    if not isinstance(properties, dict):
-        return 0.0
-    for key in ("revenue", "total"):
-        value = properties.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    total = 0.0
-    for product in properties.get("products") or []:
-        if isinstance(product, dict):
-            price, quantity = product.get("price"), product.get("quantity", 1)
-            if isinstance(price, int | float) and isinstance(quantity, int | float):
-                total += float(price) * float(quantity)
-    return total if math.isfinite(total) else 0.0

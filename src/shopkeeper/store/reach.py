@@ -5,6 +5,7 @@ sorted, so that callers can intersect them.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import numpy as np
@@ -12,9 +13,8 @@ import numpy.typing as npt
 import orjson
 from sqlalchemy import Connection, func, select
 
-from shopkeeper.store.audiences import active_people, known_people, person_ids
-from shopkeeper.store.interactions import PURCHASE
-from shopkeeper.store.schema import identities, interactions, people, traits
+from shopkeeper.store.audiences import active_people, buying_people, known_people, person_ids
+from shopkeeper.store.schema import identities, people, traits
 
 Ids = npt.NDArray[np.int64]
 _UNIT_KINDS = ("user_id", "anonymous_id")
@@ -32,24 +32,27 @@ def active_since(conn: Connection, since: datetime) -> Ids:
 
 def buyers_since(conn: Connection, since: datetime) -> Ids:
     """Everyone who bought something since `since`."""
-    query = select(interactions.c.person_id).where(
-        interactions.c.kind == PURCHASE, interactions.c.at >= since
-    )
-    return person_ids(conn, query.distinct())
+    return person_ids(conn, buying_people(since))
 
 
 def revenue(conn: Connection) -> tuple[Ids, npt.NDArray[np.float64]]:
-    """Each person's revenue (the `revenue` trait, net of refunds), for those with one: (ids, amounts)."""
+    """Each person's revenue (the `revenue` trait, net of refunds), for those with one: (ids, amounts),
+    sorted by id."""
     query = select(traits.c.person_id, traits.c.value).where(
         traits.c.key == "revenue", traits.c.source == "observed"
     )
-    found: dict[int, float] = {}
-    for person, value in conn.execute(query):
-        amount = orjson.loads(value)
-        if isinstance(amount, int | float) and not isinstance(amount, bool) and np.isfinite(amount):
-            found[int(person)] = float(amount)
-    ids = np.array(sorted(found), dtype=np.int64)
-    return ids, np.array([found[int(p)] for p in ids], dtype=np.float64)
+    rows = conn.execute(query).all()
+    ids = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+    amounts = np.fromiter((_amount(row[1]) for row in rows), np.float64, len(rows))
+    kept = np.isfinite(amounts)
+    order = np.argsort(ids[kept], kind="stable")
+    return ids[kept][order], amounts[kept][order]
+
+
+def _amount(value: str) -> float:
+    """A stored amount (JSON); NaN when it is not a finite number."""
+    amount = orjson.loads(value)
+    return float(amount) if isinstance(amount, int | float) and not isinstance(amount, bool) else math.nan
 
 
 def units(conn: Connection, person_ids: Ids) -> dict[int, str]:

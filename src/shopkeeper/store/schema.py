@@ -116,6 +116,9 @@ events = Table(
     Index(None, "person_id", "id"),  # a person's newest event in one probe (decide's stamp)
     Index(None, "timestamp"),
 )
+# An order's revenue (`store.event_log.order_revenue`), kept at append so that reports read no payload;
+# None for every other event, and for rows written before it was kept (readers parse those).
+events.append_column(Column("revenue", Float, nullable=True))
 
 api_keys = Table(
     "api_keys",
@@ -190,6 +193,7 @@ traits = Table(
     Column(
         "evidence", Text, nullable=False
     ),  # JSON: {"events": [...message ids], "count": n} or {"model": ..}
+    Index(None, "key", "person_id"),  # one trait of everyone: an audience's trait leaf, reach's revenue
 )
 
 # People whose event-derived traits are out of date; ingestion adds, the profile builder removes.
