@@ -224,6 +224,15 @@ class Settings(BaseSettings):
         "arm reach it, the headline shows only the always-valid interval and how many more people it needs.",
     )
 
+    dashboard_snapshot_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=24 * 3600,
+        description="How long the dashboard keeps its slow shop-wide figures (the holdout report, audience "
+        "sizes and reach) before it computes them again in the background; each page says when its figures "
+        "were computed and can refresh them. 0 computes them at every view.",
+    )
+
     def with_database(self, url: str | None) -> Settings:
         """A copy with the database URL replaced, when `url` is given (the CLI's `--db`)."""
         return self if url is None else self.model_copy(update={"database_url": url})

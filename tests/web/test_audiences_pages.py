@@ -450,3 +450,37 @@ def test_who_may_see_and_change_audiences(dashboard: LiveDashboard) -> None:
         assert nobody.get("/dashboard/audiences/new").headers["location"].startswith("/dashboard/login")
         htmx = nobody.post("/dashboard/audiences/preview", headers={"HX-Request": "true"})
         assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/dashboard/login")
+
+
+def _computed_at(markup: str) -> str:
+    found = re.search(r'<p class="as-of muted" data-at="([^"]+)">', markup)
+    assert found, _text(markup)[:500]
+    return found.group(1)
+
+
+def test_slow_figures_are_kept_a_minute_refreshed_on_asking_and_dropped_by_a_dashboard_change(
+    dashboard: LiveDashboard,
+) -> None:
+    client = dashboard.client("marketer")
+    token = client.csrf  # type: ignore[attr-defined]
+    pages = (
+        "/dashboard",
+        "/dashboard/audiences",
+        "/dashboard/audiences/wrap-regulars",
+        "/dashboard/experiments/holdout",
+    )
+    first = {path: client.get(path).text for path in pages}
+    for path, markup in first.items():
+        assert "they are kept for 1 minute. Compute them again now" in _text(markup), path
+        assert _computed_at(client.get(path).text) == _computed_at(markup), path  # kept
+    fresh = client.get("/dashboard/audiences", params={"fresh": "1"}).text
+    assert _computed_at(fresh) > _computed_at(first["/dashboard/audiences"])
+    # An audience saved elsewhere (the API) is listed at once: the list is kept under the saved conditions.
+    assert _api(dashboard).put("/v1/audiences/mugs", json={"where": {"purchased": "Mugs"}}).status_code == 200
+    assert '<a href="/dashboard/audiences/mugs">' in client.get("/dashboard/audiences").text
+    # Any change made through the dashboard (here a persona renamed) drops every kept figure.
+    kept = {path: _computed_at(client.get(path).text) for path in pages}
+    renamed = client.post("/dashboard/personas/p2/rename", data={"csrf": token, "name": "Regulars"})
+    assert renamed.status_code == 303
+    for path in pages:
+        assert _computed_at(client.get(path).text) > kept[path], path

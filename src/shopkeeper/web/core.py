@@ -26,6 +26,7 @@ from shopkeeper.privacy.accounts import Accounts, Role, Session, csrf_matches
 from shopkeeper.privacy.service import Actor
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
+from shopkeeper.web.snapshots import Snapshots
 
 log = logging.getLogger("shopkeeper.web")
 
@@ -64,6 +65,7 @@ class Dashboard:
     accounts: Accounts
     settings: Settings
     templates: Environment
+    snapshots: Snapshots
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -176,8 +178,11 @@ def actor(session: Session) -> Actor:
 def audit(
     request: Request, session: Session, action: str, person_id: int | None = None, **detail: Any
 ) -> None:
-    """Every change made through the dashboard is in the audit log, under the user who made it."""
-    dashboard_of(request).shop.privacy.audit_now(actor(session), action, person_id, **detail)
+    """Every change made through the dashboard is in the audit log, under the user who made it; and the
+    figures kept for the pages are dropped, so that the change shows at once."""
+    board = dashboard_of(request)
+    board.shop.privacy.audit_now(actor(session), action, person_id, **detail)
+    board.snapshots.drop()
 
 
 def render(

@@ -19,6 +19,7 @@ from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
 from shopkeeper.web import pages
 from shopkeeper.web.core import SECURITY_HEADERS, Dashboard
+from shopkeeper.web.snapshots import Snapshots
 
 # The menu: (link, label, the least role that sees it).
 NAV: list[tuple[str, str, str]] = [
@@ -45,6 +46,7 @@ def mount(app: FastAPI, shop: Shop, settings: Settings) -> Dashboard:
         accounts=Accounts(shop.store, session_hours=settings.dashboard_session_hours),
         settings=settings,
         templates=templates(),
+        snapshots=Snapshots(settings.dashboard_snapshot_seconds),
     )
     app.state.dashboard = board
     app.include_router(pages.router)
@@ -60,7 +62,7 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=number, pct=percent, ago=ago, money=money)
+    env.filters.update(num=number, pct=percent, ago=ago, money=money, span=span)
     env.globals.update(ASSETS=asset_versions(), NAV=NAV)
     return env
 
@@ -92,12 +94,19 @@ def ago(value: Any, now: datetime | None = None) -> str:
         when = when.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     future, seconds = seconds < 0, abs(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+    if seconds < 60:
+        return "just now"
+    text = span(seconds)
+    return f"in {text}" if future else f"{text} ago"
+
+
+def span(seconds: float) -> str:
+    """'3 days', '1 minute', '45 seconds': a length of time in its largest whole unit."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         if seconds >= size:
             n = int(seconds // size)
-            text = f"{n} {unit}{'s' if n != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "just now"
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "under a second"
 
 
 def _static_root() -> Traversable:

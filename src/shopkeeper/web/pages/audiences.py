@@ -20,6 +20,7 @@ from shopkeeper.personas.conditions import MOMENT_STATUSES, WISH_STATUSES, descr
 from shopkeeper.privacy.accounts import Session
 from shopkeeper.profiles.traits import DEFAULT_POLICIES
 from shopkeeper.shop import Shop
+from shopkeeper.web import figures
 from shopkeeper.web.audience_form import (
     MAX_ROWS,
     Draft,
@@ -29,6 +30,7 @@ from shopkeeper.web.audience_form import (
     preview_of,
 )
 from shopkeeper.web.core import Form, PageRoute, audit, dashboard_of, needs, posted, redirect, render
+from shopkeeper.web.snapshots import Snapshot
 
 router = APIRouter(route_class=PageRoute)
 _CLI_COMPARE = re.compile(r"Compare it with the broad base: `shopkeeper audiences compare [^`]*`\.")
@@ -68,8 +70,10 @@ NOTICES = {
 def audiences(request: Request, session: Session = MARKETER, deleted: str = "") -> Response:
     shop = dashboard_of(request).shop
     used = shop.audiences.targeted_by()
-    found = [a | {"used_by": used.get(a["name"], [])} for a in shop.audiences.list()]
-    return render(request, "audiences/list.html", audiences=found, deleted=deleted if _valid(deleted) else "")
+    listed = figures.audience_sizes(request)
+    found = [a | {"used_by": used.get(a["name"], [])} for a in listed.value]
+    deleted = deleted if _valid(deleted) else ""
+    return render(request, "audiences/list.html", audiences=found, deleted=deleted, as_of=listed)
 
 
 @router.get("/audiences/new")
@@ -145,7 +149,8 @@ def audience(
 ) -> Response:
     shop = dashboard_of(request).shop
     if part == "reach":  # the list's reach column, loaded after the page
-        return render(request, "audiences/_reach_cell.html", name=name, reach=shop.audiences.reach(name))
+        reach = figures.reach(request, name).value["reach"]
+        return render(request, "audiences/_reach_cell.html", name=name, reach=reach)
     return _audience_page(request, shop, name, notice=NOTICES.get(done, ""))
 
 
@@ -220,6 +225,7 @@ def _builder(
     notice: str = "",
     comparison: dict[str, Any] | None = None,
     compare_error: str = "",
+    as_of: Snapshot | None = None,
 ) -> Response:
     shop = dashboard_of(request).shop
     return render(
@@ -240,13 +246,15 @@ def _builder(
         placements=sorted(placements_from(shop.settings.placements_json)),
         choices=_choices(shop),
         max_rows=MAX_ROWS,
+        as_of=as_of,
     )
 
 
 def _audience_page(
     request: Request, shop: Shop, name: str, *, notice: str = "", compare_error: str = "", status: int = 200
 ) -> Response:
-    shown = shop.audiences.show(name)  # NotFound: a 404 page; a malformed name: 400
+    reached = figures.reach(request, name)  # NotFound: a 404 page; a malformed name: 400
+    shown = reached.value
     draft = draft_from_condition(
         shown["where"], name=name, description=shown["description"] or "", original=name
     )
@@ -257,9 +265,10 @@ def _audience_page(
         reach=in_words_here(shown["reach"], saved=True),
         audience=shown | {"used_by": shop.audiences.targeted_by().get(name, [])},
         notice=notice,
-        comparison=comparison_of(shop, name),
+        comparison=comparison_of(request, shop, name),
         compare_error=compare_error,
         status=status,
+        as_of=reached,
     )
 
 
@@ -340,7 +349,7 @@ def _valid(name: str) -> bool:
     return True
 
 
-def comparison_of(shop: Shop, name: str) -> dict[str, Any] | None:
+def comparison_of(request: Request, shop: Shop, name: str) -> dict[str, Any] | None:
     """The broad-vs-narrow comparison of this audience, when one was started (read only: never starts one)."""
     title = experiment_name(name)
     try:
@@ -352,7 +361,7 @@ def comparison_of(shop: Shop, name: str) -> dict[str, Any] | None:
     condition = shop.audiences.condition_of({"audience": name})
     narrow = shop.audiences.members.count(condition)
     known = int(shop.audiences.target_reach(None)["people"])
-    report = shop.experiments.report(title)
+    report = figures.report(request, title).value[0]
     return summarize(report, name, narrow, known - narrow, started=False, status=experiment.status)
 
 

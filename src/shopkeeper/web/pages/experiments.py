@@ -17,6 +17,7 @@ from shopkeeper.experiments import DEFAULT_FLOOR, DEFAULT_WINDOW_DAYS, HOLDOUT
 from shopkeeper.experiments.service import BANDITS, new_experiment
 from shopkeeper.privacy.accounts import Session
 from shopkeeper.store.experiments import Experiment
+from shopkeeper.web import figures
 from shopkeeper.web.core import Form, PageRoute, audit, dashboard_of, needs, posted, redirect, render
 from shopkeeper.web.experiment_report import (
     audience_words,
@@ -234,7 +235,8 @@ def report(request: Request, name: str, session: Session = MARKETER) -> Response
     settings = dashboard_of(request).settings
     experiment = None if name == HOLDOUT else shop.store.experiments.get(name)
     shop.close_decisions()  # this process's decisions still waiting in its log are counted, as the API does
-    found, path = shop.experiments.report_over_time(name)
+    reported = figures.report(request, name)
+    found, path = reported.value
     traffic = None
     if experiment is not None and experiment.kind in BANDITS:
         traffic = traffic_chart(
@@ -256,6 +258,7 @@ def report(request: Request, name: str, session: Session = MARKETER) -> Response
         headline=headline(found, share=settings.holdout_share, min_lift=settings.dashboard_min_lift)
         if name == HOLDOUT
         else None,
+        as_of=reported,
     )
 
 

@@ -11,8 +11,10 @@ from fastapi.responses import Response
 
 from shopkeeper.privacy.accounts import Session
 from shopkeeper.store.dashboard import SqlDashboard
+from shopkeeper.web import figures
 from shopkeeper.web.core import PageRoute, dashboard_of, needs, redirect, render
 from shopkeeper.web.headline import headline
+from shopkeeper.web.snapshots import Snapshot
 
 router = APIRouter(route_class=PageRoute)
 DAYS = 30
@@ -31,7 +33,10 @@ def overview(request: Request, session: Session = Depends(needs("staff"))) -> Re
     events = counts.events_per_day(since)
     decisions = counts.decisions_per_day(since)
     outbox = counts.outbox_since(since)
-    report = shop.experiments.report("holdout")
+    reported = figures.report(request, "holdout")
+    report = reported.value[0]
+    listed = figures.audience_sizes(request)
+    audiences, reaches = _audiences(request, listed.value)
     top = headline(report, share=board.settings.holdout_share, min_lift=board.settings.dashboard_min_lift)
     return render(
         request,
@@ -53,7 +58,8 @@ def overview(request: Request, session: Session = Depends(needs("staff"))) -> Re
         moments=_moments(outbox),
         headline=top,
         report=report,
-        audiences=_audiences(shop),
+        audiences=audiences,
+        as_of=figures.oldest(reported, listed, *reaches),
     )
 
 
@@ -93,13 +99,15 @@ def _moments(rows: list[tuple[str, str, str | None, int]]) -> dict[str, Any]:
     }
 
 
-def _audiences(shop: Any) -> list[dict[str, Any]]:
+def _audiences(request: Request, listed: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Snapshot]]:
     """Every saved audience with its size; those in use (a running experiment, a moment rule) with their
-    whole reach."""
-    in_use = shop.audiences.targeted_by()
-    found = []
-    for audience in shop.audiences.list()[:50]:
+    whole reach (and the snapshots those came from)."""
+    in_use = dashboard_of(request).shop.audiences.targeted_by()
+    found, reaches = [], []
+    for audience in listed[:50]:
         used = in_use.get(audience["name"], [])
-        reach = shop.audiences.reach(audience["name"]) if used else None
-        found.append({**audience, "used_by": used, "reach": reach})
-    return found
+        reach = figures.reach(request, audience["name"]) if used else None
+        if reach is not None:
+            reaches.append(reach)
+        found.append({**audience, "used_by": used, "reach": None if reach is None else reach.value["reach"]})
+    return found, reaches
