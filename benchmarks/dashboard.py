@@ -12,8 +12,11 @@ the page asked by a logged-in owner, the JSON by an admin key. After a warm-up, 
 asked in turn (which goes first alternates), each request timed on the client from sending to the last
 byte read; p50 and p95 of each, and the ratio page p95 / JSON p95 (p50 too, which is steadier). A page
 that no route of the app answers does not exist yet and is reported "not built"; any status but 200 is
-reported as it is. A page that misses its goal is profiled (cProfile on its handler, every SQL
-statement timed) and the top of that printed, to say where its time goes.
+reported as it is. The pages whose slow figures are kept for a minute (`web/snapshots.py`: the overview,
+the audiences and the holdout report) are also asked with `?fresh=1`, which computes them while the page
+waits, as at the first view after a start or a dashboard change: that "cold" p95 is shown beside the
+steady state and recorded, not judged. A page that misses its goal is profiled (cProfile on its handler,
+every SQL statement timed) and the top of that printed, to say where its time goes.
 
 Both shops are built once and kept in benchmarks/results/dashboard/ (`dashboard_support/shops.py`);
 each run measures a fresh copy. Building the big shop takes minutes (each step is timed and printed).
@@ -53,17 +56,23 @@ class Pair:
     json: str
     body: dict[str, str] | None = None
     note: str = ""  # how the JSON side relates to the page, when it is not the same data
+    kept: bool = False  # its slow figures are kept (web/snapshots.py): measured cold too, with ?fresh=1
+
+    def fresh(self) -> str:
+        return self.page + ("&" if "?" in self.page else "?") + "fresh=1"
 
 
 PAIRS = [
-    Pair("overview", "/dashboard", "GET", "/v1/experiments/holdout/report"),
+    Pair("overview", "/dashboard", "GET", "/v1/experiments/holdout/report", kept=True),
     Pair("people search", f"/dashboard/people?q={PERSON}", "GET", f"/v1/people/{PERSON}"),
     Pair("person", f"/dashboard/people/{PERSON}", "GET", f"/v1/people/{PERSON}/explain"),
     Pair("personas", "/dashboard/personas", "GET", "/v1/personas"),
-    Pair("audiences", "/dashboard/audiences", "GET", "/v1/audiences"),
-    Pair("one audience", f"/dashboard/audiences/{AUDIENCE}", "GET", f"/v1/audiences/{AUDIENCE}"),
+    Pair("audiences", "/dashboard/audiences", "GET", "/v1/audiences", kept=True),
+    Pair("one audience", f"/dashboard/audiences/{AUDIENCE}", "GET", f"/v1/audiences/{AUDIENCE}", kept=True),
     Pair("experiments", "/dashboard/experiments", "GET", "/v1/experiments"),
-    Pair("holdout report", "/dashboard/experiments/holdout", "GET", "/v1/experiments/holdout/report"),
+    Pair(
+        "holdout report", "/dashboard/experiments/holdout", "GET", "/v1/experiments/holdout/report", kept=True
+    ),
     Pair("moments", "/dashboard/moments", "GET", "/v1/moments/rules"),
     Pair("inbox", "/dashboard/inbox", "GET", "/v1/tasks"),
     Pair("content", "/dashboard/content/picked_for_you", "GET", "/v1/templates/picked_for_you"),
@@ -105,11 +114,16 @@ class Row:
     status: str  # "ok", "not built", or what went wrong
     page: list[float] = field(default_factory=list)
     json: list[float] = field(default_factory=list)
+    cold: list[float] = field(default_factory=list)  # the page with its kept figures computed afresh
     page_bytes: int = 0
     json_bytes: int = 0
 
     def p(self, side: str, q: float) -> float:
         return float(np.percentile(getattr(self, side), q))
+
+    def slowest(self) -> float:
+        """The page's p95, or its cold p95 when that is longer."""
+        return max(self.p("page", 95), self.p("cold", 95) if self.cold else 0.0)
 
     @property
     def ratio(self) -> float:
@@ -150,6 +164,11 @@ def measure(site: Live, pair: Pair, effort: Effort) -> Row:
             if answer.status != 200:
                 return Row(pair, f"{side} answered {answer.status} while timed: {_gist(answer)}")
             getattr(row, side).append(answer.seconds)
+    for _ in range(effort.least if pair.kept else 0):
+        answer = ask(site.page, "GET", pair.fresh())
+        if answer.status != 200:
+            return Row(pair, f"page with fresh=1 answered {answer.status}: {_gist(answer)}")
+        row.cold.append(answer.seconds)
     return row
 
 
@@ -179,7 +198,7 @@ def run_shop(
             print_table(shop, kept, rows, goal, effort, console)
             record_goals(shop, rows, goal)
             for row in rows:
-                if row.status == "ok" and (row.p("page", 95) > goal or row.pair.name in profile):
+                if row.status == "ok" and (row.slowest() > goal or row.pair.name in profile):
                     print_profile(shop, site, row, effort, console)
 
 
@@ -214,6 +233,7 @@ def print_table(
         "JSON p50",
         "JSON p95",
         "JSON KB",
+        "cold p95",
         "ratio p95",
         "ratio p50",
         "n",
@@ -225,9 +245,7 @@ def print_table(
         pair = row.pair
         route = f"{pair.method} {pair.json}" + (f" ({pair.note})" if pair.note else "")
         if row.status != "ok":
-            table.add_row(
-                escape(pair.page), escape(row.status), "", "", escape(route), "", "", "", "", "", "", "", "—"
-            )
+            table.add_row(escape(pair.page), escape(row.status), "", "", escape(route), *[""] * 8, "—")
             continue
         met = row.p("page", 95) <= goal
         table.add_row(
@@ -239,6 +257,7 @@ def print_table(
             ms(row.p("json", 50)),
             ms(row.p("json", 95)),
             f"{row.json_bytes / 1024:,.0f}",
+            ms(row.p("cold", 95)) if row.cold else "—",
             f"{row.ratio:,.1f}x",
             f"{row.ratio_p50:,.1f}x",
             str(len(row.page)),
@@ -247,6 +266,12 @@ def print_table(
             style=None if met else "red",
         )
     console.print(table)
+    console.print(
+        "cold p95: the pages whose slow figures are kept (SHOPKEEPER_DASHBOARD_SNAPSHOT_SECONDS, 60 s), "
+        "asked with ?fresh=1 so that they are computed while the page waits, as at the first view after a "
+        f"start or a dashboard change ({effort.least} asks each); page p95 is the steady state, where kept "
+        "figures are refreshed in the background."
+    )
 
 
 def record_goals(shop: str, rows: list[Row], goal: float) -> None:
@@ -273,15 +298,26 @@ def record_goals(shop: str, rows: list[Row], goal: float) -> None:
             goal=target,
             met=row.p("page", 95) <= goal,
         )
+        if row.cold:
+            record(
+                "dashboard",
+                f"{row.pair.name} page p95, figures computed afresh ({where})",
+                f"{ms(row.p('cold', 95))} ms",
+                anchor=f"the page with its figures kept p95 {ms(row.p('page', 95))} ms",
+                ratio=row.p("cold", 95) / row.p("page", 95),
+                goal="not judged: the first view after a start or a dashboard change",
+                met=None,
+            )
 
 
 def print_profile(shop: str, site: Live, row: Row, effort: Effort, console: Console) -> None:
     """Where a slow page's time goes: its handler's functions, and the SQL it sends, slowest first."""
     pair = row.pair
-    found = profiled(site, pair.page, effort.profile, lambda: ask(site.page, "GET", pair.page))
+    path = pair.fresh() if pair.kept else pair.page  # a kept page's time is in computing its figures
+    found = profiled(site, pair.page, effort.profile, lambda: ask(site.page, "GET", path))
     n = found.requests
-    missed = "misses its goal" if row.p("page", 95) > GOAL_SECONDS[shop] else "(asked for)"
-    console.print(f"\n[bold]{escape(pair.page)}[/bold] on the {shop} shop {missed}: {n} requests profiled")
+    missed = "takes longer than the goal" if row.slowest() > GOAL_SECONDS[shop] else "(asked for)"
+    console.print(f"\n[bold]{escape(path)}[/bold] on the {shop} shop {missed}: {n} requests profiled")
     total = sum(seconds for seconds, _, _ in found.statements)
     count = sum(times for _, times, _ in found.statements) // n
     console.print(

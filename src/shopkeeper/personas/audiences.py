@@ -112,9 +112,9 @@ class AudienceService:
             self._conditions.pop(name, None)
         return self.show(name), created
 
-    def show(self, name: str) -> dict[str, Any]:
+    def show(self, name: str, *, base: Base | None = None) -> dict[str, Any]:
         row = self.saved.get(check_name(name))
-        return _audience_json(row) | {"reach": self.reach_of(row.condition, name=name)}
+        return _audience_json(row) | {"reach": self.reach_of(row.condition, name=name, base=base)}
 
     def list(self) -> list[dict[str, Any]]:
         self._refresh()
@@ -227,11 +227,14 @@ class AudienceService:
                 revenue=revenue,
             )
 
-    def reach_of(self, condition: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
-        """The reach of a condition, and the guard's word on it (see the module docstring)."""
+    def reach_of(
+        self, condition: dict[str, Any], *, name: str | None = None, base: Base | None = None
+    ) -> dict[str, Any]:
+        """The reach of a condition, and the guard's word on it (see the module docstring). `base`: what
+        it is measured against, when the caller keeps one (`base()`), else read now."""
         self._refresh()
         ids = self.members.members(condition)
-        base = self.base()
+        base = base or self.base()
         size = int(ids.size)
         active = np.intersect1d(ids, base.active, assume_unique=True)
         inside = np.isin(base.revenue_ids, ids, assume_unique=True)

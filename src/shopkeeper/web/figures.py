@@ -34,10 +34,16 @@ def audience_sizes(request: Request) -> Snapshot:
 
 
 def reach(request: Request, name: str) -> Snapshot:
-    """A saved audience as `AudienceService.show` gives it: its row, condition and reach."""
+    """A saved audience as `AudienceService.show` gives it: its row, condition and reach, measured
+    against the shop-wide base (people known, active, buying; revenue), which is kept too, once for all
+    audiences."""
     shop = dashboard_of(request).shop
     row = shop.audiences.saved.get(check_name(name))  # NotFound: a 404 page; a malformed name: 400
-    return _snap(request, ("reach", name, _text(row.condition)), lambda: shop.audiences.show(name))
+
+    def compute() -> Any:
+        return shop.audiences.show(name, base=_snap(request, ("base",), shop.audiences.base).value)
+
+    return _snap(request, ("reach", name, _text(row.condition)), compute)
 
 
 def oldest(*snapshots: Snapshot) -> Snapshot:
