@@ -38,6 +38,7 @@ from shopkeeper.profiles.builder import ProfileBuilder
 from shopkeeper.settings import Settings
 from shopkeeper.shop import Shop
 from shopkeeper.store import Store
+from shopkeeper.store.event_log import kept_revenue
 from shopkeeper.store.interactions import PURCHASE, VIEW
 from shopkeeper.store.schema import consents, decisions, events, interactions, items
 
@@ -52,7 +53,17 @@ DAY = 86_400.0
 COLUMNS = {
     "people": ("person_id", "created_at", "merged_into", "generation"),
     "identities": ("kind", "value", "person_id", "created_at", "message_id"),
-    "events": ("message_id", "type", "event", "user_id", "person_id", "timestamp", "received_at", "payload"),
+    "events": (
+        "message_id",
+        "type",
+        "event",
+        "user_id",
+        "person_id",
+        "timestamp",
+        "received_at",
+        "revenue",
+        "payload",
+    ),
     "interactions": ("person_id", "item_id", "kind", "at", "quantity", "message_id"),
     "consents": ("person_id", "purpose", "granted", "at", "channel", "actor", "message_id"),
     "decisions": (
@@ -333,6 +344,7 @@ def event_rows(real: Real, p: Plan) -> Iterator[tuple[Any, ...]]:
                 p.person(clone),
                 column[i],
                 column[i],
+                kept_revenue(payload["type"], payload.get("event"), payload),  # as appending keeps it
                 orjson.dumps(payload).decode(),
             )
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypedDict
 import orjson
 from sqlalchemy import Connection, Dialect
 
-from shopkeeper.store.event_log import APPEND_EVENTS, ORDER_COMPLETED, SqlEventLog, order_revenue
+from shopkeeper.store.event_log import APPEND_EVENTS, SqlEventLog, kept_revenue
 from shopkeeper.store.identity import IdentityKind, IdentityResolver
 from shopkeeper.store.interactions import APPEND_INTERACTIONS, Found, append_interactions, interactions_of
 from shopkeeper.store.traits import mark_dirty
@@ -63,7 +63,7 @@ def new_event(
     kind = payload["type"]
     user_id, anonymous_id = payload.get("userId"), payload.get("anonymousId")
     encoded = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z).decode()
-    revenue = order_revenue(payload) if kind == "track" and event == ORDER_COMPLETED else None
+    revenue = kept_revenue(kind, event, payload)
     row = (message_id, kind, event, user_id, anonymous_id, timestamp, received_at, key_id, revenue, encoded)
     # Only their time needs binding (a float quantity is left as it is; tests/store/test_bulk.py checks
     # both), and they share it: bound once.

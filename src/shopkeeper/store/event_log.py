@@ -163,6 +163,11 @@ def order_revenue(payload: dict[str, Any]) -> float:
     return total if math.isfinite(total) else 0.0
 
 
+def kept_revenue(kind: str, event: str | None, payload: dict[str, Any]) -> float | None:
+    """What `events.revenue` keeps for an event: an order's revenue, None for anything else."""
+    return order_revenue(payload) if kind == "track" and event == ORDER_COMPLETED else None
+
+
 def stored_revenue(payload: str) -> float:
     """`order_revenue` of a stored payload (JSON text); 0 when it is not an object."""
     try:
