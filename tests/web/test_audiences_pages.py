@@ -475,12 +475,31 @@ def test_slow_figures_are_kept_a_minute_refreshed_on_asking_and_dropped_by_a_das
         assert _computed_at(client.get(path).text) == _computed_at(markup), path  # kept
     fresh = client.get("/dashboard/audiences", params={"fresh": "1"}).text
     assert _computed_at(fresh) > _computed_at(first["/dashboard/audiences"])
-    # An audience saved elsewhere (the API) is listed at once: the list is kept under the saved conditions.
+    # An audience saved elsewhere (the API) is listed at once: figures are kept under the definitions.
     assert _api(dashboard).put("/v1/audiences/mugs", json={"where": {"purchased": "Mugs"}}).status_code == 200
     assert '<a href="/dashboard/audiences/mugs">' in client.get("/dashboard/audiences").text
-    # Any change made through the dashboard (here a persona renamed) drops every kept figure.
+    # A task claimed in the inbox changes no definition: every figure stays kept.
     kept = {path: _computed_at(client.get(path).text) for path in pages}
+    staff = dashboard.client("staff")
+    claimed = staff.post("/dashboard/inbox/1/claim", data={"csrf": staff.csrf})  # type: ignore[attr-defined]
+    assert claimed.status_code == 303
+    assert {path: _computed_at(client.get(path).text) for path in pages} == kept
+    # A persona renamed (its name shows in audiences' summaries) is a changed definition: all computed again.
     renamed = client.post("/dashboard/personas/p2/rename", data={"csrf": token, "name": "Regulars"})
     assert renamed.status_code == 303
     for path in pages:
         assert _computed_at(client.get(path).text) > kept[path], path
+    # Stopping an experiment shows in its report at once.
+    api = _api(dashboard)
+    assert (
+        api.post(
+            "/v1/experiments",
+            json={"name": "subject", "placement": "web", "variants": [{"name": "a"}, {"name": "b"}]},
+        ).status_code
+        == 201
+    )
+    running = client.get("/dashboard/experiments/subject").text
+    assert _computed_at(client.get("/dashboard/experiments/subject").text) == _computed_at(running)
+    assert api.post("/v1/experiments/subject/stop").status_code == 200
+    stopped = client.get("/dashboard/experiments/subject").text
+    assert _computed_at(stopped) > _computed_at(running) and "stopped" in _text(stopped)

@@ -178,11 +178,8 @@ def actor(session: Session) -> Actor:
 def audit(
     request: Request, session: Session, action: str, person_id: int | None = None, **detail: Any
 ) -> None:
-    """Every change made through the dashboard is in the audit log, under the user who made it; and the
-    figures kept for the pages are dropped, so that the change shows at once."""
-    board = dashboard_of(request)
-    board.shop.privacy.audit_now(actor(session), action, person_id, **detail)
-    board.snapshots.drop()
+    """Every change made through the dashboard is in the audit log, under the user who made it."""
+    dashboard_of(request).shop.privacy.audit_now(actor(session), action, person_id, **detail)
 
 
 def render(

@@ -1,10 +1,13 @@
 """The slow figures the pages show, through the dashboard's snapshots (`web.snapshots`): an experiment's
-report, every audience's size, and an audience's reach. Each is keyed by what it is computed from (the
-saved conditions), so that a changed audience is never shown with an old count.
+report, every audience's size, and an audience's reach. Each is kept under what it is computed from,
+besides the events (`definitions`): the saved audiences, the personas and every experiment's state. So a
+change to any of those, made anywhere (the dashboard, the API, the CLI), shows at once, while a task
+claimed in the inbox leaves every kept figure as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -29,8 +32,7 @@ def report(request: Request, name: str) -> Snapshot:
 def audience_sizes(request: Request) -> Snapshot:
     """Every saved audience with its size (`AudienceService.list`)."""
     shop = dashboard_of(request).shop
-    saved = tuple((row.name, _text(row.condition)) for row in shop.audiences.saved.list())
-    return _snap(request, ("sizes", saved), shop.audiences.list)
+    return _snap(request, ("sizes",), shop.audiences.list)
 
 
 def reach(request: Request, name: str) -> Snapshot:
@@ -41,7 +43,8 @@ def reach(request: Request, name: str) -> Snapshot:
     row = shop.audiences.saved.get(check_name(name))  # NotFound: a 404 page; a malformed name: 400
 
     def compute() -> Any:
-        return shop.audiences.show(name, base=_snap(request, ("base",), shop.audiences.base).value)
+        base = _snap(request, ("base",), shop.audiences.base, shop_wide=True)
+        return shop.audiences.show(name, base=base.value)
 
     return _snap(request, ("reach", name, _text(row.condition)), compute)
 
@@ -51,8 +54,28 @@ def oldest(*snapshots: Snapshot) -> Snapshot:
     return min(snapshots, key=lambda s: s.taken)
 
 
-def _snap(request: Request, key: Any, compute: Any) -> Snapshot:
-    return dashboard_of(request).snapshots.get(key, compute, fresh=wants_fresh(request))
+def definitions(shop: Any) -> str:
+    """A digest of what the figures are computed from besides the events: each saved audience (an edit
+    bumps its time), each persona (a run or a rename), and each experiment's state. Three small reads."""
+    audiences = [(a.name, a.updated_at) for a in shop.audiences.saved.list()]
+    personas = [(p.persona_id, p.run_id, p.updated_at) for p in shop.store.personas.all()]
+    experiments = [
+        (e.name, e.status, e.stopped_at, e.weights, e.audience) for e in shop.store.experiments.list()
+    ]
+    text = orjson.dumps([audiences, personas, experiments], default=str, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(text).hexdigest()
+
+
+def _snap(request: Request, key: tuple[Any, ...], compute: Any, *, shop_wide: bool = False) -> Snapshot:
+    """The kept figure under `key` and the definitions (`shop_wide`: a figure of the whole shop, which
+    no definition changes)."""
+    board = dashboard_of(request)
+    if not shop_wide:
+        state = request.state
+        if not hasattr(state, "definitions"):  # once a request, however many figures its page shows
+            state.definitions = definitions(board.shop)
+        key = (state.definitions, *key)
+    return board.snapshots.get(key, compute, fresh=wants_fresh(request))
 
 
 def _text(condition: Any) -> str:

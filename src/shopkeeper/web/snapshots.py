@@ -3,11 +3,12 @@ kept for a while and refreshed in the background, as GrowthBook keeps experiment
 the figures and when they were computed, with a link to compute them again now.
 
 A figure is computed while the page waits only the first time it is asked for, when `fresh` is asked
-(the page's "refresh" link), or when it is older than `STALE_LIMIT` times its age limit. Past its age
-limit (`SHOPKEEPER_DASHBOARD_SNAPSHOT_SECONDS`; 0 keeps nothing), it is still shown once more while one
-background thread computes it again. Every change made through the dashboard drops them all, so that
-what a user just did shows at once; changes made elsewhere (the API, ingestion) show within the limit.
-They are counts and rates, never a person's data, and the process holds them in memory only.
+(the page's "refresh" link), or when it is older than `STALE_LIMIT` times its age limit (it is forgotten
+then). Past its age limit (`SHOPKEEPER_DASHBOARD_SNAPSHOT_SECONDS`; 0 keeps nothing), it is still shown
+once more while one background thread computes it again. The pages key each figure by what it is
+computed from (`web.figures`), so that a change to that shows at once; `drop` forgets them all (an
+erasure). New events show within the age limit. They are counts and rates, never a person's data, and
+the process holds them in memory only.
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ class Snapshots:
         if self._max_age <= 0:
             return _taken(compute, 0)
         with self._lock:
+            self._forget_old()
             kept = None if fresh else self._kept.get(key)
             generation = self._generation
-            if kept is not None and kept.age() > self._max_age * STALE_LIMIT:
-                kept = None
             stale = kept is not None and kept.age() > self._max_age and key not in self._refreshing
             if stale:
                 self._refreshing.add(key)
@@ -68,6 +68,12 @@ class Snapshots:
                 target=self._refresh, args=(key, compute, generation), name="snapshot", daemon=True
             ).start()
         return kept
+
+    def _forget_old(self) -> None:
+        """Drop what is too old to show (and figures kept under definitions changed since)."""
+        limit = self._max_age * STALE_LIMIT
+        for key in [k for k, kept in self._kept.items() if kept.age() > limit]:
+            del self._kept[key]
 
     def drop(self) -> None:
         """Forget every figure: something changed."""

@@ -277,6 +277,7 @@ def erase(request: Request, ref: str, form: Form = Depends(posted), session: Ses
         rights.erase(shop.privacy, shop.store, found.ref, actor(session), forget=shop.decider.erased)
     except NotFound:
         raise _unknown(session) from None
+    dashboard_of(request).snapshots.drop()  # the kept counts are counted again without them
     return redirect(f"/dashboard/people?erased={found.person_id}")
 
 
