@@ -9,6 +9,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -280,10 +281,14 @@ def test_saving_an_audience_is_audited_and_refused_politely_when_wrong(dashboard
     token = client.csrf  # type: ignore[attr-defined]
     api = _api(dashboard)
     form = _rows({"kind": "purchased", "purchased-category": "Mugs", "purchased-within_days": "30"})
+    before = datetime.now(UTC).isoformat()
     saved = client.post(
         "/dashboard/audiences",
         data={"csrf": token, "name": "mug-buyers", "description": "Mugs lately", **form},
     )
+    after = datetime.now(UTC).isoformat()
+    # The page it is sent to shows the reach measured as it was saved, not computed again.
+    assert before < _computed_at(client.get(saved.headers["location"]).text) < after
     assert (
         saved.status_code == 303 and saved.headers["location"] == "/dashboard/audiences/mug-buyers?done=saved"
     )

@@ -96,8 +96,11 @@ class AudienceService:
 
     # ---- managing ------------------------------------------------------------------------------
 
-    def put(self, name: str, where: Any, description: Any = None) -> tuple[dict[str, Any], bool]:
-        """Create or replace an audience; returns it with its reach, and whether it is new."""
+    def put(
+        self, name: str, where: Any, description: Any = None, *, base: Base | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an audience; returns it with its reach (against `base` when given, see
+        `reach_of`), and whether it is new."""
         check_name(name)
         condition = parse_condition(where, field="where")
         if description is not None and (
@@ -110,7 +113,7 @@ class AudienceService:
         _, created = self.saved.put(name, condition, description, self._now())
         with self._lock:
             self._conditions.pop(name, None)
-        return self.show(name), created
+        return self.show(name, base=base), created
 
     def show(self, name: str, *, base: Base | None = None) -> dict[str, Any]:
         row = self.saved.get(check_name(name))

@@ -8,6 +8,7 @@ claimed in the inbox leaves every kept figure as it is.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import orjson
@@ -35,6 +36,24 @@ def audience_sizes(request: Request) -> Snapshot:
     return _snap(request, ("sizes",), shop.audiences.list)
 
 
+def base(request: Request) -> Snapshot:
+    """What every audience's reach is measured against (people known, active, buying; revenue): one
+    figure of the whole shop, kept once for all audiences."""
+    shop = dashboard_of(request).shop
+    return _snap(request, ("base",), shop.audiences.base, shop_wide=True)
+
+
+def saved(request: Request, name: str, where: Any, description: str | None) -> tuple[dict[str, Any], bool]:
+    """Save an audience (`AudienceService.put`), measured against the kept base, and keep its reach for
+    the page the marketer is sent to next."""
+    shop = dashboard_of(request).shop
+    started = time.monotonic()
+    found, created = shop.audiences.put(name, where, description, base=base(request).value)
+    key = (definitions(shop), "reach", name, _text(found["where"]))
+    dashboard_of(request).snapshots.keep(key, found, time.monotonic() - started)
+    return found, created
+
+
 def reach(request: Request, name: str) -> Snapshot:
     """A saved audience as `AudienceService.show` gives it: its row, condition and reach, measured
     against the shop-wide base (people known, active, buying; revenue), which is kept too, once for all
@@ -43,8 +62,7 @@ def reach(request: Request, name: str) -> Snapshot:
     row = shop.audiences.saved.get(check_name(name))  # NotFound: a 404 page; a malformed name: 400
 
     def compute() -> Any:
-        base = _snap(request, ("base",), shop.audiences.base, shop_wide=True)
-        return shop.audiences.show(name, base=base.value)
+        return shop.audiences.show(name, base=base(request).value)
 
     return _snap(request, ("reach", name, _text(row.condition)), compute)
 

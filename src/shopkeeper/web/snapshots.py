@@ -69,6 +69,13 @@ class Snapshots:
             ).start()
         return kept
 
+    def keep(self, key: Hashable, value: Any, seconds: float) -> None:
+        """Keep a figure computed elsewhere (as a change was saved), as if `get` had computed it."""
+        if self._max_age > 0:
+            done = time.monotonic()
+            with self._lock:
+                self._kept[key] = Snapshot(value, datetime.now(UTC), done, seconds, self._max_age)
+
     def _forget_old(self) -> None:
         """Drop what is too old to show (and figures kept under definitions changed since)."""
         limit = self._max_age * STALE_LIMIT

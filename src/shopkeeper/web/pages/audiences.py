@@ -128,7 +128,7 @@ def save(request: Request, form: Form = Depends(posted), session: Session = MARK
                 f"an audience named {name} exists already: open it to change it, or choose another name",
                 field="name",
             )
-        found, created = shop.audiences.put(name, condition, draft.description.strip() or None)
+        found, created = figures.saved(request, name, condition, draft.description.strip() or None)
     except ShopkeeperError as exc:
         if exc.status >= 500:
             raise
