@@ -46,6 +46,7 @@ from shopkeeper.store import Store
 from shopkeeper.store.deadline import unavailable_from
 from shopkeeper.web import error_page
 from shopkeeper.web import mount as mount_dashboard
+from shopkeeper.web import warm as warm_figures
 
 log = logging.getLogger("shopkeeper.api")
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         if settings.warm_people > 0:
             # Load the newest model now, not on the first decision, so preparing starts at once.
             threading.Thread(target=shop.decider.bundle, name="shopkeeper-load", daemon=True).start()
+        warming = warm_figures(board)  # the dashboard overview's slow figures, likewise
         stop = threading.Event()
         moments = worker = None
         if settings.serve_worker:
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             if not moments.is_alive():
                 worker.close()  # its SMTP connection; a thread still sending closes its own at exit
         state.deciding.shutdown(wait=True)
+        if warming is not None:
+            warming.join(timeout=10)  # before the store it reads is closed
         shop.close()  # stores the waiting decisions; closes the store only if it opened it
 
     app = FastAPI(
@@ -104,7 +108,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(personas.router)
     app.include_router(templates.router)
     app.include_router(centre.router)
-    mount_dashboard(app, shop, settings)  # /dashboard: the pages, for the shop's own people
+    board = mount_dashboard(app, shop, settings)  # /dashboard: the pages, for the shop's own people
     _add_health(app, state)
     _add_error_handlers(app)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)

@@ -9,6 +9,7 @@ without JavaScript. `mount` adds the pages to the API's app; the pages reach the
 from __future__ import annotations
 
 from shopkeeper.web.core import error_page
+from shopkeeper.web.figures import warm
 from shopkeeper.web.site import mount
 
-__all__ = ["error_page", "mount"]
+__all__ = ["error_page", "mount", "warm"]

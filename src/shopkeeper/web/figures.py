@@ -8,15 +8,20 @@ claimed in the inbox leaves every kept figure as it is.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import time
 from typing import Any
 
 import orjson
 from fastapi import Request
 
+from shopkeeper.experiments import HOLDOUT
 from shopkeeper.personas.audiences import check_name
-from shopkeeper.web.core import dashboard_of
+from shopkeeper.web.core import Dashboard, dashboard_of
 from shopkeeper.web.snapshots import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 def wants_fresh(request: Request) -> bool:
@@ -32,8 +37,27 @@ def report(request: Request, name: str) -> Snapshot:
 
 def audience_sizes(request: Request) -> Snapshot:
     """Every saved audience with its size (`AudienceService.list`)."""
-    shop = dashboard_of(request).shop
-    return _snap(request, ("sizes",), shop.audiences.list)
+    return _snap(request, ("sizes",), dashboard_of(request).shop.audiences.list)
+
+
+def warm(board: Dashboard) -> threading.Thread | None:
+    """Compute the overview's figures (the holdout's report, the audiences' sizes) in the background as
+    the server starts, so that its first view does not wait for them; as the model is loaded."""
+    if board.settings.dashboard_snapshot_seconds <= 0:
+        return None
+
+    def run() -> None:
+        try:
+            shop, kept = board.shop, board.snapshots
+            now = definitions(shop)
+            kept.get((now, "report", HOLDOUT), lambda: shop.experiments.report_over_time(HOLDOUT))
+            kept.get((now, "sizes"), shop.audiences.list)
+        except Exception as error:  # a store closed meanwhile, or down: the pages compute them when asked
+            log.warning("the dashboard's figures could not be computed at start: %s", type(error).__name__)
+
+    thread = threading.Thread(target=run, name="shopkeeper-figures", daemon=True)
+    thread.start()
+    return thread
 
 
 def base(request: Request) -> Snapshot:
