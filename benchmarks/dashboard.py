@@ -14,9 +14,9 @@ byte read; p50 and p95 of each, and the ratio page p95 / JSON p95 (p50 too, whic
 that no route of the app answers does not exist yet and is reported "not built"; any status but 200 is
 reported as it is. The pages whose slow figures are kept for a minute (`web/snapshots.py`: the overview,
 the audiences and the holdout report) are also asked with `?fresh=1`, which computes them while the page
-waits, as at the first view after a start or a dashboard change: that "cold" p95 is shown beside the
-steady state and recorded, not judged. A page that misses its goal is profiled (cProfile on its handler,
-every SQL statement timed) and the top of that printed, to say where its time goes.
+waits, as at the first view after an audience, a persona or an experiment changed: that "cold" p95 is
+shown beside the steady state and recorded, not judged. A page that misses its goal is profiled (cProfile
+on its handler, every SQL statement timed) and the top of that printed, to say where its time goes.
 
 Both shops are built once and kept in benchmarks/results/dashboard/ (`dashboard_support/shops.py`);
 each run measures a fresh copy. Building the big shop takes minutes (each step is timed and printed).
@@ -268,9 +268,9 @@ def print_table(
     console.print(table)
     console.print(
         "cold p95: the pages whose slow figures are kept (SHOPKEEPER_DASHBOARD_SNAPSHOT_SECONDS, 60 s), "
-        "asked with ?fresh=1 so that they are computed while the page waits, as at the first view after a "
-        f"start or a dashboard change ({effort.least} asks each); page p95 is the steady state, where kept "
-        "figures are refreshed in the background."
+        "asked with ?fresh=1 so that they are computed while the page waits, as at the first view after an "
+        f"audience, a persona or an experiment changed ({effort.least} asks each); page p95 is the steady "
+        "state, where kept figures are refreshed in the background."
     )
 
 
@@ -305,7 +305,7 @@ def record_goals(shop: str, rows: list[Row], goal: float) -> None:
                 f"{ms(row.p('cold', 95))} ms",
                 anchor=f"the page with its figures kept p95 {ms(row.p('page', 95))} ms",
                 ratio=row.p("cold", 95) / row.p("page", 95),
-                goal="not judged: the first view after a start or a dashboard change",
+                goal="not judged: the first view after a definition changed, or when asked",
                 met=None,
             )
 
