@@ -11,13 +11,14 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import Request
 
 from shopkeeper.experiments import HOLDOUT
-from shopkeeper.personas.audiences import check_name
+from shopkeeper.shop import Shop
 from shopkeeper.web.core import Dashboard, dashboard_of
 from shopkeeper.web.snapshots import Snapshot
 
@@ -29,15 +30,25 @@ def wants_fresh(request: Request) -> bool:
     return request.query_params.get("fresh") == "1"
 
 
+Figure = tuple[tuple[Any, ...], Callable[[], Any]]  # its key (under the definitions), and how to compute it
+
+
 def report(request: Request, name: str) -> Snapshot:
     """An experiment's (or the holdout's) report and its sequential view: `report_over_time`."""
-    shop = dashboard_of(request).shop
-    return _snap(request, ("report", name), lambda: shop.experiments.report_over_time(name))
+    return _snap(request, *_report(dashboard_of(request).shop, name))
 
 
 def audience_sizes(request: Request) -> Snapshot:
     """Every saved audience with its size (`AudienceService.list`)."""
-    return _snap(request, ("sizes",), dashboard_of(request).shop.audiences.list)
+    return _snap(request, *_sizes(dashboard_of(request).shop))
+
+
+def _report(shop: Shop, name: str) -> Figure:
+    return ("report", name), lambda: shop.experiments.report_over_time(name)
+
+
+def _sizes(shop: Shop) -> Figure:
+    return ("sizes",), shop.audiences.list
 
 
 def warm(board: Dashboard) -> threading.Thread | None:
@@ -48,10 +59,9 @@ def warm(board: Dashboard) -> threading.Thread | None:
 
     def run() -> None:
         try:
-            shop, kept = board.shop, board.snapshots
-            now = definitions(shop)
-            kept.get((now, "report", HOLDOUT), lambda: shop.experiments.report_over_time(HOLDOUT))
-            kept.get((now, "sizes"), shop.audiences.list)
+            now = definitions(board.shop)
+            for key, compute in (_report(board.shop, HOLDOUT), _sizes(board.shop)):
+                board.snapshots.get((now, *key), compute)
         except Exception as error:  # a store closed meanwhile, or down: the pages compute them when asked
             log.warning("the dashboard's figures could not be computed at start: %s", type(error).__name__)
 
@@ -73,22 +83,18 @@ def saved(request: Request, name: str, where: Any, description: str | None) -> t
     shop = dashboard_of(request).shop
     started = time.monotonic()
     found, created = shop.audiences.put(name, where, description, base=base(request).value)
-    key = (definitions(shop), "reach", name, _text(found["where"]))
-    dashboard_of(request).snapshots.keep(key, found, time.monotonic() - started)
+    dashboard_of(request).snapshots.keep(
+        (definitions(shop), "reach", name), found, time.monotonic() - started
+    )
     return found, created
 
 
 def reach(request: Request, name: str) -> Snapshot:
     """A saved audience as `AudienceService.show` gives it: its row, condition and reach, measured
     against the shop-wide base (people known, active, buying; revenue), which is kept too, once for all
-    audiences."""
+    audiences. NotFound (a 404 page) or InvalidInput (a malformed name: 400) when it is computed."""
     shop = dashboard_of(request).shop
-    row = shop.audiences.saved.get(check_name(name))  # NotFound: a 404 page; a malformed name: 400
-
-    def compute() -> Any:
-        return shop.audiences.show(name, base=base(request).value)
-
-    return _snap(request, ("reach", name, _text(row.condition)), compute)
+    return _snap(request, ("reach", name), lambda: shop.audiences.show(name, base=base(request).value))
 
 
 def oldest(*snapshots: Snapshot) -> Snapshot:
@@ -97,9 +103,9 @@ def oldest(*snapshots: Snapshot) -> Snapshot:
 
 
 def definitions(shop: Any) -> str:
-    """A digest of what the figures are computed from besides the events: each saved audience (an edit
-    bumps its time), each persona (a run or a rename), and each experiment's state. Three small reads."""
-    audiences = [(a.name, a.updated_at) for a in shop.audiences.saved.list()]
+    """A digest of what the figures are computed from besides the events: each saved audience (its
+    condition), each persona (a run or a rename), and each experiment's state. Three small reads."""
+    audiences = [(a.name, a.condition, a.updated_at) for a in shop.audiences.saved.list()]
     personas = [(p.persona_id, p.run_id, p.updated_at) for p in shop.store.personas.all()]
     experiments = [
         (e.name, e.status, e.stopped_at, e.weights, e.audience) for e in shop.store.experiments.list()
@@ -118,7 +124,3 @@ def _snap(request: Request, key: tuple[Any, ...], compute: Any, *, shop_wide: bo
             state.definitions = definitions(board.shop)
         key = (state.definitions, *key)
     return board.snapshots.get(key, compute, fresh=wants_fresh(request))
-
-
-def _text(condition: Any) -> str:
-    return orjson.dumps(condition, option=orjson.OPT_SORT_KEYS).decode()

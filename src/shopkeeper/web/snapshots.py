@@ -72,9 +72,8 @@ class Snapshots:
     def keep(self, key: Hashable, value: Any, seconds: float) -> None:
         """Keep a figure computed elsewhere (as a change was saved), as if `get` had computed it."""
         if self._max_age > 0:
-            done = time.monotonic()
-            with self._lock:
-                self._kept[key] = Snapshot(value, datetime.now(UTC), done, seconds, self._max_age)
+            made = Snapshot(value, datetime.now(UTC), time.monotonic(), seconds, self._max_age)
+            self._keep(key, made, self._generation)
 
     def _forget_old(self) -> None:
         """Drop what is too old to show (and figures kept under definitions changed since)."""
