@@ -1,0 +1,1 @@
+"""Parts of benchmarks/moments.py: the simulated shop, and sending by SMTP."""
